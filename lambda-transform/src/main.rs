@@ -1,1 +1,52 @@
-fn main() {}
+//! `firetail-transform`: the Lambda entry point. All logic lives in the library.
+
+use std::io::Write as _;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use firetail_transform::{
+    Config, FirehoseEvent, FirehoseResponse, FirehoseSink, handle, metrics, now_ms,
+};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let config = Arc::new(
+        Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?,
+    );
+    let sink = Arc::new(FirehoseSink::new());
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<FirehoseEvent>| {
+        let (config, sink) = (Arc::clone(&config), Arc::clone(&sink));
+        async move { invoke(event, &config, &sink).await }
+    }))
+    .await
+}
+
+async fn invoke(
+    event: LambdaEvent<FirehoseEvent>,
+    config: &Config,
+    sink: &FirehoseSink,
+) -> Result<FirehoseResponse, Error> {
+    let (payload, context) = (event.payload, event.context);
+    sink.set_fallback_region(&payload.region);
+    let deadline = deadline_instant(context.deadline);
+    let (response, stats) = handle(&payload, config, sink, deadline).await;
+    let line = metrics::emf_line(
+        &stats,
+        &context.env_config.function_name,
+        config.destination,
+        now_ms(),
+    );
+    // EMF must be a line of its own on stdout, whatever the tracing format.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "{line}");
+    Ok(response)
+}
+
+/// The invocation deadline (epoch ms from the Runtime API) as an `Instant`.
+fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
+    let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
+    let left = deadline.duration_since(SystemTime::now()).ok()?;
+    Some(Instant::now() + left)
+}

@@ -1,0 +1,230 @@
+//! Record payloads: base64, optional gzip (capped), and what kind of payload is inside.
+
+use std::io::Read;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use flate2::read::MultiGzDecoder;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Why a record's payload could not be read; the record becomes `ProcessingFailed` and
+/// Firehose keeps its original bytes in the backup bucket.
+#[derive(Debug, Error)]
+pub enum DecodeError {
+    #[error("record data is not valid base64: {0}")]
+    Base64(#[from] base64::DecodeError),
+    #[error("gzip payload is corrupt or truncated: {0}")]
+    Gzip(std::io::Error),
+    #[error(
+        "gzip payload inflates past {limit_bytes} bytes (FIRETAIL_MAX_DECOMPRESSED_BYTES); refusing a possible gzip bomb"
+    )]
+    TooLarge { limit_bytes: usize },
+}
+
+/// A record's bytes after base64 and gzip.
+#[derive(Debug)]
+pub struct Decoded {
+    /// The bytes exactly as the producer sent them (needed for re-ingest).
+    pub raw: Vec<u8>,
+    /// The inflated payload when `raw` was gzip.
+    pub inflated: Option<Vec<u8>>,
+}
+
+impl Decoded {
+    pub fn payload(&self) -> &[u8] {
+        self.inflated.as_deref().unwrap_or(&self.raw)
+    }
+
+    pub fn was_gzip(&self) -> bool {
+        self.inflated.is_some()
+    }
+}
+
+/// Decodes base64 and, when the bytes start with the gzip magic, inflates them without ever
+/// holding more than `max_decompressed_bytes` (+1) of output.
+pub fn decode_record(
+    data_b64: &str,
+    max_decompressed_bytes: usize,
+) -> Result<Decoded, DecodeError> {
+    let raw = STANDARD.decode(data_b64)?;
+    let inflated = if raw.starts_with(&GZIP_MAGIC) {
+        Some(gunzip_capped(&raw, max_decompressed_bytes)?)
+    } else {
+        None
+    };
+    Ok(Decoded { raw, inflated })
+}
+
+/// Inflates every gzip member in `bytes`, failing once the output passes `max_bytes`.
+pub fn gunzip_capped(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
+    let mut out = Vec::with_capacity((bytes.len() * 4).min(max_bytes.saturating_add(1)));
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    MultiGzDecoder::new(bytes)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(DecodeError::Gzip)?;
+    if out.len() > max_bytes {
+        return Err(DecodeError::TooLarge {
+            limit_bytes: max_bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// A CloudWatch Logs subscription message.
+/// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/SubscriptionFilters.html>
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CwlEnvelope {
+    pub message_type: String,
+    #[serde(default)]
+    pub owner: String,
+    #[serde(default)]
+    pub log_group: String,
+    #[serde(default)]
+    pub log_stream: String,
+    #[serde(default)]
+    pub subscription_filters: Vec<String>,
+    #[serde(default)]
+    pub log_events: Vec<CwlEvent>,
+}
+
+/// One event of a CloudWatch Logs subscription message.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct CwlEvent {
+    #[serde(default)]
+    pub id: String,
+    #[serde(default)]
+    pub timestamp: i64,
+    #[serde(default)]
+    pub message: String,
+}
+
+/// What a payload holds.
+#[derive(Debug)]
+pub enum Payload<'a> {
+    /// A CloudWatch Logs subscription message (`DATA_MESSAGE` or `CONTROL_MESSAGE`).
+    CloudWatch(CwlEnvelope),
+    /// One JSON object per line (a single event, or a packed NDJSON record).
+    Lines(Vec<&'a [u8]>),
+    /// Not JSON lines: the whole payload is one message.
+    Text(&'a [u8]),
+    /// Nothing but white space.
+    Empty,
+}
+
+/// Classifies a payload; never fails — what is not recognised is text.
+pub fn classify(payload: &[u8]) -> Payload<'_> {
+    let trimmed = payload.trim_ascii();
+    if trimmed.is_empty() {
+        return Payload::Empty;
+    }
+    if trimmed[0] == b'{'
+        && looks_like_cloudwatch(trimmed)
+        && let Ok(env) = serde_json::from_slice::<CwlEnvelope>(trimmed)
+    {
+        return Payload::CloudWatch(env);
+    }
+    if trimmed[0] != b'{' {
+        return Payload::Text(trimmed);
+    }
+    let lines = trimmed
+        .split(|&b| b == b'\n')
+        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
+        .filter(|l| !l.trim_ascii().is_empty())
+        .collect();
+    Payload::Lines(lines)
+}
+
+/// CloudWatch Logs writes `messageType` first; checking the head avoids a failed full parse
+/// of every ordinary event.
+fn looks_like_cloudwatch(payload: &[u8]) -> bool {
+    let head = &payload[..payload.len().min(64)];
+    memchr::memmem::find(head, b"\"messageType\"").is_some()
+        && memchr::memmem::find(payload, b"\"logEvents\"").is_some()
+}
+
+/// Compresses `bytes` as one gzip member.
+pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
+    use std::io::Write as _;
+    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), level);
+    // Writing into a Vec cannot fail.
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn b64(bytes: &[u8]) -> String {
+        STANDARD.encode(bytes)
+    }
+
+    #[test]
+    fn plain_and_gzip() {
+        let d = decode_record(&b64(b"hello"), 1024).unwrap();
+        assert_eq!(d.payload(), b"hello");
+        assert!(!d.was_gzip());
+        let gz = gzip(b"{\"a\":1}\n{\"a\":2}\n", flate2::Compression::fast());
+        let d = decode_record(&b64(&gz), 1024).unwrap();
+        assert!(d.was_gzip());
+        assert_eq!(d.raw, gz);
+        assert!(matches!(classify(d.payload()), Payload::Lines(l) if l.len() == 2));
+    }
+
+    #[test]
+    fn concatenated_members_are_one_payload() {
+        let mut gz = gzip(b"{\"a\":1}\n", flate2::Compression::fast());
+        gz.extend(gzip(b"{\"a\":2}\n", flate2::Compression::fast()));
+        assert_eq!(gunzip_capped(&gz, 100).unwrap(), b"{\"a\":1}\n{\"a\":2}\n");
+    }
+
+    #[test]
+    fn bad_input_is_an_error_not_a_panic() {
+        assert!(matches!(
+            decode_record("not base64!!", 10),
+            Err(DecodeError::Base64(_))
+        ));
+        let gz = gzip(&[b'x'; 10_000], flate2::Compression::best());
+        assert!(matches!(
+            decode_record(&b64(&gz[..gz.len() / 2]), 1 << 20),
+            Err(DecodeError::Gzip(_))
+        ));
+        assert!(matches!(
+            decode_record(&b64(&gz), 9_999),
+            Err(DecodeError::TooLarge { limit_bytes: 9_999 })
+        ));
+        assert!(decode_record(&b64(&gz), 10_000).is_ok());
+        assert!(matches!(
+            decode_record(&b64(&[0x1f, 0x8b]), 100),
+            Err(DecodeError::Gzip(_))
+        ));
+    }
+
+    #[test]
+    fn classifies_payloads() {
+        assert!(matches!(classify(b"  \n"), Payload::Empty));
+        assert!(
+            matches!(classify(b"plain text\nsecond line\n"), Payload::Text(t) if t == b"plain text\nsecond line")
+        );
+        assert!(matches!(classify(b"[1,2]"), Payload::Text(_)));
+        assert!(
+            matches!(classify(b"{\"log\":\"x\"}\r\n\r\n{\"log\":\"y\"}"), Payload::Lines(l) if l == vec![&b"{\"log\":\"x\"}"[..], b"{\"log\":\"y\"}"])
+        );
+        let cwl = br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#;
+        assert!(
+            matches!(classify(cwl), Payload::CloudWatch(e) if e.message_type == "CONTROL_MESSAGE")
+        );
+        // Looks like CloudWatch but is not: falls back to lines, nothing lost.
+        assert!(
+            matches!(classify(br#"{"messageType":"x","logEvents":5}"#), Payload::Lines(l) if l.len() == 1)
+        );
+    }
+}

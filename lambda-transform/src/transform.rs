@@ -1,0 +1,395 @@
+//! The pure transform: a Firehose invocation in, a result for every record out.
+//!
+//! No I/O happens here. Records that cannot go back in this response (the 6 MB budget, or the
+//! tail of a packed record whose output would pass the record limit) come back as re-ingest
+//! payloads; the shell in `lib.rs` sends them and settles the final result.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use flate2::Compression;
+use serde::Serialize;
+use tracing::warn;
+
+use crate::config::{Config, Destination, S3Compression};
+use crate::decode::{self, CwlEnvelope, Decoded, Payload};
+use crate::event::{FirehoseEvent, OutputRecord, RecordResult};
+use crate::render::{CloudWatchOrigin, EventContext, Rendered, Renderer, write_json_str};
+
+/// The decision for one input record, before re-ingest.
+#[derive(Debug)]
+pub struct PlannedRecord {
+    pub record_id: String,
+    pub result: RecordResult,
+    /// Base64 of the output (only for `Ok`).
+    pub data: Option<String>,
+    /// Payloads to put back into the delivery stream. The record's result stands only if all
+    /// of them are accepted; otherwise it becomes `ProcessingFailed`.
+    pub reingest: Vec<Vec<u8>>,
+}
+
+/// Counters for one invocation (emitted as CloudWatch metrics).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Stats {
+    pub records_in: u64,
+    pub records_ok: u64,
+    pub records_dropped: u64,
+    pub records_failed: u64,
+    /// Records (whole or their overflowing tail) put back into the stream.
+    pub records_reingested: u64,
+    pub events_in: u64,
+    pub events_out: u64,
+    pub events_filtered: u64,
+    /// Decoded (and inflated) payload bytes.
+    pub bytes_in: u64,
+    /// Output bytes before base64.
+    pub bytes_out: u64,
+}
+
+/// The outcome of [`plan`].
+#[derive(Debug)]
+pub struct Plan {
+    pub records: Vec<PlannedRecord>,
+    pub stats: Stats,
+}
+
+/// Transforms every record of `event`. `now_ms` stands in for a missing arrival time.
+pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
+    let mut renderer = Renderer::new(config);
+    let mut stats = Stats::default();
+    let mut scratch = Scratch::default();
+
+    // Every record needs its id and result in the response whatever happens; reserve that
+    // first, the rest of the budget goes to data in record order.
+    let skeleton: usize = 16
+        + event
+            .records
+            .iter()
+            .map(|r| OutputRecord::encoded_len(&r.record_id, RecordResult::ProcessingFailed, None))
+            .sum::<usize>();
+    let data_budget = config.response_limit_bytes.saturating_sub(skeleton);
+    let mut budget_left = data_budget;
+
+    let mut records = Vec::with_capacity(event.records.len());
+    for record in &event.records {
+        stats.records_in += 1;
+        let arrival_ms = record.arrival_ms().unwrap_or(now_ms);
+        let mut planned = PlannedRecord {
+            record_id: record.record_id.clone(),
+            result: RecordResult::ProcessingFailed,
+            data: None,
+            reingest: Vec::new(),
+        };
+        let decoded = match decode::decode_record(&record.data, config.max_decompressed_bytes) {
+            Ok(d) => d,
+            Err(error) => {
+                warn!(record_id = %record.record_id, %error, "record cannot be decoded; Firehose keeps the original in the backup bucket");
+                records.push(planned);
+                continue;
+            }
+        };
+        stats.bytes_in += decoded.payload().len() as u64;
+
+        match shape(
+            &mut renderer,
+            &mut scratch,
+            &decoded,
+            arrival_ms,
+            config,
+            &mut stats,
+        ) {
+            Shaped::Dropped => planned.result = RecordResult::Dropped,
+            Shaped::Failed(reason) => {
+                warn!(record_id = %record.record_id, reason, "record cannot be transformed; Firehose keeps the original in the backup bucket");
+            }
+            Shaped::Output { bytes, remainder } => {
+                let cost = 10 + base64_len(bytes.len());
+                if cost > data_budget {
+                    warn!(record_id = %record.record_id, output_bytes = bytes.len(), "transformed record alone exceeds the response limit; Firehose keeps the original in the backup bucket");
+                } else if cost > budget_left {
+                    // No room in this response: hand the original back to the stream, as
+                    // AWS's CloudWatch Logs processor blueprint does.
+                    planned.result = RecordResult::Dropped;
+                    planned.reingest.push(decoded.raw);
+                    stats.records_reingested += 1;
+                } else {
+                    budget_left -= cost;
+                    stats.bytes_out += bytes.len() as u64;
+                    planned.result = RecordResult::Ok;
+                    planned.data = Some(STANDARD.encode(&bytes));
+                    if let Some(rest) = remainder {
+                        planned.reingest.push(rest);
+                        stats.records_reingested += 1;
+                    }
+                }
+            }
+        }
+        records.push(planned);
+    }
+    for r in &records {
+        match r.result {
+            RecordResult::Ok => stats.records_ok += 1,
+            RecordResult::Dropped => stats.records_dropped += 1,
+            RecordResult::ProcessingFailed => stats.records_failed += 1,
+        }
+    }
+    Plan { records, stats }
+}
+
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+enum Shaped {
+    Output {
+        bytes: Vec<u8>,
+        /// The source events that did not fit the output record, to re-ingest.
+        remainder: Option<Vec<u8>>,
+    },
+    Dropped,
+    Failed(String),
+}
+
+/// Reused buffers: rendered events back to back, with their ends, times and source indexes.
+#[derive(Default)]
+struct Scratch {
+    buf: Vec<u8>,
+    events: Vec<RenderedEvent>,
+}
+
+struct RenderedEvent {
+    end: usize,
+    time_ms: i64,
+    source_index: usize,
+}
+
+/// The source of a record's events, kept to rebuild a re-ingest payload for a tail.
+enum Source<'a> {
+    Lines(Vec<&'a [u8]>),
+    CloudWatch(CwlEnvelope),
+    Text(&'a [u8]),
+}
+
+fn shape(
+    renderer: &mut Renderer<'_>,
+    scratch: &mut Scratch,
+    decoded: &Decoded,
+    arrival_ms: i64,
+    config: &Config,
+    stats: &mut Stats,
+) -> Shaped {
+    let source = match decode::classify(decoded.payload()) {
+        Payload::Empty => return Shaped::Dropped,
+        Payload::CloudWatch(env) if env.message_type == "CONTROL_MESSAGE" => {
+            return Shaped::Dropped;
+        }
+        Payload::CloudWatch(env) => Source::CloudWatch(env),
+        Payload::Lines(lines) => Source::Lines(lines),
+        Payload::Text(text) => Source::Text(text),
+    };
+
+    scratch.buf.clear();
+    scratch.events.clear();
+    let mut render = |bytes: &[u8], ctx: EventContext<'_>, index: usize, scratch: &mut Scratch| {
+        stats.events_in += 1;
+        match renderer.render(bytes, ctx, &mut scratch.buf) {
+            Rendered::Written { time_ms } => scratch.events.push(RenderedEvent {
+                end: scratch.buf.len(),
+                time_ms,
+                source_index: index,
+            }),
+            Rendered::Filtered => stats.events_filtered += 1,
+        }
+    };
+    let mut origin = None;
+    match &source {
+        Source::Lines(lines) => {
+            for (i, line) in lines.iter().enumerate() {
+                let ctx = EventContext {
+                    default_time_ms: arrival_ms,
+                    cloudwatch: None,
+                };
+                render(line, ctx, i, scratch);
+            }
+        }
+        Source::Text(text) => {
+            let ctx = EventContext {
+                default_time_ms: arrival_ms,
+                cloudwatch: None,
+            };
+            render(text, ctx, 0, scratch);
+        }
+        Source::CloudWatch(env) => {
+            let o = CloudWatchOrigin {
+                owner: env.owner.clone(),
+                log_group: env.log_group.clone(),
+                log_stream: env.log_stream.clone(),
+            };
+            for (i, e) in env.log_events.iter().enumerate() {
+                let time = if e.timestamp > 0 {
+                    e.timestamp
+                } else {
+                    arrival_ms
+                };
+                let ctx = EventContext {
+                    default_time_ms: time,
+                    cloudwatch: Some(&o),
+                };
+                render(e.message.as_bytes(), ctx, i, scratch);
+            }
+            origin = Some(o);
+        }
+    }
+    let n = scratch.events.len();
+    if n == 0 {
+        return Shaped::Dropped;
+    }
+    if n > 1 && config.destination == Destination::OpenSearch {
+        return Shaped::Failed(format!(
+            "a packed record ({n} events) cannot become one OpenSearch document; \
+             set FIRETAIL_RECORD_FORMAT=json on the firetail sidecar"
+        ));
+    }
+
+    let envelope = Envelope::new(origin.as_ref(), renderer);
+    let max = config.max_output_record_bytes;
+    let mut count = n;
+    loop {
+        let bytes = assemble(scratch, count, config, &envelope);
+        if bytes.len() <= max
+            || (count == 1 && n == 1 && config.destination == Destination::OpenSearch)
+        {
+            stats.events_out += count as u64;
+            let remainder = (count < n).then(|| {
+                let first = scratch.events[count].source_index;
+                remainder_payload(&source, first, decoded.was_gzip())
+            });
+            return Shaped::Output { bytes, remainder };
+        }
+        if count == 1 {
+            return Shaped::Failed(format!(
+                "one event's output is {} bytes, over the {max}-byte record limit",
+                bytes.len()
+            ));
+        }
+        // Shrink in proportion to the overshoot, with a margin so one retry usually fits.
+        let estimate = (count as u128 * max as u128 * 9 / 10 / bytes.len() as u128) as usize;
+        count = estimate.clamp(1, count - 1);
+    }
+}
+
+/// How a packed Datadog record is named when it is not a CloudWatch message already.
+struct Envelope {
+    owner: String,
+    log_group: String,
+    log_stream: String,
+}
+
+impl Envelope {
+    fn new(origin: Option<&CloudWatchOrigin>, renderer: &Renderer<'_>) -> Envelope {
+        if let Some(o) = origin {
+            return Envelope {
+                owner: o.owner.clone(),
+                log_group: o.log_group.clone(),
+                log_stream: o.log_stream.clone(),
+            };
+        }
+        let tag = |k: &str| {
+            renderer
+                .last_tags()
+                .and_then(|t| t.get(k))
+                .unwrap_or("unknown")
+                .to_owned()
+        };
+        Envelope {
+            owner: "firetail".to_owned(),
+            log_group: format!("/firetail/{}", tag("kube_namespace")),
+            log_stream: format!("{}/{}", tag("pod_name"), tag("kube_container_name")),
+        }
+    }
+}
+
+/// Builds the output record from the first `count` rendered events.
+fn assemble(scratch: &Scratch, count: usize, config: &Config, envelope: &Envelope) -> Vec<u8> {
+    let events = &scratch.events[..count];
+    let total_len = events.last().map_or(0, |e| e.end);
+    let objects = || {
+        let mut start = 0;
+        events.iter().map(move |e| {
+            let object = &scratch.buf[start..e.end];
+            start = e.end;
+            (object, e)
+        })
+    };
+    match config.destination {
+        Destination::Datadog => {
+            let single = &scratch.buf[..total_len];
+            if count == 1
+                && scratch.events.len() == 1
+                && single.len() <= config.max_output_record_bytes
+            {
+                return single.to_vec();
+            }
+            // A gzip CloudWatch Logs message: Datadog's Firehose intake splits it into logs.
+            let mut json = Vec::with_capacity(total_len + total_len / 8 + count * 48 + 256);
+            json.extend_from_slice(b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":");
+            write_json_str(&mut json, &envelope.owner);
+            json.extend_from_slice(b",\"logGroup\":");
+            write_json_str(&mut json, &envelope.log_group);
+            json.extend_from_slice(b",\"logStream\":");
+            write_json_str(&mut json, &envelope.log_stream);
+            json.extend_from_slice(b",\"subscriptionFilters\":[\"firetail\"],\"logEvents\":[");
+            for (i, (object, e)) in objects().enumerate() {
+                if i > 0 {
+                    json.push(b',');
+                }
+                json.extend_from_slice(b"{\"id\":\"");
+                json.extend_from_slice(i.to_string().as_bytes());
+                json.extend_from_slice(b"\",\"timestamp\":");
+                json.extend_from_slice(e.time_ms.to_string().as_bytes());
+                json.extend_from_slice(b",\"message\":");
+                write_json_str(&mut json, &String::from_utf8_lossy(object));
+                json.push(b'}');
+            }
+            json.extend_from_slice(b"]}");
+            decode::gzip(&json, Compression::fast())
+        }
+        Destination::OpenSearch => scratch.buf[..total_len].to_vec(),
+        Destination::S3 => {
+            let mut ndjson = Vec::with_capacity(total_len + count);
+            for (object, _) in objects() {
+                ndjson.extend_from_slice(object);
+                ndjson.push(b'\n');
+            }
+            match config.s3_compression {
+                S3Compression::Gzip => decode::gzip(&ndjson, Compression::fast()),
+                S3Compression::None => ndjson,
+            }
+        }
+    }
+}
+
+/// The source events from `first` on, in the record's original encoding.
+fn remainder_payload(source: &Source<'_>, first: usize, gzip: bool) -> Vec<u8> {
+    let plain = match source {
+        Source::Lines(lines) => {
+            let mut out = Vec::new();
+            for line in &lines[first..] {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+            out
+        }
+        Source::CloudWatch(env) => {
+            let mut rest = env.clone();
+            rest.log_events.drain(..first);
+            serde_json::to_vec(&rest).unwrap_or_default()
+        }
+        Source::Text(text) => text.to_vec(),
+    };
+    if gzip {
+        decode::gzip(&plain, Compression::fast())
+    } else {
+        plain
+    }
+}
