@@ -59,9 +59,11 @@ pub struct FirehoseResponse {
 pub struct OutputRecord {
     pub record_id: String,
     pub result: RecordResult,
-    /// Base64 of the transformed bytes; only for `Ok`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub data: Option<String>,
+    /// Base64 of the transformed bytes; empty unless `Ok`. Firehose requires the field on
+    /// every record, whatever the result.
+    /// <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-status-model.html>
+    #[serde(default)]
+    pub data: String,
 }
 
 /// The three results Firehose accepts.
@@ -77,22 +79,14 @@ pub enum RecordResult {
 
 impl OutputRecord {
     /// Bytes this record adds to the JSON response, including its separator.
-    pub fn encoded_len(
-        record_id: &str,
-        result: RecordResult,
-        data_b64_len: Option<usize>,
-    ) -> usize {
+    pub fn encoded_len(record_id: &str, result: RecordResult, data_b64_len: usize) -> usize {
         let result_len = match result {
             RecordResult::Ok => 2,
             RecordResult::Dropped => 7,
             RecordResult::ProcessingFailed => 16,
         };
-        // {"recordId":"…","result":"…"} plus ,"data":"…" and a comma.
-        let mut n = 30 + json_escaped_len(record_id) + result_len;
-        if let Some(d) = data_b64_len {
-            n += 10 + d;
-        }
-        n
+        // {"recordId":"…","result":"…","data":"…"} and a comma.
+        40 + json_escaped_len(record_id) + result_len + data_b64_len
     }
 }
 

@@ -76,7 +76,6 @@ pub async fn handle<S: RecordSink>(
                 }
                 stats.records_failed += 1;
                 record.result = RecordResult::ProcessingFailed;
-                record.data = None;
             }
         }
     }
@@ -87,7 +86,7 @@ pub async fn handle<S: RecordSink>(
             .map(|r| OutputRecord {
                 record_id: r.record_id,
                 result: r.result,
-                data: r.data,
+                data: r.data.unwrap_or_default(),
             })
             .collect(),
     };

@@ -65,7 +65,7 @@ pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
         + event
             .records
             .iter()
-            .map(|r| OutputRecord::encoded_len(&r.record_id, RecordResult::ProcessingFailed, None))
+            .map(|r| OutputRecord::encoded_len(&r.record_id, RecordResult::ProcessingFailed, 0))
             .sum::<usize>();
     let data_budget = config.response_limit_bytes.saturating_sub(skeleton);
     let mut budget_left = data_budget;
@@ -102,8 +102,12 @@ pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
             Shaped::Failed(reason) => {
                 warn!(record_id = %record.record_id, reason, "record cannot be transformed; Firehose keeps the original in the backup bucket");
             }
-            Shaped::Output { bytes, remainder } => {
-                let cost = 10 + base64_len(bytes.len());
+            Shaped::Output {
+                bytes,
+                remainder,
+                events,
+            } => {
+                let cost = base64_len(bytes.len());
                 if cost > data_budget {
                     warn!(record_id = %record.record_id, output_bytes = bytes.len(), "transformed record alone exceeds the response limit; Firehose keeps the original in the backup bucket");
                 } else if cost > budget_left {
@@ -115,6 +119,7 @@ pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
                 } else {
                     budget_left -= cost;
                     stats.bytes_out += bytes.len() as u64;
+                    stats.events_out += events as u64;
                     planned.result = RecordResult::Ok;
                     planned.data = Some(STANDARD.encode(&bytes));
                     if let Some(rest) = remainder {
@@ -143,6 +148,8 @@ fn base64_len(n: usize) -> usize {
 enum Shaped {
     Output {
         bytes: Vec<u8>,
+        /// Events in `bytes`.
+        events: usize,
         /// The source events that did not fit the output record, to re-ingest.
         remainder: Option<Vec<u8>>,
     },
@@ -259,12 +266,15 @@ fn shape(
         if bytes.len() <= max
             || (count == 1 && n == 1 && config.destination == Destination::OpenSearch)
         {
-            stats.events_out += count as u64;
             let remainder = (count < n).then(|| {
                 let first = scratch.events[count].source_index;
                 remainder_payload(&source, first, decoded.was_gzip())
             });
-            return Shaped::Output { bytes, remainder };
+            return Shaped::Output {
+                bytes,
+                remainder,
+                events: count,
+            };
         }
         if count == 1 {
             return Shaped::Failed(format!(
