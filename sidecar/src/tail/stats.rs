@@ -1,0 +1,81 @@
+//! Engine counters: shared atomics written by the engine, snapshotted by [`super::TailHandle::stats`].
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// A point-in-time copy of the engine's counters and gauges.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TailStats {
+    /// Files currently open (gauge).
+    pub files_open: u64,
+    /// Open files that were rotated away or deleted and are read to EOF (gauge).
+    pub files_orphaned: u64,
+    /// Files released after rotation/deletion.
+    pub files_released: u64,
+    pub bytes_read: u64,
+    pub events_emitted: u64,
+    /// Emitted, unacknowledged bytes (gauge).
+    pub inflight_bytes: u64,
+    /// Bytes read but not yet covered by the persisted checkpoint, summed over files (gauge).
+    pub checkpoint_lag_bytes: u64,
+    pub checkpoint_writes: u64,
+    pub checkpoint_errors: u64,
+    /// The saved checkpoint could not be loaded at startup (files were read from the start).
+    pub checkpoint_load_errors: u64,
+    pub open_errors: u64,
+    pub read_errors: u64,
+    pub discovery_errors: u64,
+    pub watch_errors: u64,
+    pub truncations: u64,
+    /// Pieces emitted for over-long lines.
+    pub line_parts: u64,
+    /// Unterminated last lines emitted after a quiet period, release or drain.
+    pub partial_flushes: u64,
+    /// Acks that confirmed nothing (duplicate or unknown range).
+    pub acks_ignored: u64,
+    /// Times reading stopped because the in-flight budget was used up.
+    pub backpressure_stalls: u64,
+}
+
+macro_rules! counters {
+    ($($name:ident),* $(,)?) => {
+        /// Live counters (everything in [`TailStats`] except what the ack side owns).
+        #[derive(Debug, Default)]
+        pub(crate) struct Counters { $(pub(crate) $name: AtomicU64,)* }
+
+        impl Counters {
+            pub(crate) fn snapshot(&self) -> TailStats {
+                TailStats { $($name: self.$name.load(Ordering::Relaxed),)* ..TailStats::default() }
+            }
+        }
+    };
+}
+
+counters!(
+    files_open,
+    files_orphaned,
+    files_released,
+    bytes_read,
+    events_emitted,
+    checkpoint_lag_bytes,
+    checkpoint_writes,
+    checkpoint_errors,
+    checkpoint_load_errors,
+    open_errors,
+    read_errors,
+    discovery_errors,
+    watch_errors,
+    truncations,
+    line_parts,
+    partial_flushes,
+    backpressure_stalls,
+);
+
+impl Counters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub(crate) fn set(gauge: &AtomicU64, n: u64) {
+        gauge.store(n, Ordering::Relaxed);
+    }
+}
