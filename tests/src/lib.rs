@@ -4,13 +4,27 @@
 //! # Layout
 //! - [`runtime_api`]: a Lambda Runtime API server and [`runtime_api::spawn_function`], to run
 //!   the real `firetail-transform` binary in a test.
+//! - [`moto`]: moto's server as Firehose + S3 on 127.0.0.1, with SDK helpers.
+//! - [`aws`]: real SDK clients and child-process environment for a local endpoint.
 //! - [`process`]: [`process::ChildGuard`], a child process killed on drop, output captured.
 //!
 //! Every server binds 127.0.0.1 on a free port and stops when its handle is dropped.
 
+pub mod aws;
+pub mod moto;
 pub mod process;
 pub mod runtime_api;
 mod server;
 
+pub use moto::MotoServer;
 pub use process::ChildGuard;
 pub use runtime_api::{InvokeError, RuntimeApi, spawn_function};
+
+/// A port on 127.0.0.1 that was free a moment ago, for servers that must be told a port
+/// (moto). Another process can take it before it is used: retry on a bind failure.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind(("127.0.0.1", 0))
+        .and_then(|listener| listener.local_addr())
+        .map(|addr| addr.port())
+        .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
+}
