@@ -1,7 +1,162 @@
-//! `firetail`: the log-shipping sidecar. The tailing engine and the Firehose sink land in
-//! follow-up work; this binary exists so the workspace layout is fixed from the start.
+//! `firetail`: tails log files on a shared emptyDir and ships them to Amazon Data Firehose.
+//!
+//! Layout: parse flags, set up logging, build the sink, serve metrics, and hand over to
+//! [`firetail_sidecar::run::run`] (or [`firetail_sidecar::check::check`]). Everything else
+//! lives in the library.
 
-fn main() {
-    eprintln!("firetail sidecar: not implemented yet");
-    std::process::exit(2);
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+use firetail_sidecar::config::{LogFormat, ShipArgs, SinkKind, TailArgs};
+use firetail_sidecar::metrics::{self, Observability};
+use firetail_sidecar::pack::Limits;
+use firetail_sidecar::run::{RunConfig, pod_info_from_env, run};
+use firetail_sidecar::sink::firehose::{FirehoseSink, client_config};
+use firetail_sidecar::sink::stdout::StdoutSink;
+
+/// Tails log files and ships them to Amazon Data Firehose.
+#[derive(Debug, Parser)]
+#[command(name = "firetail", version)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    ship: ShipArgs,
+    #[command(flatten)]
+    tail: TailArgs,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Tail and ship until SIGTERM (the default).
+    Run,
+    /// Validate the configuration, list the files that would be tailed, and check that the
+    /// delivery stream is ACTIVE; exit non-zero otherwise.
+    Check,
+}
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(cli.ship.log_format);
+    match real_main(cli).await {
+        Ok(code) => code,
+        Err(err) => {
+            tracing::error!(error = format!("{err:#}"), "firetail failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    let pod = pod_info_from_env(&cli.ship.podinfo_dir);
+    let firehose = match cli.ship.sink {
+        SinkKind::Firehose => {
+            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+            let conf = client_config(&sdk, Duration::from_secs(cli.ship.request_timeout_secs));
+            let stream = cli.ship.delivery_stream.clone().unwrap_or_default();
+            Some(FirehoseSink::new(
+                aws_sdk_firehose::Client::from_conf(conf),
+                stream,
+            ))
+        }
+        SinkKind::Stdout => None,
+    };
+    if matches!(cli.command, Some(Command::Check)) {
+        let mut report = Vec::new();
+        let result = firetail_sidecar::check::check(
+            &cli.ship,
+            &cli.tail,
+            &pod,
+            firehose.as_ref(),
+            &mut report,
+        )
+        .await;
+        for line in &report {
+            eprintln!("{line}");
+        }
+        return Ok(match result {
+            Ok(()) => {
+                eprintln!("check passed");
+                ExitCode::SUCCESS
+            }
+            Err(err) => {
+                eprintln!("check FAILED: {err}");
+                ExitCode::FAILURE
+            }
+        });
+    }
+    cli.ship.validate()?;
+    let tail = cli.tail.to_tail_config()?;
+    let obs = Arc::new(Observability::default());
+    let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let http = match cli.ship.metrics_socket()? {
+        Some(addr) => {
+            let listener = metrics::bind(addr)
+                .await
+                .with_context(|| format!("binding metrics address {addr}"))?;
+            let bound = listener.local_addr().unwrap_or(addr);
+            tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                Arc::clone(&obs),
+                async {
+                    let _ = http_stopped.await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let config = RunConfig {
+        ship: cli.ship,
+        tail,
+        pod,
+        obs,
+        limits: Limits::FIREHOSE,
+    };
+    let report = match firehose {
+        Some(sink) => run(config, sink, terminated()).await?,
+        None => run(config, StdoutSink, terminated()).await?,
+    };
+    let _ = stop_http.send(());
+    if let Some(http) = http {
+        let _ = http.await;
+    }
+    tracing::info!(
+        events = report.events_received,
+        unacked_bytes = report.drain.unacked_bytes,
+        "firetail stopped"
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Completes on SIGTERM (kubelet) or SIGINT (a terminal).
+async fn terminated() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        tracing::warn!("cannot install signal handlers; only a kill stops firetail");
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("FIRETAIL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+        LogFormat::Text => builder.init(),
+    }
 }

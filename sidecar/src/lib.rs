@@ -1,0 +1,24 @@
+//! firetail-sidecar: the library behind the `firetail` binary.
+//!
+//! # Layout
+//! - `tail`: turns log files into an ordered, acknowledged event stream (no AWS code).
+//! - [`check`]: `firetail check`.
+//! - [`config`]: the shipping flags (`FIRETAIL_*`).
+//! - [`enrich`]: pod metadata for the `kubernetes` object.
+//! - [`record`]: one event as the JSON object the transform reads.
+//! - [`pack`]: events into records, records into `PutRecordBatch` calls, within Firehose limits.
+//! - [`sink`]: the one trait at the Firehose boundary, with the real and the stdout sink.
+//! - [`run`]: the library entry point `run(config, sink, shutdown)`.
+//! - [`send`]: delivering a batch, resending only failed entries.
+//! - [`metrics`]: Prometheus metrics, health and their HTTP server.
+
+pub mod check;
+pub mod config;
+pub mod enrich;
+pub mod metrics;
+pub mod pack;
+pub mod record;
+pub mod run;
+pub mod send;
+pub mod sink;
+pub mod tail;

@@ -1,0 +1,426 @@
+//! The shipper's run loop: engine events in, acknowledged Firehose records out.
+//!
+//! # Layout
+//! - [`RunConfig`]: everything `run` needs (flags, engine config, pod metadata, metrics).
+//! - [`run`]: starts the engine, encodes and packs events, sends batches on concurrent tasks,
+//!   acknowledges accepted events, and drains when `shutdown` completes.
+//! - `Encoder`: event → JSON bytes, including the oversize split/truncate rule and the
+//!   renumbering of parts when an engine part itself must be split again.
+//! - [`RunReport`]: what happened, for the binary's exit status and for tests.
+//!
+//! Acknowledgement is per event and only after Firehose accepted the record holding it (for a
+//! split event: all of its pieces), so the engine's checkpoints never pass undelivered data.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+
+use crate::config::{DrainArg, OversizeMode, ShipArgs};
+use crate::enrich::{Enricher, PodInfo};
+use crate::metrics::Observability;
+use crate::pack::{Limits, Packer, RecordFormat, split_line};
+use crate::record::{EventRef, PartMark, encode, encoded_len_bound};
+use crate::send::send_batch;
+use crate::sink::Sink;
+use crate::tail::{
+    self, Acker, DrainEnd, DrainMode, DrainReport, LogEvent, SourceFile, TailConfig,
+};
+
+/// Everything [`run`] needs.
+#[derive(Debug)]
+pub struct RunConfig {
+    /// Shipping flags.
+    pub ship: ShipArgs,
+    /// Engine configuration.
+    pub tail: TailConfig,
+    /// Pod metadata at start (labels/annotations are re-read from `ship.podinfo_dir`).
+    pub pod: PodInfo,
+    /// Shared metrics and health (also served over HTTP by the caller).
+    pub obs: Arc<Observability>,
+    /// Packing limits; [`Limits::FIREHOSE`] outside tests.
+    pub limits: Limits,
+}
+
+/// Failure to start.
+#[derive(Debug, thiserror::Error)]
+pub enum RunError {
+    /// The engine did not start.
+    #[error("tailing engine: {0}")]
+    Tail(#[from] tail::TailError),
+}
+
+/// The outcome of a run that was shut down.
+#[derive(Debug, Clone)]
+pub struct RunReport {
+    /// The engine's drain outcome.
+    pub drain: DrainReport,
+    /// Events received from the engine.
+    pub events_received: u64,
+    /// Batches still unsent or unacknowledged when the drain deadline ended the run.
+    pub abandoned_batches: usize,
+}
+
+/// What a record carries to acknowledge one event (or one piece of a split event).
+#[derive(Debug)]
+enum Token {
+    Whole {
+        source: Arc<SourceFile>,
+        offset: u64,
+        end_offset: u64,
+    },
+    Piece(Arc<SplitGroup>),
+}
+
+/// The pieces of one engine event that had to be split; acknowledged when the last one is.
+#[derive(Debug)]
+struct SplitGroup {
+    remaining: AtomicU32,
+    source: Arc<SourceFile>,
+    offset: u64,
+    end_offset: u64,
+}
+
+impl Token {
+    fn ack(&self, acker: &Acker) {
+        match self {
+            Self::Whole {
+                source,
+                offset,
+                end_offset,
+            } => acker.ack(source, *offset, *end_offset),
+            Self::Piece(group) => {
+                if group.remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                    acker.ack(&group.source, group.offset, group.end_offset);
+                }
+            }
+        }
+    }
+}
+
+/// Turns engine events into encoded events for the packer.
+struct Encoder {
+    enricher: Enricher,
+    stream_label: String,
+    oversize: OversizeMode,
+    /// Extra parts added so far to the engine-split line being read from each source (keyed by
+    /// the source's address, which is stable while an `Arc` to it is held here).
+    renumber: HashMap<usize, (Arc<SourceFile>, u32)>,
+    buf: Vec<u8>,
+}
+
+impl std::fmt::Debug for Encoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Encoder").finish_non_exhaustive()
+    }
+}
+
+impl Encoder {
+    /// Encodes `ev` and pushes it (or its pieces) into `packer`.
+    fn push(&mut self, ev: LogEvent, packer: &mut Packer<Token>, obs: &Observability) {
+        let file = ev.source.path.to_string_lossy().into_owned();
+        let container = (!ev.source.container.is_empty()).then_some(ev.source.container.as_str());
+        let kube = self.enricher.kubernetes(container);
+        let key = Arc::as_ptr(&ev.source) as usize;
+        let shift = self.renumber.get(&key).map_or(0, |(_, n)| *n);
+        let engine_part = ev.part.map(|p| PartMark {
+            index: p.index + shift,
+            last: p.last,
+        });
+        let max_event = packer.max_event_bytes();
+        let whole = EventRef {
+            line: &ev.bytes,
+            time: ev.read_time,
+            file: &file,
+            part: engine_part,
+        };
+        self.buf.clear();
+        encode(&whole, &self.stream_label, &kube, &mut self.buf);
+        if self.buf.len() <= max_event {
+            if ev.part.is_some_and(|p| p.last) {
+                self.renumber.remove(&key);
+            }
+            let token = Token::Whole {
+                source: Arc::clone(&ev.source),
+                offset: ev.offset,
+                end_offset: ev.end_offset,
+            };
+            packer.push(&self.buf, token);
+            return;
+        }
+        // Too big for one record: cut the line so each piece's encoding fits for sure.
+        let overhead = encoded_len_bound(0, file.len(), self.stream_label.len(), kube.len());
+        let per_byte_worst = encoded_len_bound(1, 0, 0, 0) - encoded_len_bound(0, 0, 0, 0) + 2;
+        let piece_bytes = (max_event.saturating_sub(overhead) / per_byte_worst).max(64);
+        let pieces = split_line(&ev.bytes, piece_bytes);
+        match self.oversize {
+            OversizeMode::Truncate => {
+                obs.metrics.events_truncated.inc();
+                let kept = pieces.first().copied().unwrap_or_default();
+                let mut line = kept.to_vec();
+                line.extend_from_slice(
+                    format!(
+                        " [firetail: truncated {} bytes]",
+                        ev.bytes.len() - kept.len()
+                    )
+                    .as_bytes(),
+                );
+                tracing::warn!(
+                    file = %file,
+                    offset = ev.offset,
+                    line_bytes = ev.bytes.len(),
+                    kept_bytes = kept.len(),
+                    "line too long for one record, truncated as configured"
+                );
+                self.buf.clear();
+                let truncated = EventRef {
+                    line: &line,
+                    ..whole
+                };
+                encode(&truncated, &self.stream_label, &kube, &mut self.buf);
+                let token = Token::Whole {
+                    source: Arc::clone(&ev.source),
+                    offset: ev.offset,
+                    end_offset: ev.end_offset,
+                };
+                packer.push(&self.buf, token);
+                if ev.part.is_some_and(|p| p.last) {
+                    self.renumber.remove(&key);
+                }
+            }
+            OversizeMode::Split => {
+                obs.metrics.events_split.inc();
+                let n = u32::try_from(pieces.len()).unwrap_or(u32::MAX);
+                let group = Arc::new(SplitGroup {
+                    remaining: AtomicU32::new(n),
+                    source: Arc::clone(&ev.source),
+                    offset: ev.offset,
+                    end_offset: ev.end_offset,
+                });
+                let base = engine_part.map_or(0, |p| p.index);
+                let line_ends_here = ev.part.is_none_or(|p| p.last);
+                for (j, piece) in pieces.iter().enumerate() {
+                    let j = u32::try_from(j).unwrap_or(u32::MAX);
+                    let part = PartMark {
+                        index: base + j,
+                        last: line_ends_here && j + 1 == n,
+                    };
+                    self.buf.clear();
+                    let ev_piece = EventRef {
+                        line: piece,
+                        part: Some(part),
+                        ..whole
+                    };
+                    encode(&ev_piece, &self.stream_label, &kube, &mut self.buf);
+                    packer.push(&self.buf, Token::Piece(Arc::clone(&group)));
+                }
+                if line_ends_here {
+                    self.renumber.remove(&key);
+                } else {
+                    let entry = self
+                        .renumber
+                        .entry(key)
+                        .or_insert_with(|| (Arc::clone(&ev.source), 0));
+                    entry.1 += n - 1;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the shipper until `shutdown` completes, then drains: reads what is left (per
+/// `--drain`), sends it, waits for acknowledgements and lets the engine write its final
+/// checkpoints, all within `--drain-timeout-secs`.
+pub async fn run<S: Sink>(
+    config: RunConfig,
+    sink: S,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunReport, RunError> {
+    let RunConfig {
+        ship,
+        tail: tail_config,
+        pod,
+        obs,
+        limits,
+    } = config;
+    let (handle, mut events) = tail::start(tail_config)?;
+    let acker = handle.acker();
+    let sink = Arc::new(sink);
+    let format = RecordFormat::from(ship.record_format);
+    let mut packer: Packer<Token> = Packer::new(format, limits);
+    let mut encoder = Encoder {
+        enricher: Enricher::new(pod),
+        stream_label: ship.stream_label.clone(),
+        oversize: ship.oversize,
+        renumber: HashMap::new(),
+        buf: Vec::with_capacity(4096),
+    };
+    let policy = ship.send_policy();
+    let permits = Arc::new(Semaphore::new(ship.max_concurrent_requests));
+    let mut senders: JoinSet<()> = JoinSet::new();
+    let mut flush = tokio::time::interval(Duration::from_millis(ship.flush_interval_ms));
+    flush.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut refresh = tokio::time::interval(Duration::from_secs(ship.podinfo_refresh_secs.max(1)));
+    refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    refresh.tick().await;
+    obs.health.set_started();
+    tracing::info!(
+        format = format.as_str(),
+        concurrency = ship.max_concurrent_requests,
+        "firetail started"
+    );
+
+    let mut events_received = 0u64;
+    let mut handle = Some(handle);
+    let mut drain_task: Option<tokio::task::JoinHandle<DrainReport>> = None;
+    tokio::pin!(shutdown);
+    // Phase 1 (running) and 2 (draining, until the engine ends the stream).
+    loop {
+        tokio::select! {
+            batch = events.recv_batch() => {
+                let Some(batch) = batch else { break };
+                for ev in batch {
+                    events_received += 1;
+                    obs.metrics.events_read.inc();
+                    obs.metrics.bytes_read.inc_by(ev.bytes.len() as u64);
+                    encoder.push(ev, &mut packer, &obs);
+                }
+            }
+            _ = flush.tick() => {
+                packer.flush();
+                if let Some(h) = handle.as_ref() {
+                    let stats = h.stats();
+                    obs.metrics.in_flight_bytes.set(i64::try_from(stats.inflight_bytes).unwrap_or(i64::MAX));
+                    obs.metrics.checkpoint_lag_bytes.set(i64::try_from(stats.checkpoint_lag_bytes).unwrap_or(i64::MAX));
+                }
+            }
+            _ = refresh.tick() => {
+                let (fresh, _) = PodInfo::from_downward_api(|_| None, &ship.podinfo_dir);
+                let mut info = encoder.enricher.info().clone();
+                if !fresh.labels.is_empty() || !fresh.annotations.is_empty() {
+                    info.labels = fresh.labels;
+                    info.annotations = fresh.annotations;
+                    if encoder.enricher.update(info) {
+                        tracing::info!("pod labels or annotations changed");
+                    }
+                }
+            }
+            () = &mut shutdown, if drain_task.is_none() => {
+                if let Some(h) = handle.take() {
+                    let mode = drain_mode(&ship, Instant::now());
+                    tracing::info!(mode = ?mode, "shutdown requested, draining");
+                    drain_task = Some(tokio::spawn(h.drain(mode)));
+                }
+            }
+            Some(joined) = senders.join_next(), if !senders.is_empty() => {
+                if let Err(err) = joined {
+                    tracing::error!(error = %err, "a send task failed; its events will be read again after restart");
+                }
+            }
+        }
+        while let Some(batch) = packer.take_ready() {
+            spawn_send(&mut senders, &sink, &permits, &policy, &obs, &acker, batch);
+        }
+    }
+    // The stream ended: everything read is packed; send the rest.
+    packer.flush();
+    while let Some(batch) = packer.take_ready() {
+        spawn_send(&mut senders, &sink, &permits, &policy, &obs, &acker, batch);
+    }
+    // Phase 3: the engine waits for our acks (until its deadline), then checkpoints. The
+    // senders are tasks of their own, so they keep delivering meanwhile.
+    let failed = DrainReport {
+        end: DrainEnd::Stopped,
+        events_emitted: events_received,
+        bytes_read: 0,
+        unacked_bytes: 0,
+        checkpoint_saved: false,
+    };
+    let drain = match (drain_task, handle.take()) {
+        (Some(task), _) => task.await.unwrap_or_else(|err| {
+            tracing::error!(error = %err, "drain task failed");
+            failed
+        }),
+        // The stream ended without a shutdown: the engine thread stopped on its own.
+        (None, Some(h)) => h.drain(drain_mode(&ship, Instant::now())).await,
+        (None, None) => failed,
+    };
+    let abandoned_batches = senders.len();
+    senders.abort_all();
+    while senders.join_next().await.is_some() {}
+    if drain.unacked_bytes > 0 || drain.end != DrainEnd::AllRead {
+        tracing::error!(
+            end = ?drain.end,
+            unacked_bytes = drain.unacked_bytes,
+            abandoned_batches,
+            checkpoint_saved = drain.checkpoint_saved,
+            "drain ended before everything was delivered; what is left stays in the files"
+        );
+    } else {
+        tracing::info!(
+            events = events_received,
+            bytes_read = drain.bytes_read,
+            checkpoint_saved = drain.checkpoint_saved,
+            "drained; everything read was delivered"
+        );
+    }
+    Ok(RunReport {
+        drain,
+        events_received,
+        abandoned_batches,
+    })
+}
+
+fn drain_mode(ship: &ShipArgs, now: Instant) -> DrainMode {
+    let deadline = now + Duration::from_secs(ship.drain_timeout_secs);
+    match ship.drain {
+        DrainArg::Eof => DrainMode::ReadToEof { deadline },
+        // Without a signal that the app containers are gone, waiting for quiet files is the
+        // safe choice: it also ends at EOF as soon as nothing grows any more.
+        DrainArg::Auto | DrainArg::Quiet => DrainMode::Quiet {
+            quiet: Duration::from_millis(ship.drain_quiet_ms),
+            deadline,
+        },
+    }
+}
+
+fn spawn_send<S: Sink>(
+    senders: &mut JoinSet<()>,
+    sink: &Arc<S>,
+    permits: &Arc<Semaphore>,
+    policy: &crate::send::SendPolicy,
+    obs: &Arc<Observability>,
+    acker: &Acker,
+    batch: crate::pack::Batch<Token>,
+) {
+    let sink = Arc::clone(sink);
+    let permits = Arc::clone(permits);
+    let policy = *policy;
+    let obs = Arc::clone(obs);
+    let acker = acker.clone();
+    senders.spawn(async move {
+        let Ok(_permit) = permits.acquire_owned().await else {
+            return;
+        };
+        send_batch(sink.as_ref(), batch, &policy, &obs, |record| {
+            for token in &record.tokens {
+                token.ack(&acker);
+            }
+        })
+        .await;
+    });
+}
+
+/// Reads the Downward API from the process environment and `dir`, logging what was missing.
+pub fn pod_info_from_env(dir: &Path) -> PodInfo {
+    let (info, notes) = PodInfo::from_downward_api(|k| std::env::var(k).ok(), dir);
+    for note in notes {
+        tracing::info!(missing = %note, "Downward API file not available; field omitted");
+    }
+    info
+}
