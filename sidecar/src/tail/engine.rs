@@ -322,7 +322,6 @@ impl Engine {
                 && idle >= timeout
             {
                 agg.flush(&mut self.ctx.joined);
-                self.ctx.emit(t, SystemTime::now());
             }
             if let Some(since) = t.orphaned_since
                 && now.saturating_duration_since(since.max(t.last_growth)) >= grace
@@ -332,9 +331,9 @@ impl Engine {
                 if let Some(agg) = &mut t.agg {
                     agg.flush(&mut self.ctx.joined);
                 }
-                self.ctx.emit(t, SystemTime::now());
                 released.push(t.id);
             }
+            self.ctx.emit(t, SystemTime::now());
         }
         self.ctx.send()?;
         for id in released {
