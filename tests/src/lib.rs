@@ -4,6 +4,8 @@
 //! # Layout
 //! - [`runtime_api`]: a Lambda Runtime API server and [`runtime_api::spawn_function`], to run
 //!   the real `firetail-transform` binary in a test.
+//! - [`firehose_endpoint`]: a FAULT-INJECTING Firehose endpoint (partial failures, throttling,
+//!   5xx, delays, resets) that records every accepted record; also a benchmark sink.
 //! - [`moto`]: moto's server as Firehose + S3 on 127.0.0.1, with SDK helpers.
 //! - [`aws`]: real SDK clients and child-process environment for a local endpoint.
 //! - [`process`]: [`process::ChildGuard`], a child process killed on drop, output captured.
@@ -11,11 +13,13 @@
 //! Every server binds 127.0.0.1 on a free port and stops when its handle is dropped.
 
 pub mod aws;
+pub mod firehose_endpoint;
 pub mod moto;
 pub mod process;
 pub mod runtime_api;
 mod server;
 
+pub use firehose_endpoint::{FaultPlan, FirehoseEndpoint};
 pub use moto::MotoServer;
 pub use process::ChildGuard;
 pub use runtime_api::{InvokeError, RuntimeApi, spawn_function};

@@ -1,0 +1,791 @@
+//! A FAULT-INJECTING Firehose endpoint on 127.0.0.1: it speaks the AWS JSON 1.1 protocol the
+//! SDKs use for Amazon Data Firehose, accepts any SigV4 signature, enforces the service's call
+//! limits, records every record it accepts, and misbehaves on purpose as a [`FaultPlan`] says:
+//! per-record failures, throttled calls, HTTP 5xx, slow answers, connection resets, lost acks
+//! and a dead window. moto cannot produce any of these; this endpoint exists for them and for
+//! benchmarks (the `firehose-endpoint` binary runs it standalone).
+//!
+//! # Layout
+//! - [`FirehoseEndpoint`]: the server, its record log ([`FirehoseEndpoint::accepted`]) and
+//!   counters ([`FirehoseEndpoint::stats`]).
+//! - [`FaultPlan`]: what goes wrong and how often, drawn from a seeded generator.
+//! - [`Stats`]: a snapshot of the counters.
+//!
+//! # Protocol
+//! `POST /` with `X-Amz-Target: Firehose_20150804.{PutRecordBatch|PutRecord|DescribeDeliveryStream}`.
+//! Answers have the service's shapes (`FailedPutCount`, `Encrypted`, `RequestResponses` with
+//! `RecordId` or `ErrorCode` + `ErrorMessage`); errors are `{"__type": .., "message": ..}`.
+//!
+//! # How faults look to a client
+//! - per-record failure: HTTP 200, the entry carries `ErrorCode: ServiceUnavailableException`,
+//!   `ErrorMessage: Slow down.` (what the service sends when a stream is over its throughput).
+//! - throttled call and dead window: `__type: ServiceUnavailableException` with
+//!   [`FaultPlan::throttle_status`], 503 by default. The Rust SDK classifies retries by status
+//!   (500/502/503/504) and by a list of throttling codes that does not include this one, so a
+//!   503 is retried by the SDK and a 400 surfaces as a modelled error for the caller to retry.
+//! - server error: HTTP 500 `InternalFailure` (retried by the SDK).
+//! - reset: the request is read, nothing is recorded, the socket is closed with a TCP reset.
+//! - lost ack: the records ARE recorded, then the socket is reset; a client that resends them
+//!   creates duplicates, as it would against the real service.
+//!
+//! Limits: <https://docs.aws.amazon.com/firehose/latest/dev/limits.html> and
+//! <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>.
+
+use std::borrow::Cow;
+use std::fmt::Write as _;
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hyper::body::Incoming;
+use hyper::{Method, Request};
+use serde::Deserialize;
+use tokio::net::TcpListener;
+
+use crate::server::{DropConnection, Reply, Server, read_body, reply};
+
+/// Records per PutRecordBatch call.
+/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
+pub const MAX_RECORDS_PER_CALL: usize = 500;
+/// Decoded bytes per PutRecordBatch call (4 MiB).
+/// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
+pub const MAX_BYTES_PER_CALL: usize = 4 * 1024 * 1024;
+/// Decoded bytes per record (1,000 KiB).
+/// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
+pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
+
+const TARGET_PREFIX: &str = "Firehose_20150804.";
+const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+const ACCOUNT_ID: &str = "123456789012";
+const THROTTLE_MESSAGE: &str = "Slow down.";
+/// Bodies above this are refused unread. Generous (4x the call limit) so that a call a bit
+/// over the limit still gets the service's InvalidArgumentException, not this guard.
+const MAX_BODY_BYTES: usize = 4 * MAX_BYTES_PER_CALL;
+
+/// What goes wrong, and how often. Ratios are probabilities in `0.0..=1.0` drawn per call
+/// (per record for `record_failure_ratio`) from a generator seeded with `seed`, so the same
+/// sequence of calls meets the same faults. `FaultPlan::default()` never fails.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultPlan {
+    /// Seed of the fault generator.
+    pub seed: u64,
+    /// Chance that a record in an accepted call is refused with `ServiceUnavailableException`.
+    pub record_failure_ratio: f64,
+    /// Chance that a call starts a throttling burst.
+    pub throttle_ratio: f64,
+    /// Calls refused in one burst, the first included (at least 1).
+    pub throttle_burst_calls: u32,
+    /// HTTP status of a throttled call (503 unless set; see the module docs).
+    pub throttle_status: u16,
+    /// Chance that a call is answered HTTP 500 `InternalFailure`.
+    pub server_error_ratio: f64,
+    /// Chance that a call is answered only after `delay`.
+    pub delay_ratio: f64,
+    /// How long a slow answer takes.
+    pub delay: Duration,
+    /// Chance that a call's connection is reset before anything is recorded.
+    pub reset_ratio: f64,
+    /// Chance that a call's records are recorded and then the connection is reset.
+    pub lost_ack_ratio: f64,
+    /// Every call is throttled for this long after the plan takes effect.
+    pub dead_for: Duration,
+    /// Stream names that exist; `None` accepts any. Others get `ResourceNotFoundException`.
+    pub streams: Option<Vec<String>>,
+}
+
+impl Default for FaultPlan {
+    fn default() -> Self {
+        Self {
+            seed: 0,
+            record_failure_ratio: 0.0,
+            throttle_ratio: 0.0,
+            throttle_burst_calls: 1,
+            throttle_status: 503,
+            server_error_ratio: 0.0,
+            delay_ratio: 0.0,
+            delay: Duration::ZERO,
+            reset_ratio: 0.0,
+            lost_ack_ratio: 0.0,
+            dead_for: Duration::ZERO,
+            streams: None,
+        }
+    }
+}
+
+impl FaultPlan {
+    /// A plan that never fails.
+    pub fn none() -> Self {
+        Self::default()
+    }
+}
+
+/// How the endpoint is started.
+#[derive(Debug, Clone)]
+pub struct EndpointOptions {
+    /// Port on 127.0.0.1; 0 picks a free one.
+    pub port: u16,
+    /// The faults to inject.
+    pub plan: FaultPlan,
+    /// Keep accepted records for [`FirehoseEndpoint::accepted`]; `false` only counts them
+    /// (benchmarks).
+    pub keep_records: bool,
+}
+
+impl Default for EndpointOptions {
+    fn default() -> Self {
+        Self {
+            port: 0,
+            plan: FaultPlan::default(),
+            keep_records: true,
+        }
+    }
+}
+
+/// One accepted record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AcceptedRecord {
+    /// The delivery stream it was sent to.
+    pub stream: String,
+    /// The decoded record bytes.
+    pub data: Vec<u8>,
+}
+
+/// A snapshot of the endpoint's counters.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// HTTP requests received (any target, any outcome).
+    pub requests: u64,
+    /// Records accepted (each got a `RecordId`, lost acks included).
+    pub records_accepted: u64,
+    /// Records refused one by one (an `ErrorCode` in `RequestResponses`).
+    pub records_failed: u64,
+    /// Decoded bytes of the accepted records.
+    pub bytes_accepted: u64,
+    /// Calls answered `ServiceUnavailableException` as a whole (bursts and dead window).
+    pub throttled_calls: u64,
+    /// Calls answered HTTP 500.
+    pub server_errors: u64,
+    /// Connections reset before recording.
+    pub resets: u64,
+    /// Calls whose records were recorded but whose answer was replaced by a reset.
+    pub lost_acks: u64,
+    /// Calls rejected as invalid (limits, bad JSON or base64, unknown target or stream).
+    pub invalid_calls: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    records_accepted: AtomicU64,
+    records_failed: AtomicU64,
+    bytes_accepted: AtomicU64,
+    throttled_calls: AtomicU64,
+    server_errors: AtomicU64,
+    resets: AtomicU64,
+    lost_acks: AtomicU64,
+    invalid_calls: AtomicU64,
+}
+
+fn bump(counter: &AtomicU64, by: u64) {
+    counter.fetch_add(by, Ordering::Relaxed);
+}
+
+/// The decisions for one call, drawn together under one lock so a seed replays exactly.
+#[derive(Debug, Default)]
+struct CallFaults {
+    throttle: bool,
+    reset: bool,
+    server_error: bool,
+    delay: Option<Duration>,
+    lost_ack: bool,
+}
+
+#[derive(Debug)]
+struct Faults {
+    plan: FaultPlan,
+    since: Instant,
+    rng: SplitMix64,
+    burst_left: u32,
+}
+
+impl Faults {
+    fn new(plan: FaultPlan) -> Self {
+        Self {
+            rng: SplitMix64(plan.seed),
+            since: Instant::now(),
+            burst_left: 0,
+            plan,
+        }
+    }
+
+    fn draw_call(&mut self) -> CallFaults {
+        let plan = &self.plan;
+        let mut faults = CallFaults {
+            reset: self.rng.chance(plan.reset_ratio),
+            ..CallFaults::default()
+        };
+        if self.since.elapsed() < plan.dead_for {
+            faults.throttle = true;
+        } else if self.burst_left > 0 {
+            self.burst_left -= 1;
+            faults.throttle = true;
+        } else if self.rng.chance(plan.throttle_ratio) {
+            self.burst_left = plan.throttle_burst_calls.saturating_sub(1);
+            faults.throttle = true;
+        }
+        faults.server_error = self.rng.chance(plan.server_error_ratio);
+        if self.rng.chance(plan.delay_ratio) {
+            faults.delay = Some(plan.delay);
+        }
+        faults.lost_ack = self.rng.chance(plan.lost_ack_ratio);
+        faults
+    }
+}
+
+/// SplitMix64: tiny, seedable, and good enough to spread faults; not for cryptography.
+#[derive(Debug)]
+struct SplitMix64(u64);
+
+impl SplitMix64 {
+    fn next_u64(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// True with probability `ratio`; draws nothing for 0 so an unused fault does not shift
+    /// the sequence of the others.
+    fn chance(&mut self, ratio: f64) -> bool {
+        if ratio <= 0.0 {
+            return false;
+        }
+        // 53 random bits as a float in [0, 1).
+        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        unit < ratio
+    }
+}
+
+#[derive(Debug)]
+struct Shared {
+    faults: Mutex<Faults>,
+    counters: Counters,
+    keep_records: bool,
+    accepted: Mutex<Vec<AcceptedRecord>>,
+    next_record_id: AtomicU64,
+}
+
+impl Shared {
+    fn faults(&self) -> std::sync::MutexGuard<'_, Faults> {
+        self.faults.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The fault-injecting Firehose endpoint (see the module docs). Stops when dropped.
+#[derive(Debug)]
+pub struct FirehoseEndpoint {
+    server: Server,
+    shared: Arc<Shared>,
+}
+
+impl FirehoseEndpoint {
+    /// Starts on a free port of 127.0.0.1, keeping every accepted record.
+    pub async fn start(plan: FaultPlan) -> io::Result<Self> {
+        Self::start_with(EndpointOptions {
+            plan,
+            ..EndpointOptions::default()
+        })
+        .await
+    }
+
+    /// Starts with explicit options.
+    pub async fn start_with(options: EndpointOptions) -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", options.port)).await?;
+        let shared = Arc::new(Shared {
+            faults: Mutex::new(Faults::new(options.plan)),
+            counters: Counters::default(),
+            keep_records: options.keep_records,
+            accepted: Mutex::new(Vec::new()),
+            next_record_id: AtomicU64::new(1),
+        });
+        let handler_state = Arc::clone(&shared);
+        // Zero linger turns a dropped connection into a reset; normal closes come from clients.
+        let server = Server::spawn(
+            listener,
+            |stream| {
+                let _ = stream.set_zero_linger();
+            },
+            move |req| handle(Arc::clone(&handler_state), req),
+        );
+        Ok(Self { server, shared })
+    }
+
+    /// The bound address.
+    pub fn addr(&self) -> SocketAddr {
+        self.server.addr()
+    }
+
+    /// The endpoint URL for an SDK client, `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr())
+    }
+
+    /// Replaces the fault plan; its generator restarts from the new seed and its dead window
+    /// starts now.
+    pub fn set_plan(&self, plan: FaultPlan) {
+        *self.shared.faults() = Faults::new(plan);
+    }
+
+    /// The data of every accepted record, in acceptance order.
+    pub fn accepted(&self) -> Vec<Vec<u8>> {
+        self.accepted_records()
+            .into_iter()
+            .map(|record| record.data)
+            .collect()
+    }
+
+    /// Every accepted record with its stream, in acceptance order.
+    pub fn accepted_records(&self) -> Vec<AcceptedRecord> {
+        self.shared
+            .accepted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> Stats {
+        let c = &self.shared.counters;
+        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        Stats {
+            requests: get(&c.requests),
+            records_accepted: get(&c.records_accepted),
+            records_failed: get(&c.records_failed),
+            bytes_accepted: get(&c.bytes_accepted),
+            throttled_calls: get(&c.throttled_calls),
+            server_errors: get(&c.server_errors),
+            resets: get(&c.resets),
+            lost_acks: get(&c.lost_acks),
+            invalid_calls: get(&c.invalid_calls),
+        }
+    }
+
+    /// Stops serving and closes every connection.
+    pub async fn shutdown(&mut self) {
+        self.server.shutdown().await;
+    }
+}
+
+#[derive(Deserialize)]
+struct RecordIn<'a> {
+    #[serde(rename = "Data", borrow)]
+    data: Cow<'a, str>,
+}
+
+#[derive(Deserialize)]
+struct PutRecordBatchIn<'a> {
+    #[serde(rename = "DeliveryStreamName", borrow)]
+    stream: Cow<'a, str>,
+    #[serde(rename = "Records", borrow)]
+    records: Vec<RecordIn<'a>>,
+}
+
+#[derive(Deserialize)]
+struct PutRecordIn<'a> {
+    #[serde(rename = "DeliveryStreamName", borrow)]
+    stream: Cow<'a, str>,
+    #[serde(rename = "Record", borrow)]
+    record: RecordIn<'a>,
+}
+
+#[derive(Deserialize)]
+struct DescribeIn<'a> {
+    #[serde(rename = "DeliveryStreamName", borrow)]
+    stream: Cow<'a, str>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Operation {
+    PutRecordBatch,
+    PutRecord,
+    Describe,
+}
+
+async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, DropConnection> {
+    bump(&shared.counters.requests, 1);
+    let operation = req
+        .headers()
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|target| target.strip_prefix(TARGET_PREFIX))
+        .and_then(|name| match name {
+            "PutRecordBatch" => Some(Operation::PutRecordBatch),
+            "PutRecord" => Some(Operation::PutRecord),
+            "DescribeDeliveryStream" => Some(Operation::Describe),
+            _ => None,
+        });
+    let is_post = req.method() == Method::POST;
+    let too_big = req
+        .headers()
+        .get(hyper::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        .is_some_and(|len| len > MAX_BODY_BYTES);
+    if too_big {
+        return Ok(invalid(
+            &shared,
+            413,
+            "SerializationException",
+            "request body too large",
+        ));
+    }
+    let Some(body) = read_body(req.into_body()).await else {
+        return Err(DropConnection);
+    };
+    let Some(operation) = operation.filter(|_| is_post) else {
+        return Ok(invalid(
+            &shared,
+            400,
+            "UnknownOperationException",
+            "only POST with a Firehose_20150804 target is served",
+        ));
+    };
+    let faults = shared.faults().draw_call();
+    if faults.reset {
+        bump(&shared.counters.resets, 1);
+        return Err(DropConnection);
+    }
+    match operation {
+        Operation::Describe => Ok(describe(&shared, &body)),
+        Operation::PutRecord | Operation::PutRecordBatch => {
+            put(&shared, operation, &body, faults).await
+        }
+    }
+}
+
+async fn put(
+    shared: &Shared,
+    operation: Operation,
+    body: &[u8],
+    faults: CallFaults,
+) -> Result<Reply, DropConnection> {
+    let (stream, records) = match operation {
+        Operation::PutRecord => match serde_json::from_slice::<PutRecordIn<'_>>(body) {
+            Ok(input) => (input.stream, vec![input.record]),
+            Err(e) => {
+                return Ok(invalid(
+                    shared,
+                    400,
+                    "SerializationException",
+                    &e.to_string(),
+                ));
+            }
+        },
+        _ => match serde_json::from_slice::<PutRecordBatchIn<'_>>(body) {
+            Ok(input) => (input.stream, input.records),
+            Err(e) => {
+                return Ok(invalid(
+                    shared,
+                    400,
+                    "SerializationException",
+                    &e.to_string(),
+                ));
+            }
+        },
+    };
+    if let Some(reply) = unknown_stream(shared, &stream) {
+        return Ok(reply);
+    }
+    if records.is_empty() || records.len() > MAX_RECORDS_PER_CALL {
+        let message = format!(
+            "Records size is {}; it must be between 1 and {MAX_RECORDS_PER_CALL}",
+            records.len()
+        );
+        return Ok(invalid(shared, 400, "InvalidArgumentException", &message));
+    }
+    // Decode everything first: an invalid call is refused whole, before any fault or record.
+    let mut data = Vec::with_capacity(body.len() / 4 * 3);
+    let mut ends = Vec::with_capacity(records.len());
+    for (index, record) in records.iter().enumerate() {
+        let start = data.len();
+        if let Err(e) = BASE64.decode_vec(record.data.as_bytes(), &mut data) {
+            let message = format!("Record {index} is not valid base64: {e}");
+            return Ok(invalid(shared, 400, "SerializationException", &message));
+        }
+        let size = data.len() - start;
+        if size > MAX_RECORD_BYTES {
+            let message = format!(
+                "Record {index} has {size} bytes, more than the {MAX_RECORD_BYTES} allowed"
+            );
+            return Ok(invalid(shared, 400, "InvalidArgumentException", &message));
+        }
+        ends.push(data.len());
+    }
+    if data.len() > MAX_BYTES_PER_CALL {
+        let message = format!(
+            "Records size {} exceeds the {MAX_BYTES_PER_CALL} byte limit per call",
+            data.len()
+        );
+        return Ok(invalid(shared, 400, "InvalidArgumentException", &message));
+    }
+
+    if let Some(delay) = faults.delay {
+        tokio::time::sleep(delay).await;
+    }
+    if faults.throttle {
+        bump(&shared.counters.throttled_calls, 1);
+        let status = shared.faults().plan.throttle_status;
+        return Ok(error_reply(
+            status,
+            "ServiceUnavailableException",
+            THROTTLE_MESSAGE,
+        ));
+    }
+    if faults.server_error {
+        bump(&shared.counters.server_errors, 1);
+        return Ok(error_reply(500, "InternalFailure", "injected server error"));
+    }
+
+    // Per-record outcomes, drawn in one go.
+    let failed: Vec<bool> = {
+        let mut state = shared.faults();
+        let ratio = state.plan.record_failure_ratio;
+        (0..ends.len()).map(|_| state.rng.chance(ratio)).collect()
+    };
+    if operation == Operation::PutRecord && failed[0] {
+        // PutRecord has no per-record status: the whole call is refused.
+        bump(&shared.counters.records_failed, 1);
+        let status = shared.faults().plan.throttle_status;
+        return Ok(error_reply(
+            status,
+            "ServiceUnavailableException",
+            THROTTLE_MESSAGE,
+        ));
+    }
+
+    let failed_count = failed.iter().filter(|f| **f).count();
+    let accepted_count = ends.len() - failed_count;
+    let first_id = shared
+        .next_record_id
+        .fetch_add(accepted_count as u64, Ordering::Relaxed);
+    let mut accepted_bytes = 0u64;
+    if shared.keep_records {
+        let mut log = shared
+            .accepted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let mut start = 0;
+        for (end, failed) in ends.iter().zip(&failed) {
+            if !failed {
+                log.push(AcceptedRecord {
+                    stream: stream.clone().into_owned(),
+                    data: data[start..*end].to_vec(),
+                });
+                accepted_bytes += (end - start) as u64;
+            }
+            start = *end;
+        }
+    } else {
+        let mut start = 0;
+        for (end, failed) in ends.iter().zip(&failed) {
+            if !failed {
+                accepted_bytes += (end - start) as u64;
+            }
+            start = *end;
+        }
+    }
+    bump(&shared.counters.records_accepted, accepted_count as u64);
+    bump(&shared.counters.records_failed, failed_count as u64);
+    bump(&shared.counters.bytes_accepted, accepted_bytes);
+
+    if faults.lost_ack {
+        bump(&shared.counters.lost_acks, 1);
+        return Err(DropConnection);
+    }
+
+    let mut out = String::with_capacity(64 + failed.len() * 80);
+    let mut next_id = first_id;
+    if operation == Operation::PutRecord {
+        let _ = write!(
+            out,
+            r#"{{"Encrypted":false,"RecordId":"{}"}}"#,
+            record_id(next_id)
+        );
+    } else {
+        let _ = write!(
+            out,
+            r#"{{"Encrypted":false,"FailedPutCount":{failed_count},"RequestResponses":["#
+        );
+        for (i, failed) in failed.iter().enumerate() {
+            if i > 0 {
+                out.push(',');
+            }
+            if *failed {
+                let _ = write!(
+                    out,
+                    r#"{{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"{THROTTLE_MESSAGE}"}}"#
+                );
+            } else {
+                let _ = write!(out, r#"{{"RecordId":"{}"}}"#, record_id(next_id));
+                next_id += 1;
+            }
+        }
+        out.push_str("]}");
+    }
+    Ok(ok_reply(out))
+}
+
+/// Record ids are opaque to clients; a counter keeps them unique and cheap.
+fn record_id(n: u64) -> String {
+    format!("{n:056x}")
+}
+
+fn unknown_stream(shared: &Shared, stream: &str) -> Option<Reply> {
+    let known = match &shared.faults().plan.streams {
+        None => true,
+        Some(streams) => streams.iter().any(|s| s == stream),
+    };
+    if known {
+        return None;
+    }
+    let message = format!("Firehose {stream} under account {ACCOUNT_ID} not found.");
+    Some(invalid(shared, 400, "ResourceNotFoundException", &message))
+}
+
+fn describe(shared: &Shared, body: &[u8]) -> Reply {
+    let input = match serde_json::from_slice::<DescribeIn<'_>>(body) {
+        Ok(input) => input,
+        Err(e) => return invalid(shared, 400, "SerializationException", &e.to_string()),
+    };
+    if let Some(reply) = unknown_stream(shared, &input.stream) {
+        return reply;
+    }
+    let created = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs();
+    let name = input.stream.as_ref();
+    let description = serde_json::json!({
+        "DeliveryStreamDescription": {
+            "DeliveryStreamName": name,
+            "DeliveryStreamARN":
+                format!("arn:aws:firehose:us-east-1:{ACCOUNT_ID}:deliverystream/{name}"),
+            "DeliveryStreamStatus": "ACTIVE",
+            "DeliveryStreamType": "DirectPut",
+            "VersionId": "1",
+            "CreateTimestamp": created,
+            "Destinations": [{ "DestinationId": "destinationId-000000000001" }],
+            "HasMoreDestinations": false,
+        }
+    });
+    ok_reply(description.to_string())
+}
+
+fn ok_reply(body: String) -> Reply {
+    reply(
+        200,
+        &[
+            ("content-type", CONTENT_TYPE),
+            ("x-amzn-requestid", "00000000-0000-4000-8000-000000000000"),
+        ],
+        body,
+    )
+}
+
+fn error_reply(status: u16, kind: &str, message: &str) -> Reply {
+    let body = serde_json::json!({ "__type": kind, "message": message });
+    reply(
+        status,
+        &[
+            ("content-type", CONTENT_TYPE),
+            ("x-amzn-requestid", "00000000-0000-4000-8000-000000000000"),
+        ],
+        body.to_string(),
+    )
+}
+
+fn invalid(shared: &Shared, status: u16, kind: &str, message: &str) -> Reply {
+    bump(&shared.counters.invalid_calls, 1);
+    error_reply(status, kind, message)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_seed_replays_the_same_faults() {
+        let plan = FaultPlan {
+            seed: 42,
+            throttle_ratio: 0.2,
+            throttle_burst_calls: 3,
+            reset_ratio: 0.1,
+            ..FaultPlan::default()
+        };
+        let draw = |plan: &FaultPlan| {
+            let mut faults = Faults::new(plan.clone());
+            (0..200)
+                .map(|_| {
+                    let f = faults.draw_call();
+                    (f.throttle, f.reset)
+                })
+                .collect::<Vec<_>>()
+        };
+        let first = draw(&plan);
+        assert_eq!(first, draw(&plan));
+        let other_seed = FaultPlan {
+            seed: 43,
+            ..plan.clone()
+        };
+        assert_ne!(first, draw(&other_seed));
+    }
+
+    #[test]
+    fn throttling_comes_in_bursts_of_the_planned_length() {
+        let mut faults = Faults::new(FaultPlan {
+            seed: 7,
+            throttle_ratio: 0.05,
+            throttle_burst_calls: 4,
+            ..FaultPlan::default()
+        });
+        let throttled: Vec<bool> = (0..2_000).map(|_| faults.draw_call().throttle).collect();
+        let mut runs = Vec::new();
+        let mut run = 0;
+        for t in throttled.iter().chain([&false]) {
+            if *t {
+                run += 1;
+            } else if run > 0 {
+                runs.push(run);
+                run = 0;
+            }
+        }
+        assert!(!runs.is_empty());
+        // Back-to-back bursts merge, so a run is a whole number of bursts.
+        assert!(runs.iter().all(|r| r % 4 == 0), "{runs:?}");
+    }
+
+    #[test]
+    fn ratios_are_respected_roughly_and_zero_never_fires() {
+        let mut rng = SplitMix64(1);
+        let hits = (0..10_000).filter(|_| rng.chance(0.3)).count();
+        assert!((2_700..3_300).contains(&hits), "{hits}");
+        assert!((0..1_000).all(|_| !rng.chance(0.0)));
+        assert!((0..1_000).all(|_| rng.chance(1.0)));
+    }
+
+    #[test]
+    fn a_dead_window_throttles_everything_until_it_ends() {
+        let mut faults = Faults::new(FaultPlan {
+            dead_for: Duration::from_secs(3600),
+            ..FaultPlan::default()
+        });
+        assert!((0..10).all(|_| faults.draw_call().throttle));
+        let mut faults = Faults::new(FaultPlan::default());
+        assert!((0..10).all(|_| !faults.draw_call().throttle));
+    }
+}
