@@ -4,72 +4,22 @@
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
-use std::io::{Read as _, Write as _};
-use std::path::Path;
+use std::io::Write as _;
 use std::sync::Arc;
 use std::time::Duration;
 
-use clap::Parser;
-use firetail_sidecar::config::ShipArgs;
-use firetail_sidecar::enrich::PodInfo;
 use firetail_sidecar::metrics::Observability;
 use firetail_sidecar::pack::Limits;
-use firetail_sidecar::run::{RunConfig, RunReport, run};
+use firetail_sidecar::run::RunConfig;
 use firetail_sidecar::sink::firehose::FirehoseSink;
 use firetail_sidecar::tail::{DrainEnd, TailConfig};
 use firetail_testkit::MotoServer;
 
-#[derive(Debug, Parser)]
-struct Cli {
-    #[command(flatten)]
-    ship: ShipArgs,
-}
-
-fn ship_args(stream: &str, extra: &[&str]) -> ShipArgs {
-    let mut args = vec![
-        "firetail",
-        "--delivery-stream",
-        stream,
-        "--flush-interval-ms",
-        "100",
-        "--drain-quiet-ms",
-        "500",
-        "--drain-timeout-secs",
-        "30",
-        "--retry-base-ms",
-        "10",
-        "--retry-max-ms",
-        "200",
-    ];
-    args.extend_from_slice(extra);
-    Cli::try_parse_from(args).unwrap().ship
-}
-
-fn tail_config(root: &Path) -> TailConfig {
-    TailConfig {
-        paths: vec![format!("{}/**/*.log", root.join("logs").display())],
-        data_dir: root.join("data"),
-        poll_interval: Duration::from_millis(100),
-        quiet_flush: Duration::from_millis(200),
-        ..TailConfig::default()
-    }
-}
-
-fn pod() -> PodInfo {
-    PodInfo {
-        namespace: Some("shop".into()),
-        pod_name: Some("web-1".into()),
-        pod_id: Some("uid-1".into()),
-        host: Some("fargate-ip-10-0-0-1".into()),
-        ..PodInfo::default()
-    }
-}
+mod ship_common;
+use ship_common::{counts, decode, pod, run_until, ship_args, tail_config};
 
 async fn sink_for(moto: &MotoServer, stream: &str) -> FirehoseSink {
-    let conf = firetail_testkit::aws::firehose_config(moto.url())
-        .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
-        .build();
-    FirehoseSink::new(aws_sdk_firehose::Client::from_conf(conf), stream)
+    ship_common::sink_for(moto.url(), stream)
 }
 
 /// Every event in the bucket, parsed, in no particular order.
@@ -77,41 +27,9 @@ async fn events_in(moto: &MotoServer, bucket: &str) -> Vec<serde_json::Value> {
     let mut out = Vec::new();
     for (_, body) in moto.objects(bucket).await {
         // moto concatenates the records of a call; gzip records are gzip members.
-        let text = if body.starts_with(&[0x1f, 0x8b]) {
-            let mut s = String::new();
-            flate2::read::MultiGzDecoder::new(&body[..])
-                .read_to_string(&mut s)
-                .unwrap();
-            s
-        } else {
-            String::from_utf8(body).unwrap()
-        };
-        for line in text.lines() {
-            out.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")));
-        }
+        out.extend(decode(&body));
     }
     out
-}
-
-/// `log` text → how many times it arrived.
-fn counts(events: &[serde_json::Value]) -> BTreeMap<String, usize> {
-    let mut m = BTreeMap::new();
-    for e in events {
-        *m.entry(e["log"].as_str().unwrap().to_owned()).or_default() += 1;
-    }
-    m
-}
-
-async fn run_until(
-    config: RunConfig,
-    sink: FirehoseSink,
-    stop: tokio::sync::oneshot::Receiver<()>,
-) -> RunReport {
-    run(config, sink, async {
-        let _ = stop.await;
-    })
-    .await
-    .unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
