@@ -10,6 +10,8 @@
 //! - [`aws`]: real SDK clients and child-process environment for a local endpoint.
 //! - [`process`]: [`process::ChildGuard`], a child process killed on drop, output captured.
 //!
+//! - [`free_port`], [`workspace_bin`]: small shared helpers.
+//!
 //! Every server binds 127.0.0.1 on a free port and stops when its handle is dropped.
 
 pub mod aws;
@@ -31,4 +33,32 @@ pub fn free_port() -> u16 {
         .and_then(|listener| listener.local_addr())
         .map(|addr| addr.port())
         .unwrap_or_else(|e| panic!("no free port on 127.0.0.1: {e}"))
+}
+
+/// The path of a binary built from this workspace (`firetail`, `firetail-transform`, ...),
+/// next to the running test. `env!("CARGO_BIN_EXE_...")` only covers the test's own package;
+/// this finds the others in the same target dir (CARGO_TARGET_DIR included).
+///
+/// # Panics
+/// If the binary is not there: build it first (`cargo build --workspace --all-targets`, which
+/// `bash tests/run` does).
+pub fn workspace_bin(name: &str) -> std::path::PathBuf {
+    let exe = std::env::current_exe().unwrap_or_else(|e| panic!("current_exe: {e}"));
+    let mut dir = exe
+        .parent()
+        .unwrap_or_else(|| panic!("{} has no parent", exe.display()))
+        .to_path_buf();
+    // Test binaries live in <target>/<profile>/deps, binaries one level up.
+    if dir.ends_with("deps") {
+        dir.pop();
+    }
+    let bin = dir.join(name);
+    if !bin.is_file() {
+        panic!(
+            "{} not found: build it first with `cargo build --workspace --all-targets` \
+             (`bash tests/run` does)",
+            bin.display()
+        );
+    }
+    bin
 }

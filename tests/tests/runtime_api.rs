@@ -168,3 +168,18 @@ async fn shutdown_ends_pending_invocations_and_the_function_exits() {
     let status = function.wait_timeout(Duration::from_secs(20)).unwrap();
     assert!(status.is_some(), "function still running after shutdown");
 }
+
+#[test]
+fn workspace_bin_finds_binaries_next_to_the_tests() {
+    let found = firetail_testkit::workspace_bin("echo-lambda");
+    assert_eq!(
+        found.canonicalize().unwrap(),
+        Path::new(ECHO).canonicalize().unwrap()
+    );
+}
+
+#[test]
+#[should_panic(expected = "cargo build --workspace --all-targets")]
+fn workspace_bin_says_how_to_build_a_missing_binary() {
+    firetail_testkit::workspace_bin("no-such-binary");
+}
