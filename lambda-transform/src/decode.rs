@@ -149,13 +149,58 @@ fn looks_like_cloudwatch(payload: &[u8]) -> bool {
         && memchr::memmem::find(payload, b"\"logEvents\"").is_some()
 }
 
-/// Compresses `bytes` as one gzip member.
+/// Compresses `bytes` as one gzip member (one-off use; hot paths keep a [`Gzipper`]).
 pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
-    use std::io::Write as _;
-    let mut enc = flate2::write::GzEncoder::new(Vec::with_capacity(bytes.len() / 4 + 64), level);
-    // Writing into a Vec cannot fail.
-    let _ = enc.write_all(bytes);
-    enc.finish().unwrap_or_default()
+    let mut out = Vec::new();
+    Gzipper::new(level).gzip_into(bytes, &mut out);
+    out
+}
+
+/// A gzip writer that keeps its deflate state between records: setting up a compressor costs
+/// more than compressing a small log record, so the transform reuses one.
+pub struct Gzipper {
+    deflate: flate2::Compress,
+}
+
+impl std::fmt::Debug for Gzipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gzipper")
+    }
+}
+
+impl Gzipper {
+    pub fn new(level: flate2::Compression) -> Self {
+        Gzipper {
+            deflate: flate2::Compress::new(level, false),
+        }
+    }
+
+    /// Appends `input` as one gzip member (RFC 1952) to `out`.
+    pub fn gzip_into(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        // Fixed header: no name, mtime 0 (reproducible output), OS unknown.
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        self.deflate.reset();
+        let mut consumed = 0;
+        loop {
+            out.reserve((input.len() - consumed) / 2 + 64);
+            let before = self.deflate.total_in();
+            let status =
+                self.deflate
+                    .compress_vec(&input[consumed..], out, flate2::FlushCompress::Finish);
+            consumed += usize::try_from(self.deflate.total_in() - before).unwrap_or(0);
+            match status {
+                Ok(flate2::Status::StreamEnd) => break,
+                Ok(_) => continue,
+                // Deflate into memory has no failure mode other than misuse; stop rather
+                // than spin.
+                Err(_) => break,
+            }
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(input);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -177,6 +222,18 @@ mod tests {
         assert!(d.was_gzip());
         assert_eq!(d.raw, gz);
         assert!(matches!(classify(d.payload()), Payload::Lines(l) if l.len() == 2));
+    }
+
+    #[test]
+    fn reused_gzipper_writes_valid_members() {
+        let mut g = Gzipper::new(flate2::Compression::fast());
+        let mut out = Vec::new();
+        let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for input in [&b""[..], b"short", &big, b"again"] {
+            out.clear();
+            g.gzip_into(input, &mut out);
+            assert_eq!(gunzip_capped(&out, 1 << 20).unwrap(), input);
+        }
     }
 
     #[test]

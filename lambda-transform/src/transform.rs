@@ -11,7 +11,7 @@ use serde::Serialize;
 use tracing::warn;
 
 use crate::config::{Config, Destination, S3Compression};
-use crate::decode::{self, CwlEnvelope, Decoded, Payload};
+use crate::decode::{self, CwlEnvelope, Decoded, Gzipper, Payload};
 use crate::event::{FirehoseEvent, OutputRecord, RecordResult};
 use crate::render::{CloudWatchOrigin, EventContext, Rendered, Renderer, write_json_str};
 
@@ -54,10 +54,14 @@ pub struct Plan {
 }
 
 /// Transforms every record of `event`. `now_ms` stands in for a missing arrival time.
+///
+/// Three passes: shape every record; if the outputs would not fit the response, compact the
+/// single-event Datadog records into gzip envelopes; then hand out the budget in record order,
+/// re-ingesting what still does not fit.
 pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
     let mut renderer = Renderer::new(config);
     let mut stats = Stats::default();
-    let mut scratch = Scratch::default();
+    let mut scratch = Scratch::new();
 
     // Every record needs its id and result in the response whatever happens; reserve that
     // first, the rest of the budget goes to data in record order.
@@ -68,44 +72,84 @@ pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
             .map(|r| OutputRecord::encoded_len(&r.record_id, RecordResult::ProcessingFailed, 0))
             .sum::<usize>();
     let data_budget = config.response_limit_bytes.saturating_sub(skeleton);
-    let mut budget_left = data_budget;
 
-    let mut records = Vec::with_capacity(event.records.len());
+    let mut shaped: Vec<(Shaped, Option<Vec<u8>>)> = Vec::with_capacity(event.records.len());
     for record in &event.records {
         stats.records_in += 1;
         let arrival_ms = record.arrival_ms().unwrap_or(now_ms);
-        let mut planned = PlannedRecord {
-            record_id: record.record_id.clone(),
-            result: RecordResult::ProcessingFailed,
-            data: None,
-            reingest: Vec::new(),
-        };
         let decoded = match decode::decode_record(&record.data, config.max_decompressed_bytes) {
             Ok(d) => d,
             Err(error) => {
                 warn!(record_id = %record.record_id, %error, "record cannot be decoded; Firehose keeps the original in the backup bucket");
-                records.push(planned);
+                shaped.push((Shaped::Failed(error.to_string()), None));
                 continue;
             }
         };
         stats.bytes_in += decoded.payload().len() as u64;
-
-        match shape(
+        let s = shape(
             &mut renderer,
             &mut scratch,
             &decoded,
             arrival_ms,
             config,
             &mut stats,
-        ) {
-            Shaped::Dropped => planned.result = RecordResult::Dropped,
-            Shaped::Failed(reason) => {
-                warn!(record_id = %record.record_id, reason, "record cannot be transformed; Firehose keeps the original in the backup bucket");
+        );
+        if let Shaped::Failed(reason) = &s {
+            warn!(record_id = %record.record_id, reason, "record cannot be transformed; Firehose keeps the original in the backup bucket");
+        }
+        // The original bytes are only needed if the record may have to be re-ingested.
+        let raw = matches!(s, Shaped::Output { .. }).then_some(decoded.raw);
+        shaped.push((s, raw));
+    }
+
+    let output_cost = |shaped: &[(Shaped, Option<Vec<u8>>)]| -> usize {
+        shaped
+            .iter()
+            .map(|(s, _)| match s {
+                Shaped::Output { bytes, .. } => base64_len(bytes.len()),
+                _ => 0,
+            })
+            .sum()
+    };
+    let mut total = output_cost(&shaped);
+    if total > data_budget {
+        for (s, _) in &mut shaped {
+            if total <= data_budget {
+                break;
             }
+            if let Shaped::Output {
+                bytes,
+                compact: Some(c),
+                ..
+            } = s
+            {
+                let before = base64_len(bytes.len());
+                let smaller = c.envelope_gzip(bytes, &mut scratch.gzipper);
+                if smaller.len() < bytes.len() {
+                    total = total + base64_len(smaller.len()) - before;
+                    *bytes = smaller;
+                }
+            }
+        }
+    }
+
+    let mut budget_left = data_budget;
+    let mut records = Vec::with_capacity(event.records.len());
+    for (record, (s, raw)) in event.records.iter().zip(shaped) {
+        let mut planned = PlannedRecord {
+            record_id: record.record_id.clone(),
+            result: RecordResult::ProcessingFailed,
+            data: None,
+            reingest: Vec::new(),
+        };
+        match s {
+            Shaped::Dropped => planned.result = RecordResult::Dropped,
+            Shaped::Failed(_) => {}
             Shaped::Output {
                 bytes,
                 remainder,
                 events,
+                ..
             } => {
                 let cost = base64_len(bytes.len());
                 if cost > data_budget {
@@ -114,7 +158,7 @@ pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
                     // No room in this response: hand the original back to the stream, as
                     // AWS's CloudWatch Logs processor blueprint does.
                     planned.result = RecordResult::Dropped;
-                    planned.reingest.push(decoded.raw);
+                    planned.reingest.push(raw.unwrap_or_default());
                     stats.records_reingested += 1;
                 } else {
                     budget_left -= cost;
@@ -152,16 +196,48 @@ enum Shaped {
         events: usize,
         /// The source events that did not fit the output record, to re-ingest.
         remainder: Option<Vec<u8>>,
+        /// Set for a plain single-event Datadog log, which can still be wrapped in a gzip
+        /// envelope if the response runs out of room.
+        compact: Option<Compact>,
     },
     Dropped,
     Failed(String),
 }
 
-/// Reused buffers: rendered events back to back, with their ends, times and source indexes.
-#[derive(Default)]
+/// How to rewrite a single-event Datadog log as a one-event gzip envelope.
+struct Compact {
+    envelope: Envelope,
+    time_ms: i64,
+}
+
+impl Compact {
+    fn envelope_gzip(&self, object: &[u8], gzipper: &mut Gzipper) -> Vec<u8> {
+        let mut json = Vec::with_capacity(object.len() + object.len() / 8 + 256);
+        self.envelope.write_head(&mut json);
+        write_log_event(&mut json, 0, self.time_ms, object);
+        json.extend_from_slice(b"]}");
+        let mut out = Vec::with_capacity(json.len() / 2);
+        gzipper.gzip_into(&json, &mut out);
+        out
+    }
+}
+
+/// Reused buffers: rendered events back to back, with their ends, times and source indexes,
+/// and the gzip state.
 struct Scratch {
     buf: Vec<u8>,
     events: Vec<RenderedEvent>,
+    gzipper: Gzipper,
+}
+
+impl Scratch {
+    fn new() -> Self {
+        Scratch {
+            buf: Vec::new(),
+            events: Vec::new(),
+            gzipper: Gzipper::new(Compression::fast()),
+        }
+    }
 }
 
 struct RenderedEvent {
@@ -262,18 +338,21 @@ fn shape(
     let max = config.max_output_record_bytes;
     let mut count = n;
     loop {
-        let bytes = assemble(scratch, count, config, &envelope);
-        if bytes.len() <= max
-            || (count == 1 && n == 1 && config.destination == Destination::OpenSearch)
-        {
+        let (bytes, plain_single) = assemble(scratch, count, config, &envelope);
+        if bytes.len() <= max || config.destination == Destination::OpenSearch {
             let remainder = (count < n).then(|| {
                 let first = scratch.events[count].source_index;
-                remainder_payload(&source, first, decoded.was_gzip())
+                remainder_payload(&source, first, decoded.was_gzip(), &mut scratch.gzipper)
+            });
+            let compact = plain_single.then(|| Compact {
+                time_ms: scratch.events[0].time_ms,
+                envelope,
             });
             return Shaped::Output {
                 bytes,
                 remainder,
                 events: count,
+                compact,
             };
         }
         if count == 1 {
@@ -317,70 +396,97 @@ impl Envelope {
             log_stream: format!("{}/{}", tag("pod_name"), tag("kube_container_name")),
         }
     }
+
+    /// `{"messageType":"DATA_MESSAGE",…,"logEvents":[` — the caller adds events and `]}`.
+    fn write_head(&self, json: &mut Vec<u8>) {
+        json.extend_from_slice(b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":");
+        write_json_str(json, &self.owner);
+        json.extend_from_slice(b",\"logGroup\":");
+        write_json_str(json, &self.log_group);
+        json.extend_from_slice(b",\"logStream\":");
+        write_json_str(json, &self.log_stream);
+        json.extend_from_slice(b",\"subscriptionFilters\":[\"firetail\"],\"logEvents\":[");
+    }
 }
 
-/// Builds the output record from the first `count` rendered events.
-fn assemble(scratch: &Scratch, count: usize, config: &Config, envelope: &Envelope) -> Vec<u8> {
-    let events = &scratch.events[..count];
+/// One CloudWatch Logs event whose message is the rendered log object.
+fn write_log_event(json: &mut Vec<u8>, id: usize, time_ms: i64, object: &[u8]) {
+    json.extend_from_slice(b"{\"id\":\"");
+    json.extend_from_slice(id.to_string().as_bytes());
+    json.extend_from_slice(b"\",\"timestamp\":");
+    json.extend_from_slice(time_ms.to_string().as_bytes());
+    json.extend_from_slice(b",\"message\":");
+    // Rendered objects are built from &str pieces only, so this never replaces anything.
+    write_json_str(json, &String::from_utf8_lossy(object));
+    json.push(b'}');
+}
+
+/// Builds the output record from the first `count` rendered events. The flag is true when the
+/// output is a plain single Datadog log (which could still be compacted).
+fn assemble(
+    scratch: &mut Scratch,
+    count: usize,
+    config: &Config,
+    envelope: &Envelope,
+) -> (Vec<u8>, bool) {
+    let Scratch {
+        buf,
+        events,
+        gzipper,
+    } = scratch;
+    let events = &events[..count];
     let total_len = events.last().map_or(0, |e| e.end);
-    let objects = || {
-        let mut start = 0;
-        events.iter().map(move |e| {
-            let object = &scratch.buf[start..e.end];
-            start = e.end;
-            (object, e)
-        })
-    };
+    let mut start = 0;
+    let objects = events.iter().map(|e| {
+        let object = &buf[start..e.end];
+        start = e.end;
+        (object, e)
+    });
     match config.destination {
         Destination::Datadog => {
-            let single = &scratch.buf[..total_len];
-            if count == 1
-                && scratch.events.len() == 1
-                && single.len() <= config.max_output_record_bytes
-            {
-                return single.to_vec();
+            if count == 1 && total_len <= config.max_output_record_bytes {
+                return (buf[..total_len].to_vec(), true);
             }
             // A gzip CloudWatch Logs message: Datadog's Firehose intake splits it into logs.
             let mut json = Vec::with_capacity(total_len + total_len / 8 + count * 48 + 256);
-            json.extend_from_slice(b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":");
-            write_json_str(&mut json, &envelope.owner);
-            json.extend_from_slice(b",\"logGroup\":");
-            write_json_str(&mut json, &envelope.log_group);
-            json.extend_from_slice(b",\"logStream\":");
-            write_json_str(&mut json, &envelope.log_stream);
-            json.extend_from_slice(b",\"subscriptionFilters\":[\"firetail\"],\"logEvents\":[");
-            for (i, (object, e)) in objects().enumerate() {
+            envelope.write_head(&mut json);
+            for (i, (object, e)) in objects.enumerate() {
                 if i > 0 {
                     json.push(b',');
                 }
-                json.extend_from_slice(b"{\"id\":\"");
-                json.extend_from_slice(i.to_string().as_bytes());
-                json.extend_from_slice(b"\",\"timestamp\":");
-                json.extend_from_slice(e.time_ms.to_string().as_bytes());
-                json.extend_from_slice(b",\"message\":");
-                write_json_str(&mut json, &String::from_utf8_lossy(object));
-                json.push(b'}');
+                write_log_event(&mut json, i, e.time_ms, object);
             }
             json.extend_from_slice(b"]}");
-            decode::gzip(&json, Compression::fast())
+            let mut out = Vec::with_capacity(json.len() / 4);
+            gzipper.gzip_into(&json, &mut out);
+            (out, false)
         }
-        Destination::OpenSearch => scratch.buf[..total_len].to_vec(),
+        Destination::OpenSearch => (buf[..total_len].to_vec(), false),
         Destination::S3 => {
             let mut ndjson = Vec::with_capacity(total_len + count);
-            for (object, _) in objects() {
+            for (object, _) in objects {
                 ndjson.extend_from_slice(object);
                 ndjson.push(b'\n');
             }
             match config.s3_compression {
-                S3Compression::Gzip => decode::gzip(&ndjson, Compression::fast()),
-                S3Compression::None => ndjson,
+                S3Compression::Gzip => {
+                    let mut out = Vec::with_capacity(ndjson.len() / 4);
+                    gzipper.gzip_into(&ndjson, &mut out);
+                    (out, false)
+                }
+                S3Compression::None => (ndjson, false),
             }
         }
     }
 }
 
 /// The source events from `first` on, in the record's original encoding.
-fn remainder_payload(source: &Source<'_>, first: usize, gzip: bool) -> Vec<u8> {
+fn remainder_payload(
+    source: &Source<'_>,
+    first: usize,
+    gzip: bool,
+    gzipper: &mut Gzipper,
+) -> Vec<u8> {
     let plain = match source {
         Source::Lines(lines) => {
             let mut out = Vec::new();
@@ -398,7 +504,9 @@ fn remainder_payload(source: &Source<'_>, first: usize, gzip: bool) -> Vec<u8> {
         Source::Text(text) => text.to_vec(),
     };
     if gzip {
-        decode::gzip(&plain, Compression::fast())
+        let mut out = Vec::with_capacity(plain.len() / 4);
+        gzipper.gzip_into(&plain, &mut out);
+        out
     } else {
         plain
     }

@@ -410,3 +410,31 @@ fn fixtures_are_real_firehose_events() {
         }
     }
 }
+
+#[tokio::test]
+async fn single_events_are_compacted_before_anything_is_reingested() {
+    let event = fixture("sidecar-json.json");
+    let plain = run(&event, &Config::default()).await;
+    let plain_size = serde_json::to_vec(&plain).unwrap().len();
+    // Just too small for the plain logs: compaction, not re-ingest, must make it fit.
+    let config = Config {
+        response_limit_bytes: plain_size - 200,
+        ..Config::default()
+    };
+    let sink = Recorder::default();
+    let (response, stats) = handle(&event, &config, &sink, None).await;
+    assert!(sink.0.lock().unwrap().is_empty());
+    assert_eq!(stats.records_ok, 3);
+    assert!(serde_json::to_vec(&response).unwrap().len() <= config.response_limit_bytes);
+    let mut messages = Vec::new();
+    let mut envelopes = 0;
+    for i in 0..3 {
+        let (envelope, logs) = datadog_logs(data(&response, i));
+        envelopes += usize::from(envelope.is_some());
+        messages.push(logs[0]["message"].as_str().unwrap().to_owned());
+        assert_pod_tags(&logs[0]);
+    }
+    assert!(envelopes >= 1);
+    assert_eq!(messages[0], "GET /cart 200 12ms");
+    assert_eq!(messages[1], "slow payment");
+}

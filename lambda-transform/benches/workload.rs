@@ -1,0 +1,132 @@
+//! Invocation generators shared by the transform benchmarks.
+
+use std::io::Write as _;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use firetail_transform::FirehoseEvent;
+use firetail_transform::event::InputRecord;
+
+/// The record payload styles a delivery stream sees.
+#[derive(Debug, Clone, Copy)]
+pub enum Kind {
+    /// Our sidecar in `json` mode: one event per record.
+    SidecarSingle,
+    /// Our sidecar in `ndjson-gzip` mode: 500 events per gzip record.
+    SidecarPackedGzip,
+    /// EKS Fargate's built-in Fluent Bit: one event per record, Merge_Log applied.
+    FluentBit,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 3] = [
+        Kind::SidecarSingle,
+        Kind::SidecarPackedGzip,
+        Kind::FluentBit,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::SidecarSingle => "sidecar json (1 event/record)",
+            Kind::SidecarPackedGzip => "sidecar ndjson-gzip (500 events/record)",
+            Kind::FluentBit => "Fargate Fluent Bit (1 event/record)",
+        }
+    }
+}
+
+const KUBE: &str = r#"{"pod_name":"checkout-7d4b9c8f6d-x2x9k","namespace_name":"shop","pod_id":"0b7c9a52-5f3e-4d1c-9a4e-6a1c2d3e4f50","labels":{"app.kubernetes.io/name":"checkout","pod-template-hash":"7d4b9c8f6d","tags.datadoghq.com/env":"prod","tags.datadoghq.com/service":"checkout","tags.datadoghq.com/version":"2.3.1"},"annotations":{"CapacityProvisioned":"0.25vCPU 0.5GB","Logging":"LoggingEnabled"},"host":"fargate-ip-10-0-12-34.ec2.internal","container_name":"app","docker_id":"5b1d3c0e9f7a4b2d8c6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e","container_image":"123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/checkout:2.3.1"}"#;
+
+/// A ~200-byte application line; every tenth is a JSON log line.
+fn app_line(i: u64) -> String {
+    if i % 10 == 0 {
+        format!(
+            r#"{{"level":"info","msg":"order placed","order_id":"o-{i:08}","latency_ms":{},"path":"/api/v1/cart/checkout","user":"u-{:06}"}}"#,
+            i % 997,
+            i % 100_000
+        )
+    } else {
+        format!(
+            "2026-11-22T10:00:00.{:03}Z INFO  [http-nio-8080-exec-{}] c.s.checkout.CartController - GET /api/v1/cart/{i:08} 200 {}ms user=u-{:06} trace=4bf92f3577b34da6a3ce929d0e0e{:04}",
+            i % 1000,
+            i % 16,
+            i % 250,
+            i % 100_000,
+            i % 10_000
+        )
+    }
+}
+
+fn escape(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_default()
+}
+
+fn sidecar_event(i: u64) -> String {
+    format!(
+        r#"{{"time":"2026-11-22T10:00:00.{:03}Z","stream":"file","log":{},"file":"/var/log/app/app/app.log","kubernetes":{KUBE}}}"#,
+        i % 1000,
+        escape(&app_line(i))
+    )
+}
+
+fn fluent_bit_event(i: u64) -> String {
+    format!(
+        r#"{{"log":{},"stream":"stdout","logtag":"F","time":"2026-11-22T10:00:00.{:03}Z","kubernetes":{KUBE}}}"#,
+        escape(&app_line(i)),
+        i % 1000
+    )
+}
+
+fn gzip(bytes: &[u8]) -> Vec<u8> {
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = enc.write_all(bytes);
+    enc.finish().unwrap_or_default()
+}
+
+/// An invocation of about `target_bytes` of JSON request, as Firehose would send it.
+pub fn invocation(kind: Kind, target_bytes: usize) -> FirehoseEvent {
+    let mut records = Vec::new();
+    let mut size = 200;
+    let mut seq = 0u64;
+    while size < target_bytes {
+        let data = match kind {
+            Kind::SidecarSingle => {
+                seq += 1;
+                let mut e = sidecar_event(seq).into_bytes();
+                e.push(b'\n');
+                e
+            }
+            Kind::FluentBit => {
+                seq += 1;
+                fluent_bit_event(seq).into_bytes()
+            }
+            Kind::SidecarPackedGzip => {
+                let mut ndjson = String::new();
+                for _ in 0..500 {
+                    seq += 1;
+                    ndjson.push_str(&sidecar_event(seq));
+                    ndjson.push('\n');
+                }
+                gzip(ndjson.as_bytes())
+            }
+        };
+        let record = InputRecord {
+            record_id: format!(
+                "49546986683135544286507457936321625675700192471156785154{:06}",
+                records.len()
+            ),
+            approximate_arrival_timestamp: Some(1_795_341_600_000u64.into()),
+            data: STANDARD.encode(&data),
+        };
+        size += record.data.len() + record.record_id.len() + 80;
+        if size > target_bytes && !records.is_empty() {
+            break;
+        }
+        records.push(record);
+    }
+    FirehoseEvent {
+        invocation_id: "bench".into(),
+        delivery_stream_arn: "arn:aws:firehose:us-east-1:123456789012:deliverystream/bench".into(),
+        region: "us-east-1".into(),
+        records,
+    }
+}
