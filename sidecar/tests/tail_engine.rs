@@ -123,7 +123,17 @@ struct Tail {
 }
 
 fn start(cfg: TailConfig) -> Tail {
-    let (handle, events) = tail::start(cfg).unwrap();
+    // A crashed (dropped) engine may still hold the data-dir lock for a moment.
+    let deadline = Instant::now() + PATIENCE;
+    let (handle, events) = loop {
+        match tail::start(cfg.clone()) {
+            Ok(started) => break started,
+            Err(tail::TailError::DataDirInUse(_)) if Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    };
     let acker = handle.acker();
     Tail {
         handle,
@@ -558,6 +568,18 @@ async fn quiet_drain_waits_for_the_app_to_stop_writing() {
     assert_exact(&all, "q", 0..200);
     assert_eq!(report.end, DrainEnd::AllRead);
     assert!(report.checkpoint_saved);
+}
+
+#[tokio::test]
+async fn a_second_engine_on_the_same_data_dir_is_refused() {
+    let (_d, root) = root();
+    let t = start(config(&root));
+    let err = tail::start(config(&root)).unwrap_err();
+    assert!(matches!(err, tail::TailError::DataDirInUse(_)), "{err}");
+    // Once drained, the directory is free immediately.
+    t.drain().await;
+    let t = tail::start(config(&root)).unwrap();
+    drop(t);
 }
 
 #[tokio::test]

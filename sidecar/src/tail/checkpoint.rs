@@ -25,6 +25,9 @@ pub const CHECKPOINT_VERSION: u32 = 1;
 /// File name inside the data directory.
 pub const CHECKPOINT_FILE: &str = "checkpoints.json";
 const CHECKPOINT_TMP: &str = "checkpoints.json.tmp";
+/// Held exclusively by the running engine: two engines on one directory would overwrite each
+/// other's checkpoints.
+const LOCK_FILE: &str = "lock";
 
 /// The persisted state of one file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -129,6 +132,21 @@ impl CheckpointStore {
         Self { dir }
     }
 
+    /// Takes the directory's exclusive lock. `Ok(None)`: another engine holds it.
+    pub fn lock(&self) -> io::Result<Option<File>> {
+        fs::create_dir_all(&self.dir)?;
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(self.dir.join(LOCK_FILE))?;
+        match file.try_lock() {
+            Ok(()) => Ok(Some(file)),
+            Err(fs::TryLockError::WouldBlock) => Ok(None),
+            Err(fs::TryLockError::Error(e)) => Err(e),
+        }
+    }
+
     pub fn path(&self) -> PathBuf {
         self.dir.join(CHECKPOINT_FILE)
     }
@@ -223,6 +241,17 @@ mod tests {
             .map(|e| e.unwrap().file_name())
             .collect();
         assert_eq!(names, [CHECKPOINT_FILE]);
+    }
+
+    #[test]
+    fn lock_is_exclusive_until_dropped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = CheckpointStore::new(dir.path().join("d"));
+        let held = store.lock().unwrap();
+        assert!(held.is_some());
+        assert!(store.lock().unwrap().is_none());
+        drop(held);
+        assert!(store.lock().unwrap().is_some());
     }
 
     #[test]

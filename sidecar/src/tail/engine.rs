@@ -115,7 +115,10 @@ pub(crate) struct Engine {
     checkpointed_ack_seq: u64,
     files_changed: bool,
     drain: Option<DrainState>,
+    final_report: Option<DrainReport>,
     dirty_scratch: Vec<PathBuf>,
+    /// Exclusive lock on the data directory, held for the engine's life.
+    _lock: Option<File>,
 }
 
 impl Engine {
@@ -129,6 +132,7 @@ impl Engine {
         watcher: Option<FsWatcher>,
         out: mpsc::Sender<Vec<LogEvent>>,
         rx: Receiver<Wake>,
+        lock: Option<File>,
     ) -> Self {
         let store = CheckpointStore::new(cfg.data_dir.clone());
         let (saved, saved_unreadable) = match store.load() {
@@ -167,7 +171,9 @@ impl Engine {
             checkpointed_ack_seq: 0,
             files_changed: false,
             drain: None,
+            final_report: None,
             dirty_scratch: Vec::new(),
+            _lock: lock,
         }
     }
 
@@ -176,17 +182,22 @@ impl Engine {
         loop {
             match self.step() {
                 Ok(true) => {}
-                Ok(false) => return,
+                Ok(false) => break,
                 Err(Stopped) => {
                     // The consumer is gone: persist what it confirmed and stop.
-                    self.checkpoint(Instant::now(), true);
-                    if let Some(drain) = self.drain.take() {
-                        let report = self.report(DrainEnd::Stopped, false);
-                        let _ = drain.reply.send(report);
-                    }
-                    return;
+                    let saved = self.checkpoint(Instant::now(), true);
+                    self.final_report = Some(self.report(DrainEnd::Stopped, saved));
+                    break;
                 }
             }
+        }
+        let reply = self.drain.take();
+        let report = self.final_report.take();
+        // Close every file and release the data-dir lock before answering, so a caller may
+        // start a new engine on the same directory as soon as `drain` returns.
+        drop(self);
+        if let (Some(drain), Some(report)) = (reply, report) {
+            let _ = drain.reply.send(report);
         }
     }
 
@@ -607,9 +618,7 @@ impl Engine {
         let saved = self.checkpoint(Instant::now(), true);
         let report = self.report(end, saved);
         tracing::info!(?report, "tail engine drained");
-        if let Some(drain) = self.drain.take() {
-            let _ = drain.reply.send(report);
-        }
+        self.final_report = Some(report);
         Ok(())
     }
 

@@ -21,6 +21,9 @@ pub enum TailError {
     /// A setting is out of range.
     #[error("invalid tail configuration: {0}")]
     InvalidConfig(String),
+    /// Another engine holds the data directory's lock (one engine per directory).
+    #[error("data directory {0} is in use by another firetail engine")]
+    DataDirInUse(std::path::PathBuf),
     /// The engine thread could not be started.
     #[error("cannot start the tail engine thread: {0}")]
     Spawn(#[source] std::io::Error),

@@ -28,7 +28,9 @@
 //! tests; [`TailStats`] holds counters and gauges (see its fields). The engine runs on a
 //! dedicated OS thread (file I/O is blocking), so `start` needs no runtime; `recv` and `drain`
 //! are runtime-agnostic futures. Dropping the [`TailHandle`] without draining stops the engine
-//! without a final checkpoint (like a crash; periodic checkpoints still hold).
+//! without a final checkpoint (like a crash; periodic checkpoints still hold). One engine per
+//! `data_dir`: it is locked for the engine's life, and `drain` resolves only after the lock is
+//! released, so a new engine can start on it right away.
 //!
 //! # Semantics
 //!
@@ -89,10 +91,20 @@ use engine::{Engine, OUT_BATCHES, Wake};
 use stats::Counters;
 use watch::{FsSignals, FsWatcher};
 
-/// Starts the engine on its own thread.
+/// Starts the engine on its own thread. Fails on an invalid configuration, or when another
+/// engine holds the data directory ([`TailError::DataDirInUse`]).
 pub fn start(config: TailConfig) -> Result<(TailHandle, EventStream), TailError> {
     config.validate()?;
     let matcher = discovery::Matcher::new(&config.paths, &config.data_dir)?;
+    let lock = match checkpoint::CheckpointStore::new(config.data_dir.clone()).lock() {
+        Ok(Some(lock)) => Some(lock),
+        Ok(None) => return Err(TailError::DataDirInUse(config.data_dir.clone())),
+        Err(error) => {
+            // Unwritable data dir: tail anyway; checkpoint writes will fail and be counted.
+            tracing::warn!(data_dir = %config.data_dir.display(), %error, "cannot lock the data directory");
+            None
+        }
+    };
     let (wake_tx, wake_rx) = std::sync::mpsc::channel();
     let (out_tx, out_rx) = tokio::sync::mpsc::channel(OUT_BATCHES);
     let counters = Arc::new(Counters::default());
@@ -129,6 +141,7 @@ pub fn start(config: TailConfig) -> Result<(TailHandle, EventStream), TailError>
         watcher,
         out_tx,
         wake_rx,
+        lock,
     );
     std::thread::Builder::new()
         .name("firetail-tail".to_owned())
