@@ -97,6 +97,9 @@ struct Ctx {
 pub(crate) struct Engine {
     ctx: Ctx,
     files: HashMap<FileId, Tracked>,
+    /// Visiting order for fair reading; `cursor` is where the next pass starts.
+    order: Vec<FileId>,
+    cursor: usize,
     by_path: HashMap<PathBuf, FileId>,
     matcher: Matcher,
     watcher: Option<FsWatcher>,
@@ -157,6 +160,8 @@ impl Engine {
                 last_progress: now,
             },
             files: HashMap::new(),
+            order: Vec::new(),
+            cursor: 0,
             by_path: HashMap::new(),
             matcher,
             watcher,
@@ -298,18 +303,27 @@ impl Engine {
     }
 
     /// Reads every dirty file once (up to its turn). Returns whether the budget ran out.
+    /// Files are visited round-robin from where the previous pass stopped, so under sustained
+    /// backpressure the budget rotates over all files instead of favouring a few.
     fn read_pass(&mut self, now: Instant) -> Result<bool, Stopped> {
         let max = self.ctx.cfg.max_inflight_bytes;
-        for t in self.files.values_mut() {
+        let n = self.order.len();
+        for k in 0..n {
+            let at = (self.cursor + k) % n;
+            let Some(t) = self.files.get_mut(&self.order[at]) else {
+                continue;
+            };
             if !t.dirty {
                 continue;
             }
             if self.ctx.acks.inflight.load(Ordering::SeqCst) >= max {
                 Counters::add(&self.ctx.counters.backpressure_stalls, 1);
+                self.cursor = at;
                 return Ok(true);
             }
             self.ctx.service(t, now)?;
         }
+        self.cursor = if n == 0 { 0 } else { (self.cursor + 1) % n };
         Ok(false)
     }
 
@@ -348,6 +362,7 @@ impl Engine {
         }
         self.ctx.send()?;
         for id in released {
+            self.order.retain(|o| *o != id);
             if let Some(t) = self.files.remove(&id) {
                 tracing::info!(path = %t.source.path.display(), offset = t.framer.position(), "released rotated or deleted file after reading it to the end");
                 Counters::add(&self.ctx.counters.files_released, 1);
@@ -515,6 +530,7 @@ impl Engine {
         tracing::debug!(path = %path.display(), start, container, "tailing file");
         let source = Arc::new(SourceFile::tracked(id, path, container, Arc::clone(&cell)));
         let agg = self.ctx.cfg.multiline.clone().map(Aggregator::new);
+        self.order.push(id);
         self.files.insert(
             id,
             Tracked {
