@@ -71,6 +71,15 @@ pub enum DrainArg {
     Quiet,
 }
 
+/// Whether to ask the Kubernetes API about the pod.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum KubeApiArg {
+    /// When `KUBERNETES_SERVICE_HOST` and a service-account token are present.
+    Auto,
+    /// Never.
+    Off,
+}
+
 /// Log output format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum LogFormat {
@@ -150,6 +159,15 @@ pub struct ShipArgs {
     /// Delay between attempts while the stream is missing or access is denied.
     #[arg(long, env = "FIRETAIL_PERMANENT_RETRY_SECS", default_value_t = 30)]
     pub permanent_retry_secs: u64,
+
+    /// Look up container ids and images (and, at SIGTERM, whether the app containers have
+    /// exited) from the Kubernetes API: `auto` when running in a cluster, or `off`.
+    #[arg(long, env = "FIRETAIL_KUBERNETES_API", value_enum, default_value_t = KubeApiArg::Auto)]
+    pub kubernetes_api: KubeApiArg,
+
+    /// This container's own name, so that it does not count as an app container.
+    #[arg(long, env = "FIRETAIL_SELF_CONTAINER", default_value = "firetail")]
+    pub self_container: String,
 
     /// Log format on stderr; the level comes from `FIRETAIL_LOG` (e.g. `info`, `firetail=debug`).
     #[arg(long, env = "FIRETAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]

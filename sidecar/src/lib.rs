@@ -5,6 +5,7 @@
 //! - [`check`]: `firetail check`.
 //! - [`config`]: the shipping flags (`FIRETAIL_*`).
 //! - [`enrich`]: pod metadata for the `kubernetes` object.
+//! - [`kube`]: the pod's own object from the Kubernetes API (ids, images, app state).
 //! - [`record`]: one event as the JSON object the transform reads.
 //! - [`pack`]: events into records, records into `PutRecordBatch` calls, within Firehose limits.
 //! - [`sink`]: the one trait at the Firehose boundary, with the real and the stdout sink.
@@ -15,6 +16,7 @@
 pub mod check;
 pub mod config;
 pub mod enrich;
+pub mod kube;
 pub mod metrics;
 pub mod pack;
 pub mod record;

@@ -10,7 +10,8 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use firetail_sidecar::config::{LogFormat, ShipArgs, SinkKind, TailArgs};
+use firetail_sidecar::config::{KubeApiArg, LogFormat, ShipArgs, SinkKind, TailArgs};
+use firetail_sidecar::kube::KubeClient;
 use firetail_sidecar::metrics::{self, Observability};
 use firetail_sidecar::pack::Limits;
 use firetail_sidecar::run::{RunConfig, pod_info_from_env, run};
@@ -91,6 +92,13 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     }
     cli.ship.validate()?;
     let tail = cli.tail.to_tail_config()?;
+    let kube = match cli.ship.kubernetes_api {
+        KubeApiArg::Off => None,
+        KubeApiArg::Auto => KubeClient::in_cluster().unwrap_or_else(|error| {
+            tracing::warn!(%error, "in-cluster Kubernetes API client unavailable");
+            None
+        }),
+    };
     let obs = Arc::new(Observability::default());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match cli.ship.metrics_socket()? {
@@ -116,6 +124,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         pod,
         obs,
         limits: Limits::FIREHOSE,
+        kube,
     };
     let report = match firehose {
         Some(sink) => run(config, sink, terminated()).await?,

@@ -22,7 +22,8 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::{DrainArg, OversizeMode, ShipArgs};
-use crate::enrich::{Enricher, PodInfo};
+use crate::enrich::{ContainerInfo, Enricher, PodInfo};
+use crate::kube::KubeClient;
 use crate::metrics::Observability;
 use crate::pack::{Limits, Packer, RecordFormat, split_line};
 use crate::record::{EventRef, PartMark, encode, encoded_len_bound};
@@ -45,6 +46,8 @@ pub struct RunConfig {
     pub obs: Arc<Observability>,
     /// Packing limits; [`Limits::FIREHOSE`] outside tests.
     pub limits: Limits,
+    /// Kubernetes API client for container ids/images and the drain decision, if available.
+    pub kube: Option<KubeClient>,
 }
 
 /// Failure to start.
@@ -247,7 +250,10 @@ pub async fn run<S: Sink>(
         pod,
         obs,
         limits,
+        kube,
     } = config;
+    let pod_key = pod.namespace.clone().zip(pod.pod_name.clone());
+    let kube = kube.zip(pod_key);
     let (handle, mut events) = tail::start(tail_config)?;
     let acker = handle.acker();
     let sink = Arc::new(sink);
@@ -268,6 +274,16 @@ pub async fn run<S: Sink>(
     let mut refresh = tokio::time::interval(Duration::from_secs(ship.podinfo_refresh_secs.max(1)));
     refresh.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     refresh.tick().await;
+    let (containers_tx, mut containers_rx) = tokio::sync::watch::channel(None);
+    let watcher = kube.clone().map(|(client, (ns, name))| {
+        tokio::spawn(watch_containers(
+            client,
+            ns,
+            name,
+            refresh.period(),
+            containers_tx,
+        ))
+    });
     obs.health.set_started();
     tracing::info!(
         format = format.as_str(),
@@ -310,11 +326,27 @@ pub async fn run<S: Sink>(
                     }
                 }
             }
+            Ok(()) = containers_rx.changed() => {
+                let latest = containers_rx.borrow_and_update().clone();
+                if let Some(containers) = latest
+                    && encoder.enricher.set_containers(containers)
+                {
+                    tracing::info!("container ids or images changed");
+                }
+            }
             () = &mut shutdown, if drain_task.is_none() => {
                 if let Some(h) = handle.take() {
-                    let mode = drain_mode(&ship, Instant::now());
-                    tracing::info!(mode = ?mode, "shutdown requested, draining");
-                    drain_task = Some(tokio::spawn(h.drain(mode)));
+                    let ship = ship.clone();
+                    let kube = kube.clone();
+                    drain_task = Some(tokio::spawn(async move {
+                        let apps_done = match &kube {
+                            Some((client, (ns, name))) => app_containers_done(client, ns, name, &ship.self_container).await,
+                            None => false,
+                        };
+                        let mode = drain_mode(&ship, apps_done, Instant::now());
+                        tracing::info!(mode = ?mode, apps_done, "shutdown requested, draining");
+                        h.drain(mode).await
+                    }));
                 }
             }
             Some(joined) = senders.join_next(), if !senders.is_empty() => {
@@ -347,9 +379,12 @@ pub async fn run<S: Sink>(
             failed
         }),
         // The stream ended without a shutdown: the engine thread stopped on its own.
-        (None, Some(h)) => h.drain(drain_mode(&ship, Instant::now())).await,
+        (None, Some(h)) => h.drain(drain_mode(&ship, false, Instant::now())).await,
         (None, None) => failed,
     };
+    if let Some(w) = watcher {
+        w.abort();
+    }
     let abandoned_batches = senders.len();
     senders.abort_all();
     while senders.join_next().await.is_some() {}
@@ -376,16 +411,66 @@ pub async fn run<S: Sink>(
     })
 }
 
-fn drain_mode(ship: &ShipArgs, now: Instant) -> DrainMode {
+/// The drain mode for `--drain`; `apps_done` says the Kubernetes API reported every app
+/// container terminated (so nothing more will be written).
+fn drain_mode(ship: &ShipArgs, apps_done: bool, now: Instant) -> DrainMode {
     let deadline = now + Duration::from_secs(ship.drain_timeout_secs);
     match ship.drain {
         DrainArg::Eof => DrainMode::ReadToEof { deadline },
+        DrainArg::Auto if apps_done => DrainMode::ReadToEof { deadline },
         // Without a signal that the app containers are gone, waiting for quiet files is the
         // safe choice: it also ends at EOF as soon as nothing grows any more.
         DrainArg::Auto | DrainArg::Quiet => DrainMode::Quiet {
             quiet: Duration::from_millis(ship.drain_quiet_ms),
             deadline,
         },
+    }
+}
+
+/// Asks the API whether the app containers have exited; any failure means "don't know".
+async fn app_containers_done(client: &KubeClient, ns: &str, name: &str, own: &str) -> bool {
+    match client.get_pod(ns, name).await {
+        Ok(pod) => pod.app_containers_done(own),
+        Err(error) => {
+            tracing::info!(%error, "cannot read the pod at shutdown; waiting for quiet files");
+            false
+        }
+    }
+}
+
+/// Publishes container ids and images at start and every `period`. A failed lookup (no RBAC
+/// permission, API unreachable) is logged once per kind of failure and leaves the fields out.
+async fn watch_containers(
+    client: KubeClient,
+    ns: String,
+    name: String,
+    period: Duration,
+    tx: tokio::sync::watch::Sender<Option<HashMap<String, ContainerInfo>>>,
+) {
+    let mut last_error = String::new();
+    loop {
+        match client.get_pod(&ns, &name).await {
+            Ok(pod) => {
+                last_error.clear();
+                let containers = pod.containers();
+                tx.send_if_modified(|slot| {
+                    if slot.as_ref() == Some(&containers) {
+                        false
+                    } else {
+                        *slot = Some(containers);
+                        true
+                    }
+                });
+            }
+            Err(error) => {
+                let text = error.to_string();
+                if text != last_error {
+                    tracing::info!(%error, "pod lookup failed; docker_id and container_image omitted");
+                    last_error = text;
+                }
+            }
+        }
+        tokio::time::sleep(period).await;
     }
 }
 

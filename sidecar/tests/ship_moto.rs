@@ -68,6 +68,7 @@ async fn every_format_delivers_every_line_decodably() {
             pod: pod(),
             obs: Arc::clone(&obs),
             limits: Limits::FIREHOSE,
+            kube: None,
         };
         let (stop, stopped) = tokio::sync::oneshot::channel();
         let sink = sink_for(&moto, &stream).await;
@@ -142,6 +143,7 @@ async fn long_lines_arrive_as_ordered_parts() {
         pod: pod(),
         obs: Arc::clone(&obs),
         limits: Limits::FIREHOSE,
+        kube: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(run_until(config, sink_for(&moto, "logs").await, stopped));
@@ -198,6 +200,7 @@ async fn lines_written_while_draining_still_arrive() {
         pod: pod(),
         obs: Arc::new(Observability::default()),
         limits: Limits::FIREHOSE,
+        kube: None,
     };
     let (stop, stopped) = tokio::sync::oneshot::channel();
     let task = tokio::spawn(run_until(config, sink_for(&moto, "logs").await, stopped));
