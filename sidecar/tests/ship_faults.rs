@@ -1,0 +1,212 @@
+//! Shipping through the real SDK against the FAULT-INJECTING Firehose endpoint (testkit): the
+//! faults moto cannot produce. Every test counts events: nothing lost, and acknowledged
+//! entries never resent.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+use std::io::Write as _;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use firetail_sidecar::metrics::Observability;
+use firetail_sidecar::pack::Limits;
+use firetail_sidecar::run::RunConfig;
+use firetail_sidecar::tail::DrainEnd;
+use firetail_testkit::{FaultPlan, FirehoseEndpoint};
+
+mod ship_common;
+use ship_common::{counts, decode, pod, run_until, ship_args, sink_for, tail_config};
+
+/// Writes `per_file` lines to each of `files` files under `<root>/logs/<container>/`.
+fn write_lines(root: &Path, files: usize, per_file: usize) -> BTreeMap<String, usize> {
+    let mut expected = BTreeMap::new();
+    for f in 0..files {
+        let dir = root.join(format!("logs/c{f}"));
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut out = std::fs::File::create(dir.join("app.log")).unwrap();
+        for n in 0..per_file {
+            let line = format!("file {f} line {n} {}", "p".repeat(n % 150));
+            writeln!(out, "{line}").unwrap();
+            expected.insert(line, 1);
+        }
+    }
+    expected
+}
+
+fn events_of(endpoint: &FirehoseEndpoint) -> Vec<serde_json::Value> {
+    endpoint.accepted().iter().flat_map(|r| decode(r)).collect()
+}
+
+/// Small records so a few thousand events make many records and calls, and faults hit often.
+fn small_limits() -> Limits {
+    Limits {
+        record_bytes: 8 * 1024,
+        batch_records: 10,
+        batch_bytes: 64 * 1024,
+        ndjson_events: 50,
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn partial_failures_throttling_5xx_and_resets_lose_nothing_and_resend_only_failures() {
+    let plan = FaultPlan {
+        seed: 42,
+        record_failure_ratio: 0.3,
+        throttle_ratio: 0.1,
+        throttle_burst_calls: 2,
+        server_error_ratio: 0.1,
+        reset_ratio: 0.05,
+        delay_ratio: 0.05,
+        delay: Duration::from_millis(50),
+        ..FaultPlan::default()
+    };
+    let endpoint = FirehoseEndpoint::start(plan).await.unwrap();
+    for format in ["ndjson", "ndjson-gzip", "json"] {
+        let dir = tempfile::tempdir().unwrap();
+        let expected = write_lines(dir.path(), 3, 800);
+        let before = endpoint.accepted().len();
+        let obs = Arc::new(Observability::default());
+        let config = RunConfig {
+            ship: ship_args("logs", &["--record-format", format]),
+            tail: tail_config(dir.path()),
+            pod: pod(),
+            obs: Arc::clone(&obs),
+            limits: small_limits(),
+            kube: None,
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel();
+        let task = tokio::spawn(run_until(
+            config,
+            sink_for(&endpoint.url(), "logs"),
+            stopped,
+        ));
+        stop.send(()).unwrap();
+        let report = task.await.unwrap();
+        assert_eq!(report.drain.end, DrainEnd::AllRead, "{format}");
+        assert_eq!(report.drain.unacked_bytes, 0, "{format}");
+
+        let records = endpoint.accepted();
+        let events: Vec<serde_json::Value> =
+            records[before..].iter().flat_map(|r| decode(r)).collect();
+        // Exactly once: a resent acknowledged entry would show up twice.
+        assert_eq!(counts(&events), expected, "{format}");
+        let m = &obs.metrics;
+        assert_eq!(m.events_sent.get(), 2400, "{format}");
+        assert_eq!(
+            m.records_sent.get(),
+            (records.len() - before) as u64,
+            "{format}"
+        );
+    }
+    // The faults did happen, through every path of the sender.
+    let s = endpoint.stats();
+    assert!(s.records_failed > 50, "{s:?}");
+    assert!(s.throttled_calls > 5, "{s:?}");
+    assert!(s.server_errors > 5, "{s:?}");
+    assert!(s.resets > 0, "{s:?}");
+    assert_eq!(s.lost_acks, 0);
+    assert_eq!(
+        s.invalid_calls, 0,
+        "every call within Firehose limits: {s:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lost_acks_cause_bounded_duplicates_never_loss() {
+    let plan = FaultPlan {
+        seed: 7,
+        lost_ack_ratio: 0.2,
+        ..FaultPlan::default()
+    };
+    let endpoint = FirehoseEndpoint::start(plan).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_lines(dir.path(), 2, 1000);
+    let config = RunConfig {
+        ship: ship_args("logs", &["--record-format", "ndjson"]),
+        tail: tail_config(dir.path()),
+        pod: pod(),
+        obs: Arc::new(Observability::default()),
+        limits: small_limits(),
+        kube: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run_until(
+        config,
+        sink_for(&endpoint.url(), "logs"),
+        stopped,
+    ));
+    stop.send(()).unwrap();
+    let report = task.await.unwrap();
+    assert_eq!(report.drain.unacked_bytes, 0);
+    let got = counts(&events_of(&endpoint));
+    assert_eq!(
+        got.keys().collect::<Vec<_>>(),
+        expected.keys().collect::<Vec<_>>(),
+        "every line arrived"
+    );
+    let duplicates: usize = got.values().map(|n| n - 1).sum();
+    let s = endpoint.stats();
+    assert!(s.lost_acks > 0, "{s:?}");
+    // A duplicate can only come from a call whose answer was lost: at most one batch each.
+    let per_call = small_limits().batch_records * small_limits().ndjson_events;
+    assert!(duplicates > 0, "lost acks must have caused resends");
+    assert!(
+        duplicates as u64 <= s.lost_acks * per_call as u64,
+        "{duplicates} duplicates for {} lost acks",
+        s.lost_acks
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn missing_stream_makes_unready_keeps_data_and_recovers() {
+    let plan = FaultPlan {
+        streams: Some(vec!["some-other-stream".into()]),
+        ..FaultPlan::default()
+    };
+    let endpoint = FirehoseEndpoint::start(plan).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_lines(dir.path(), 1, 300);
+    let obs = Arc::new(Observability::default());
+    let config = RunConfig {
+        ship: ship_args("logs", &["--record-format", "ndjson-gzip"]),
+        tail: tail_config(dir.path()),
+        pod: pod(),
+        obs: Arc::clone(&obs),
+        limits: Limits::FIREHOSE,
+        kube: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run_until(
+        config,
+        sink_for(&endpoint.url(), "logs"),
+        stopped,
+    ));
+    // Wait until the sender has met the permanent error and marked the sidecar unready.
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        if let Err(why) = obs.health.readiness()
+            && why.contains("ResourceNotFoundException")
+        {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never became unready"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(endpoint.accepted().is_empty());
+    // The operator creates the stream; the slow retry delivers everything.
+    endpoint.set_plan(FaultPlan::default());
+    stop.send(()).unwrap();
+    let report = task.await.unwrap();
+    assert_eq!(report.drain.unacked_bytes, 0);
+    assert_eq!(counts(&events_of(&endpoint)), expected);
+    assert!(obs.health.readiness().is_ok(), "ready again after recovery");
+    let metrics = obs.metrics.encode();
+    assert!(
+        metrics.contains("firetail_failures_total{code=\"ResourceNotFoundException\"}"),
+        "{metrics}"
+    );
+}
