@@ -255,6 +255,22 @@ impl RuntimeApi {
         self.shared.first_poll.get().copied()
     }
 
+    /// Waits up to `timeout` for the function's first `next` request and returns its time
+    /// ([`Self::first_poll_at`]); `None` if it did not come.
+    pub async fn wait_first_poll(&self, timeout: Duration) -> Option<Instant> {
+        let start = Instant::now();
+        loop {
+            if let Some(at) = self.first_poll_at() {
+                return Some(at);
+            }
+            if start.elapsed() >= timeout {
+                return None;
+            }
+            // The instant itself is taken by the server; polling here only has to notice it.
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
     /// How many `next` requests arrived so far.
     pub fn polls(&self) -> u64 {
         self.shared.polls.load(Ordering::Relaxed)
