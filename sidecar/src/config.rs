@@ -93,84 +93,149 @@ pub enum LogFormat {
 #[derive(Debug, Clone, Args)]
 pub struct ShipArgs {
     /// Firehose delivery stream to send to (required with `--sink firehose`).
-    #[arg(long, env = "FIRETAIL_DELIVERY_STREAM")]
+    #[arg(global = true, long, env = "FIRETAIL_DELIVERY_STREAM")]
     pub delivery_stream: Option<String>,
 
     /// Where records go.
-    #[arg(long, env = "FIRETAIL_SINK", value_enum, default_value_t = SinkKind::Firehose)]
+    #[arg(global = true, long, env = "FIRETAIL_SINK", value_enum, default_value_t = SinkKind::Firehose)]
     pub sink: SinkKind,
 
     /// How events are laid out in Firehose records.
-    #[arg(long, env = "FIRETAIL_RECORD_FORMAT", value_enum, default_value_t = FormatArg::NdjsonGzip)]
+    #[arg(global = true, long, env = "FIRETAIL_RECORD_FORMAT", value_enum, default_value_t = FormatArg::NdjsonGzip)]
     pub record_format: FormatArg,
 
     /// Send what is buffered at least this often, even if records are not full.
-    #[arg(long, env = "FIRETAIL_FLUSH_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_FLUSH_INTERVAL_MS",
+        default_value_t = 1000
+    )]
     pub flush_interval_ms: u64,
 
     /// Most `PutRecordBatch` calls in flight at once.
-    #[arg(long, env = "FIRETAIL_MAX_CONCURRENT_REQUESTS", default_value_t = 4)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_MAX_CONCURRENT_REQUESTS",
+        default_value_t = 4
+    )]
     pub max_concurrent_requests: usize,
 
     /// What to do with a line that cannot fit one Firehose record.
-    #[arg(long, env = "FIRETAIL_OVERSIZE", value_enum, default_value_t = OversizeMode::Split)]
+    #[arg(global = true, long, env = "FIRETAIL_OVERSIZE", value_enum, default_value_t = OversizeMode::Split)]
     pub oversize: OversizeMode,
 
     /// Directory of Downward API volume files `labels` and `annotations`.
-    #[arg(long, env = "FIRETAIL_PODINFO_DIR", default_value = "/etc/podinfo")]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_PODINFO_DIR",
+        default_value = "/etc/podinfo"
+    )]
     pub podinfo_dir: PathBuf,
 
     /// Re-read the Downward API files this often (labels and annotations can change).
-    #[arg(long, env = "FIRETAIL_PODINFO_REFRESH_SECS", default_value_t = 60)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_PODINFO_REFRESH_SECS",
+        default_value_t = 60
+    )]
     pub podinfo_refresh_secs: u64,
 
     /// Value of the `stream` field of every event.
-    #[arg(long, env = "FIRETAIL_STREAM_LABEL", default_value = "file")]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_STREAM_LABEL",
+        default_value = "file"
+    )]
     pub stream_label: String,
 
     /// On SIGTERM: `auto`, `eof` or `quiet`.
-    #[arg(long, env = "FIRETAIL_DRAIN", value_enum, default_value_t = DrainArg::Auto)]
+    #[arg(global = true, long, env = "FIRETAIL_DRAIN", value_enum, default_value_t = DrainArg::Auto)]
     pub drain: DrainArg,
 
     /// While draining, files count as finished after this long without new data.
-    #[arg(long, env = "FIRETAIL_DRAIN_QUIET_MS", default_value_t = 2000)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_DRAIN_QUIET_MS",
+        default_value_t = 2000
+    )]
     pub drain_quiet_ms: u64,
 
     /// Hard limit for the whole drain (keep it below the pod's terminationGracePeriodSeconds).
-    #[arg(long, env = "FIRETAIL_DRAIN_TIMEOUT_SECS", default_value_t = 25)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_DRAIN_TIMEOUT_SECS",
+        default_value_t = 25
+    )]
     pub drain_timeout_secs: u64,
 
     /// Address for `/metrics`, `/healthz`, `/readyz`; `off` disables the server.
-    #[arg(long, env = "FIRETAIL_METRICS_ADDR", default_value = "0.0.0.0:2020")]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_METRICS_ADDR",
+        default_value = "0.0.0.0:2020"
+    )]
     pub metrics_addr: String,
 
     /// Timeout of one `PutRecordBatch` attempt.
-    #[arg(long, env = "FIRETAIL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_REQUEST_TIMEOUT_SECS",
+        default_value_t = 30
+    )]
     pub request_timeout_secs: u64,
 
     /// First retry delay ceiling after throttling or a transient error.
-    #[arg(long, env = "FIRETAIL_RETRY_BASE_MS", default_value_t = 100)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_RETRY_BASE_MS",
+        default_value_t = 100
+    )]
     pub retry_base_ms: u64,
 
     /// Largest retry delay ceiling.
-    #[arg(long, env = "FIRETAIL_RETRY_MAX_MS", default_value_t = 20_000)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_RETRY_MAX_MS",
+        default_value_t = 20_000
+    )]
     pub retry_max_ms: u64,
 
     /// Delay between attempts while the stream is missing or access is denied.
-    #[arg(long, env = "FIRETAIL_PERMANENT_RETRY_SECS", default_value_t = 30)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_PERMANENT_RETRY_SECS",
+        default_value_t = 30
+    )]
     pub permanent_retry_secs: u64,
 
     /// Look up container ids and images (and, at SIGTERM, whether the app containers have
     /// exited) from the Kubernetes API: `auto` when running in a cluster, or `off`.
-    #[arg(long, env = "FIRETAIL_KUBERNETES_API", value_enum, default_value_t = KubeApiArg::Auto)]
+    #[arg(global = true, long, env = "FIRETAIL_KUBERNETES_API", value_enum, default_value_t = KubeApiArg::Auto)]
     pub kubernetes_api: KubeApiArg,
 
     /// This container's own name, so that it does not count as an app container.
-    #[arg(long, env = "FIRETAIL_SELF_CONTAINER", default_value = "firetail")]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_SELF_CONTAINER",
+        default_value = "firetail"
+    )]
     pub self_container: String,
 
     /// Log format on stderr; the level comes from `FIRETAIL_LOG` (e.g. `info`, `firetail=debug`).
-    #[arg(long, env = "FIRETAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
+    #[arg(global = true, long, env = "FIRETAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 }
 
@@ -179,6 +244,7 @@ pub struct ShipArgs {
 pub struct TailArgs {
     /// Comma-separated globs of files to tail (`**` crosses directories).
     #[arg(
+        global = true,
         long = "path",
         env = "FIRETAIL_PATHS",
         value_delimiter = ',',
@@ -188,6 +254,7 @@ pub struct TailArgs {
 
     /// Where checkpoints live; keep it on the shared emptyDir so a restarted sidecar resumes.
     #[arg(
+        global = true,
         long,
         env = "FIRETAIL_DATA_DIR",
         default_value = "/var/log/app/.firetail"
@@ -195,52 +262,82 @@ pub struct TailArgs {
     pub data_dir: PathBuf,
 
     /// Start of files that have no checkpoint when the sidecar starts: `beginning` or `end`.
-    #[arg(long, env = "FIRETAIL_READ_FROM", default_value = "beginning")]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_READ_FROM",
+        default_value = "beginning"
+    )]
     pub read_from: String,
 
     /// Lines longer than this arrive as marked parts.
-    #[arg(long, env = "FIRETAIL_MAX_LINE_BYTES", default_value_t = 256 * 1024)]
+    #[arg(global = true, long, env = "FIRETAIL_MAX_LINE_BYTES", default_value_t = 256 * 1024)]
     pub max_line_bytes: usize,
 
     /// Join stack traces: `java`, `python`, `go`, or a regex that matches the first line of
     /// an event.
-    #[arg(long, env = "FIRETAIL_MULTILINE")]
+    #[arg(global = true, long, env = "FIRETAIL_MULTILINE")]
     pub multiline: Option<String>,
 
     /// A held multiline group is emitted after its file is quiet this long.
-    #[arg(long, env = "FIRETAIL_MULTILINE_FLUSH_MS", default_value_t = 1000)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_MULTILINE_FLUSH_MS",
+        default_value_t = 1000
+    )]
     pub multiline_flush_ms: u64,
 
     /// Largest joined multiline event; the next line starts a new one.
-    #[arg(long, env = "FIRETAIL_MULTILINE_MAX_BYTES", default_value_t = 256 * 1024)]
+    #[arg(global = true, long, env = "FIRETAIL_MULTILINE_MAX_BYTES", default_value_t = 256 * 1024)]
     pub multiline_max_bytes: usize,
 
     /// Stop reading while this many read bytes are not yet acknowledged by Firehose.
-    #[arg(long, env = "FIRETAIL_MAX_INFLIGHT_BYTES", default_value_t = 8 * 1024 * 1024)]
+    #[arg(global = true, long, env = "FIRETAIL_MAX_INFLIGHT_BYTES", default_value_t = 8 * 1024 * 1024)]
     pub max_inflight_bytes: u64,
 
     /// Rescan globs and re-check files this often (the only discovery without inotify).
-    #[arg(long, env = "FIRETAIL_POLL_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_POLL_INTERVAL_MS",
+        default_value_t = 1000
+    )]
     pub poll_interval_ms: u64,
 
     /// Keep a rotated-away or deleted file open this long after its last new byte.
-    #[arg(long, env = "FIRETAIL_ROTATE_GRACE_MS", default_value_t = 5000)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_ROTATE_GRACE_MS",
+        default_value_t = 5000
+    )]
     pub rotate_grace_ms: u64,
 
     /// Emit an unterminated last line after its file is quiet this long.
-    #[arg(long, env = "FIRETAIL_QUIET_FLUSH_MS", default_value_t = 1000)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_QUIET_FLUSH_MS",
+        default_value_t = 1000
+    )]
     pub quiet_flush_ms: u64,
 
     /// Persist acknowledged positions this often (when they changed).
-    #[arg(long, env = "FIRETAIL_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
+    #[arg(
+        global = true,
+        long,
+        env = "FIRETAIL_CHECKPOINT_INTERVAL_MS",
+        default_value_t = 1000
+    )]
     pub checkpoint_interval_ms: u64,
 
     /// Container name for every event, instead of the directory under the watch root.
-    #[arg(long, env = "FIRETAIL_CONTAINER_NAME")]
+    #[arg(global = true, long, env = "FIRETAIL_CONTAINER_NAME")]
     pub container_name: Option<String>,
 
     /// Discover files by polling only (for volumes that deliver no inotify events).
-    #[arg(long, env = "FIRETAIL_NO_INOTIFY")]
+    #[arg(global = true, long, env = "FIRETAIL_NO_INOTIFY")]
     pub no_inotify: bool,
 }
 
