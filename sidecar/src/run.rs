@@ -63,6 +63,8 @@ pub enum RunError {
 pub struct RunReport {
     /// The engine's drain outcome.
     pub drain: DrainReport,
+    /// How the drain was asked to end (`None` if the drain task failed).
+    pub drain_mode: Option<DrainMode>,
     /// Events received from the engine.
     pub events_received: u64,
     /// Batches still unsent or unacknowledged when the drain deadline ended the run.
@@ -293,7 +295,7 @@ pub async fn run<S: Sink>(
 
     let mut events_received = 0u64;
     let mut handle = Some(handle);
-    let mut drain_task: Option<tokio::task::JoinHandle<DrainReport>> = None;
+    let mut drain_task: Option<tokio::task::JoinHandle<(DrainMode, DrainReport)>> = None;
     tokio::pin!(shutdown);
     // Phase 1 (running) and 2 (draining, until the engine ends the stream).
     loop {
@@ -345,7 +347,7 @@ pub async fn run<S: Sink>(
                         };
                         let mode = drain_mode(&ship, apps_done, Instant::now());
                         tracing::info!(mode = ?mode, apps_done, "shutdown requested, draining");
-                        h.drain(mode).await
+                        (mode, h.drain(mode).await)
                     }));
                 }
             }
@@ -373,14 +375,20 @@ pub async fn run<S: Sink>(
         unacked_bytes: 0,
         checkpoint_saved: false,
     };
-    let drain = match (drain_task, handle.take()) {
-        (Some(task), _) => task.await.unwrap_or_else(|err| {
-            tracing::error!(error = %err, "drain task failed");
-            failed
-        }),
+    let (drain_mode, drain) = match (drain_task, handle.take()) {
+        (Some(task), _) => match task.await {
+            Ok((mode, report)) => (Some(mode), report),
+            Err(err) => {
+                tracing::error!(error = %err, "drain task failed");
+                (None, failed)
+            }
+        },
         // The stream ended without a shutdown: the engine thread stopped on its own.
-        (None, Some(h)) => h.drain(drain_mode(&ship, false, Instant::now())).await,
-        (None, None) => failed,
+        (None, Some(h)) => {
+            let mode = drain_mode(&ship, false, Instant::now());
+            (Some(mode), h.drain(mode).await)
+        }
+        (None, None) => (None, failed),
     };
     if let Some(w) = watcher {
         w.abort();
@@ -406,6 +414,7 @@ pub async fn run<S: Sink>(
     }
     Ok(RunReport {
         drain,
+        drain_mode,
         events_received,
         abandoned_batches,
     })

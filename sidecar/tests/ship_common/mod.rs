@@ -15,12 +15,14 @@ use firetail_sidecar::sink::firehose::FirehoseSink;
 use firetail_sidecar::tail::TailConfig;
 
 #[derive(Debug, Parser)]
+#[command(args_override_self = true)]
 struct Cli {
     #[command(flatten)]
     ship: ShipArgs,
 }
 
-/// Shipping flags for tests: short flush, drain quiet period and backoff.
+/// Shipping flags for tests: short flush, drain quiet period and backoff; `extra` flags
+/// override these.
 pub fn ship_args(stream: &str, extra: &[&str]) -> ShipArgs {
     let mut args = vec![
         "firetail",
