@@ -518,3 +518,170 @@ pub fn pod_info_from_env(dir: &Path) -> PodInfo {
     }
     info
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::tail::Part;
+    use std::time::SystemTime;
+
+    fn encoder(oversize: OversizeMode) -> Encoder {
+        Encoder {
+            enricher: Enricher::new(PodInfo::default()),
+            stream_label: "file".into(),
+            oversize,
+            renumber: HashMap::new(),
+            buf: Vec::new(),
+        }
+    }
+
+    fn event(
+        source: &Arc<SourceFile>,
+        bytes: Vec<u8>,
+        offset: u64,
+        part: Option<Part>,
+    ) -> LogEvent {
+        let end_offset = offset + bytes.len() as u64 + u64::from(part.is_none_or(|p| p.last));
+        LogEvent {
+            source: Arc::clone(source),
+            bytes,
+            offset,
+            end_offset,
+            read_time: SystemTime::UNIX_EPOCH,
+            part,
+        }
+    }
+
+    fn limits() -> Limits {
+        Limits {
+            record_bytes: 4096,
+            batch_records: 500,
+            batch_bytes: 1 << 20,
+            ndjson_events: 500,
+        }
+    }
+
+    /// (log, part) of every event the packer holds, in order.
+    fn packed(packer: &mut Packer<Token>) -> Vec<(String, Option<(u64, bool)>)> {
+        packer.flush();
+        let mut out = Vec::new();
+        while let Some(batch) = packer.take_ready() {
+            for record in batch.records {
+                for line in record.data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+                    let part = v
+                        .get("part")
+                        .map(|p| (p["index"].as_u64().unwrap(), p["last"].as_bool().unwrap()));
+                    out.push((v["log"].as_str().unwrap().to_owned(), part));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn engine_parts_split_again_are_renumbered_contiguously() {
+        let obs = Observability::default();
+        let mut enc = encoder(OversizeMode::Split);
+        let mut packer = Packer::new(RecordFormat::Ndjson, limits());
+        let src = SourceFile::detached("/logs/app/a.log", "app");
+        let other = SourceFile::detached("/logs/app/b.log", "app");
+        // An engine-split line of three pieces; the middle one is too big for a 4 KiB record.
+        let p0 = "a".repeat(100);
+        let p1 = "b".repeat(10_000);
+        let p2 = "c".repeat(100);
+        enc.push(
+            event(
+                &src,
+                p0.clone().into_bytes(),
+                0,
+                Some(Part {
+                    index: 0,
+                    last: false,
+                }),
+            ),
+            &mut packer,
+            &obs,
+        );
+        // Another file's line in between must not disturb the numbering.
+        enc.push(event(&other, b"other".to_vec(), 0, None), &mut packer, &obs);
+        enc.push(
+            event(
+                &src,
+                p1.clone().into_bytes(),
+                100,
+                Some(Part {
+                    index: 1,
+                    last: false,
+                }),
+            ),
+            &mut packer,
+            &obs,
+        );
+        enc.push(
+            event(
+                &src,
+                p2.clone().into_bytes(),
+                10_100,
+                Some(Part {
+                    index: 2,
+                    last: true,
+                }),
+            ),
+            &mut packer,
+            &obs,
+        );
+        // The next line of the same file starts fresh.
+        enc.push(
+            event(&src, b"next".to_vec(), 10_201, None),
+            &mut packer,
+            &obs,
+        );
+
+        let events = packed(&mut packer);
+        let parts: Vec<&(String, Option<(u64, bool)>)> =
+            events.iter().filter(|e| e.1.is_some()).collect();
+        let indexes: Vec<u64> = parts.iter().map(|e| e.1.unwrap().0).collect();
+        assert_eq!(indexes, (0..indexes.len() as u64).collect::<Vec<_>>());
+        assert!(indexes.len() > 3, "the middle piece was split again");
+        let lasts: Vec<bool> = parts.iter().map(|e| e.1.unwrap().1).collect();
+        assert_eq!(lasts.iter().filter(|l| **l).count(), 1);
+        assert_eq!(lasts.last(), Some(&true));
+        let joined: String = parts.iter().map(|e| e.0.as_str()).collect();
+        assert_eq!(joined, format!("{p0}{p1}{p2}"));
+        assert!(events.contains(&("other".to_owned(), None)));
+        assert_eq!(events.last(), Some(&("next".to_owned(), None)));
+        assert!(enc.renumber.is_empty());
+        assert_eq!(obs.metrics.events_split.get(), 1);
+    }
+
+    #[test]
+    fn truncate_mode_keeps_a_prefix_with_a_marker() {
+        let obs = Observability::default();
+        let mut enc = encoder(OversizeMode::Truncate);
+        let mut packer = Packer::new(RecordFormat::NdjsonGzip, limits());
+        let src = SourceFile::detached("/logs/app/a.log", "app");
+        let line = "x".repeat(50_000);
+        enc.push(event(&src, line.into_bytes(), 0, None), &mut packer, &obs);
+        packer.flush();
+        let batch = packer.take_ready().unwrap();
+        assert_eq!(batch.events(), 1);
+        let mut text = String::new();
+        std::io::Read::read_to_string(
+            &mut flate2::read::GzDecoder::new(&batch.records[0].data[..]),
+            &mut text,
+        )
+        .unwrap();
+        let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        let log = v["log"].as_str().unwrap();
+        assert!(log.starts_with("xxx"));
+        let kept = log.find(' ').unwrap();
+        assert!(
+            log.ends_with(&format!(" [firetail: truncated {} bytes]", 50_000 - kept)),
+            "{log}"
+        );
+        assert!(v.get("part").is_none());
+        assert_eq!(obs.metrics.events_truncated.get(), 1);
+    }
+}
