@@ -509,8 +509,10 @@ impl Engine {
                 entry.offset
             }
             Some(entry) => {
-                tracing::info!(path = %path.display(), checkpoint_path = %entry.path, "checkpointed inode now holds different content (inode reuse or rewrite); treating as a new file");
-                fresh_start
+                // Not the checkpointed file (inode reuse) or rewritten while we were down: the
+                // content is new to us, so read all of it whatever `read_from` says.
+                tracing::info!(path = %path.display(), checkpoint_path = %entry.path, "checkpointed inode now holds different content (inode reuse or rewrite); reading it from the start");
+                0
             }
             None => fresh_start,
         };
