@@ -176,7 +176,8 @@ fn unquote_go(s: &str) -> Option<String> {
 #[derive(Debug)]
 pub struct Enricher {
     info: PodInfo,
-    cache: HashMap<Option<String>, Arc<[u8]>>,
+    /// Keyed by container name; the empty name stands for "no container".
+    cache: HashMap<String, Arc<[u8]>>,
 }
 
 impl Enricher {
@@ -212,12 +213,13 @@ impl Enricher {
 
     /// The `kubernetes` JSON object for events of `container` (empty: omit the field).
     pub fn kubernetes(&mut self, container: Option<&str>) -> Arc<[u8]> {
-        if let Some(hit) = self.cache.get(&container.map(str::to_owned)) {
+        let key = container.unwrap_or_default();
+        // Looking up by &str keeps the per-event path allocation-free.
+        if let Some(hit) = self.cache.get(key) {
             return Arc::clone(hit);
         }
         let bytes: Arc<[u8]> = self.info.kubernetes_json(container).into();
-        self.cache
-            .insert(container.map(str::to_owned), Arc::clone(&bytes));
+        self.cache.insert(key.to_owned(), Arc::clone(&bytes));
         bytes
     }
 }

@@ -116,6 +116,8 @@ struct Encoder {
     /// Extra parts added so far to the engine-split line being read from each source (keyed by
     /// the source's address, which is stable while an `Arc` to it is held here).
     renumber: HashMap<usize, (Arc<SourceFile>, u32)>,
+    /// The last source's path as text (events come in runs from one file).
+    last_file: Option<(Arc<SourceFile>, Arc<str>)>,
     buf: Vec<u8>,
 }
 
@@ -128,7 +130,14 @@ impl std::fmt::Debug for Encoder {
 impl Encoder {
     /// Encodes `ev` and pushes it (or its pieces) into `packer`.
     fn push(&mut self, ev: LogEvent, packer: &mut Packer<Token>, obs: &Observability) {
-        let file = ev.source.path.to_string_lossy().into_owned();
+        let file = match &self.last_file {
+            Some((src, text)) if Arc::ptr_eq(src, &ev.source) => Arc::clone(text),
+            _ => {
+                let text: Arc<str> = ev.source.path.to_string_lossy().into();
+                self.last_file = Some((Arc::clone(&ev.source), Arc::clone(&text)));
+                text
+            }
+        };
         let container = (!ev.source.container.is_empty()).then_some(ev.source.container.as_str());
         let kube = self.enricher.kubernetes(container);
         let key = Arc::as_ptr(&ev.source) as usize;
@@ -256,6 +265,10 @@ pub async fn run<S: Sink>(
     } = config;
     let pod_key = pod.namespace.clone().zip(pod.pod_name.clone());
     let kube = kube.zip(pod_key);
+    // The engine stops reading at its in-flight budget (file bytes). Sending once half of it
+    // is packed (encoded bytes, never fewer than the file bytes) means a full budget is always
+    // on its way to Firehose rather than waiting for the flush tick.
+    let flush_threshold = usize::try_from(tail_config.max_inflight_bytes / 2).unwrap_or(usize::MAX);
     let (handle, mut events) = tail::start(tail_config)?;
     let acker = handle.acker();
     let sink = Arc::new(sink);
@@ -266,6 +279,7 @@ pub async fn run<S: Sink>(
         stream_label: ship.stream_label.clone(),
         oversize: ship.oversize,
         renumber: HashMap::new(),
+        last_file: None,
         buf: Vec::with_capacity(4096),
     };
     let policy = ship.send_policy();
@@ -307,6 +321,9 @@ pub async fn run<S: Sink>(
                     obs.metrics.events_read.inc();
                     obs.metrics.bytes_read.inc_by(ev.bytes.len() as u64);
                     encoder.push(ev, &mut packer, &obs);
+                }
+                if packer.pending_raw_bytes() >= flush_threshold {
+                    packer.flush();
                 }
             }
             _ = flush.tick() => {
@@ -532,6 +549,7 @@ mod tests {
             stream_label: "file".into(),
             oversize,
             renumber: HashMap::new(),
+            last_file: None,
             buf: Vec::new(),
         }
     }
