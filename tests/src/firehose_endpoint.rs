@@ -611,11 +611,7 @@ async fn put(
     let mut out = String::with_capacity(64 + failed.len() * 80);
     let mut next_id = first_id;
     if operation == Operation::PutRecord {
-        let _ = write!(
-            out,
-            r#"{{"Encrypted":false,"RecordId":"{}"}}"#,
-            record_id(next_id)
-        );
+        let _ = write!(out, r#"{{"Encrypted":false,"RecordId":"{next_id:056x}"}}"#);
     } else {
         let _ = write!(
             out,
@@ -631,18 +627,14 @@ async fn put(
                     r#"{{"ErrorCode":"ServiceUnavailableException","ErrorMessage":"{THROTTLE_MESSAGE}"}}"#
                 );
             } else {
-                let _ = write!(out, r#"{{"RecordId":"{}"}}"#, record_id(next_id));
+                // Record ids are opaque to clients; a counter keeps them unique and cheap.
+                let _ = write!(out, r#"{{"RecordId":"{next_id:056x}"}}"#);
                 next_id += 1;
             }
         }
         out.push_str("]}");
     }
     Ok(ok_reply(out))
-}
-
-/// Record ids are opaque to clients; a counter keeps them unique and cheap.
-fn record_id(n: u64) -> String {
-    format!("{n:056x}")
 }
 
 fn unknown_stream(shared: &Shared, stream: &str) -> Option<Reply> {
