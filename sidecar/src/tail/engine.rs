@@ -460,6 +460,9 @@ impl Engine {
             self.open(path, &meta, id, now, startup);
         }
         self.failed.retain(|p| by_path.contains_key(p));
+        // Checkpointed files that still exist but could not be opened yet keep their saved
+        // position (it is written back with every checkpoint); the rest are gone for good.
+        self.saved.retain(|id, _| seen.contains(id));
         self.by_path = by_path;
         for t in self.files.values_mut() {
             if !seen.contains(&t.id) && t.orphaned_since.is_none() {
@@ -580,6 +583,7 @@ impl Engine {
                     path: t.source.path.to_string_lossy().into_owned(),
                 }
             })
+            .chain(self.saved.values().cloned())
             .collect();
         Counters::set(&self.ctx.counters.checkpoint_lag_bytes, lag);
         match self.store.save(&entries) {
