@@ -131,3 +131,64 @@ impl Drop for ChildGuard {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn sh(script: &str) -> ChildGuard {
+        let mut command = Command::new("sh");
+        command.args(["-c", script]);
+        ChildGuard::spawn("sh", command).unwrap()
+    }
+
+    #[test]
+    fn captures_stdout_and_stderr_separately() {
+        let mut child = sh("echo to-out; echo to-err >&2");
+        let status = child
+            .wait_timeout(Duration::from_secs(20))
+            .unwrap()
+            .unwrap();
+        assert!(status.success());
+        assert_eq!(child.stdout(), "to-out\n");
+        assert_eq!(child.stderr(), "to-err\n");
+    }
+
+    #[test]
+    fn drop_kills_and_reaps_a_running_child() {
+        let child = sh("sleep 600");
+        let pid = child.pid();
+        assert!(Path::new(&format!("/proc/{pid}")).exists());
+        let logs = child.log_dir().to_path_buf();
+        drop(child);
+        // Reaped, not a zombie: the /proc entry is gone. The captured files go too.
+        assert!(!Path::new(&format!("/proc/{pid}")).exists());
+        assert!(!logs.exists());
+    }
+
+    #[test]
+    fn terminate_sends_sigterm() {
+        let mut child =
+            sh("trap 'echo got-term; exit 7' TERM; echo ready; while :; do sleep 0.01; done");
+        // Signal only once the trap is installed.
+        let start = Instant::now();
+        while child.stdout() != "ready\n" {
+            assert!(start.elapsed() < Duration::from_secs(20), "never ready");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        child.terminate().unwrap();
+        let status = child
+            .wait_timeout(Duration::from_secs(20))
+            .unwrap()
+            .unwrap();
+        assert_eq!(status.code(), Some(7));
+        assert_eq!(child.stdout(), "ready\ngot-term\n");
+    }
+
+    #[test]
+    fn a_missing_program_names_itself() {
+        let err = ChildGuard::spawn("ghost", Command::new("/nonexistent/ghost")).unwrap_err();
+        assert!(err.to_string().contains("cannot start ghost"), "{err}");
+    }
+}
