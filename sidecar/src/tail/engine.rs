@@ -69,6 +69,8 @@ struct Tracked {
     dirty: bool,
     /// Not found by the last scan: rotated away or deleted, read to EOF then released.
     orphaned_since: Option<Instant>,
+    /// The last stat/read failed (already logged).
+    failing: bool,
 }
 
 #[derive(Debug)]
@@ -388,29 +390,36 @@ impl Engine {
     fn next_wait(&self, now: Instant) -> Duration {
         let cfg = &self.ctx.cfg;
         let mut next = self.last_poll + cfg.poll_interval;
+        // A deadline already behind us was acted on in this step, or cannot be acted on yet
+        // (file still dirty, drain waiting for acks); counting it would spin the loop.
+        let mut consider = |at: Instant| {
+            if at > now {
+                next = next.min(at);
+            }
+        };
         if self.files_changed
             || self.ctx.acks.ack_seq.load(Ordering::SeqCst) != self.checkpointed_ack_seq
         {
-            next = next.min(self.last_checkpoint + cfg.checkpoint_interval);
+            consider(self.last_checkpoint + cfg.checkpoint_interval);
         }
         let ml_timeout = cfg.multiline.as_ref().map(|m| m.flush_timeout);
         for t in self.files.values() {
             if t.framer.has_partial() {
-                next = next.min(t.last_growth + cfg.quiet_flush);
+                consider(t.last_growth + cfg.quiet_flush);
             }
             if let (Some(agg), Some(timeout)) = (&t.agg, ml_timeout)
                 && agg.is_holding()
             {
-                next = next.min(t.last_growth + timeout);
+                consider(t.last_growth + timeout);
             }
             if let Some(since) = t.orphaned_since {
-                next = next.min(since.max(t.last_growth) + cfg.rotate_grace);
+                consider(since.max(t.last_growth) + cfg.rotate_grace);
             }
         }
         if let Some(drain) = &self.drain {
-            next = next.min(drain.mode.deadline());
+            consider(drain.mode.deadline());
             if let DrainMode::Quiet { quiet, .. } = drain.mode {
-                next = next.min(self.ctx.last_progress + quiet);
+                consider(self.ctx.last_progress + quiet);
             }
         }
         next.saturating_duration_since(now)
@@ -550,6 +559,7 @@ impl Engine {
                 at_eof: false,
                 dirty: true,
                 orphaned_since: None,
+                failing: false,
             },
         );
         self.files_changed = true;
@@ -664,7 +674,11 @@ impl Ctx {
             Ok(meta) => meta.len(),
             Err(error) => {
                 Counters::add(&self.counters.read_errors, 1);
-                tracing::warn!(path = %t.source.path.display(), %error, "cannot stat open log file");
+                if !std::mem::replace(&mut t.failing, true) {
+                    tracing::warn!(path = %t.source.path.display(), %error, "cannot stat open log file; will retry");
+                }
+                // Nothing readable now; the next poll retries.
+                t.at_eof = true;
                 return Ok(());
             }
         };
@@ -691,6 +705,7 @@ impl Ctx {
                 Ok(n) => {
                     turn += n;
                     t.at_eof = false;
+                    t.failing = false;
                     t.last_growth = now;
                     self.last_progress = now;
                     Counters::add(&self.counters.bytes_read, n as u64);
@@ -704,7 +719,11 @@ impl Ctx {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(error) => {
                     Counters::add(&self.counters.read_errors, 1);
-                    tracing::warn!(path = %t.source.path.display(), %error, "cannot read log file; will retry");
+                    // One line per failure episode, not one per retry.
+                    if !std::mem::replace(&mut t.failing, true) {
+                        tracing::warn!(path = %t.source.path.display(), %error, "cannot read log file; will retry on every poll");
+                    }
+                    t.at_eof = true;
                     break;
                 }
             }
