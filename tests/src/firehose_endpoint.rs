@@ -375,6 +375,21 @@ impl FirehoseEndpoint {
         }
     }
 
+    /// Waits up to `timeout` until at least `count` records were accepted; returns whether
+    /// they were. For tests whose sender runs in another task or process.
+    pub async fn wait_accepted(&self, count: u64, timeout: Duration) -> bool {
+        let start = Instant::now();
+        loop {
+            if self.stats().records_accepted >= count {
+                return true;
+            }
+            if start.elapsed() >= timeout {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
     /// Stops serving and closes every connection.
     pub async fn shutdown(&mut self) {
         self.server.shutdown().await;

@@ -12,7 +12,9 @@
 //!
 //! - [`free_port`], [`workspace_bin`]: small shared helpers.
 //!
-//! Every server binds 127.0.0.1 on a free port and stops when its handle is dropped.
+//! Every server binds 127.0.0.1 on a free port and stops when its handle is dropped. A child
+//! process (the `firetail` sidecar, say) reaches one through its AWS SDK's default chain with
+//! `command.envs(aws::sdk_env(&url))`: endpoint, dummy credentials, region.
 
 pub mod aws;
 pub mod firehose_endpoint;

@@ -94,6 +94,8 @@ async fn success_path_records_every_record_in_order() {
             data: b"a-00000\n".to_vec()
         }
     );
+    assert!(endpoint.wait_accepted(15, Duration::ZERO).await);
+    assert!(!endpoint.wait_accepted(16, Duration::from_millis(20)).await);
     let stats = endpoint.stats();
     assert_eq!(stats.requests, 2);
     assert_eq!(stats.records_accepted, 15);
