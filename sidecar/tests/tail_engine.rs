@@ -585,6 +585,36 @@ async fn a_second_engine_on_the_same_data_dir_is_refused() {
     drop(t);
 }
 
+/// Idle means asleep: over an observation window the loop may wake for its timers only. A
+/// slower machine can only make the count smaller, so this cannot flake by being loaded.
+#[tokio::test]
+async fn an_idle_engine_does_not_busy_poll() {
+    let (_d, root) = root();
+    append(&root.join("idle.log"), "one\n");
+    for (use_inotify, poll_ms, allowed) in [(true, 3_600_000, 5), (false, 100, 5 + 3 * 5)] {
+        let mut cfg = config(&root);
+        cfg.use_inotify = use_inotify;
+        cfg.poll_interval = Duration::from_millis(poll_ms);
+        let mut t = start(cfg);
+        if use_inotify {
+            t.recv(1).await;
+        }
+        // Let the ack's checkpoint happen, then watch an idle window.
+        wait_for(&t.handle, "settled", |s| {
+            s.checkpoint_lag_bytes == 0 && s.inflight_bytes == 0
+        })
+        .await;
+        let before = t.handle.stats().engine_iterations;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let woke = t.handle.stats().engine_iterations - before;
+        assert!(
+            woke <= allowed,
+            "inotify={use_inotify}: {woke} wake-ups in an idle window"
+        );
+        t.drain().await;
+    }
+}
+
 #[tokio::test]
 async fn invalid_configuration_is_refused_with_a_clear_error() {
     let err = tail::start(TailConfig {

@@ -210,6 +210,7 @@ impl Engine {
 
     /// One iteration: look at signals, read, run timers, maybe sleep. `Ok(false)` = exit.
     fn step(&mut self) -> Result<bool, Stopped> {
+        Counters::add(&self.ctx.counters.engine_iterations, 1);
         // Non-blocking: take everything queued.
         while let Ok(wake) = self.rx.try_recv() {
             if !self.on_wake(wake) {

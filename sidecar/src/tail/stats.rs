@@ -34,6 +34,8 @@ pub struct TailStats {
     pub acks_ignored: u64,
     /// Times reading stopped because the in-flight budget was used up.
     pub backpressure_stalls: u64,
+    /// Engine loop iterations: stays flat while nothing happens (no busy polling).
+    pub engine_iterations: u64,
 }
 
 macro_rules! counters {
@@ -68,6 +70,7 @@ counters!(
     line_parts,
     partial_flushes,
     backpressure_stalls,
+    engine_iterations,
 );
 
 impl Counters {
