@@ -80,6 +80,8 @@ struct Model {
     next_seq: [u32; FILES],
     rotated: usize,
     crashed: bool,
+    /// In-flight budget: tiny ones keep the engine in backpressure throughout.
+    budget: u64,
 }
 
 impl Model {
@@ -92,6 +94,7 @@ impl Model {
             // Every line is written whole; a partial flush could only split a line mid-write.
             quiet_flush: Duration::from_secs(3600),
             checkpoint_interval: Duration::from_millis(10),
+            max_inflight_bytes: self.budget,
             ..TailConfig::default()
         }
     }
@@ -287,7 +290,7 @@ impl Model {
     }
 }
 
-async fn run_model(ops: Vec<Op>) {
+async fn run_model(ops: Vec<Op>, budget: u64) {
     let dir = tempfile::tempdir().unwrap();
     let mut model = Model {
         root: dir.path().to_owned(),
@@ -299,6 +302,7 @@ async fn run_model(ops: Vec<Op>) {
         next_seq: [0; FILES],
         rotated: 0,
         crashed: false,
+        budget,
     };
     model.start();
     for op in &ops {
@@ -309,21 +313,27 @@ async fn run_model(ops: Vec<Op>) {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 24, failure_persistence: None, ..ProptestConfig::default() })]
+    // Modest by default so the suite stays fast on 2 cores; FIRETAIL_MODEL_CASES for soak runs.
+    #![proptest_config(ProptestConfig {
+        cases: std::env::var("FIRETAIL_MODEL_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(24),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn every_line_at_least_once_in_order_and_exactly_once_without_crashes(
-        ops in prop::collection::vec(op(), 1..14)
+        ops in prop::collection::vec(op(), 1..14),
+        budget in prop_oneof![Just(8u64 << 20), 64..2048u64],
     ) {
         let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(run_model(ops));
+        rt.block_on(run_model(ops, budget));
     }
 }
 
 /// A fixed sequence touching every operation, so a regression shows up without luck.
 #[tokio::test]
 async fn scripted_sequence_covers_every_operation() {
-    run_model(vec![
+    let ops = vec![
         Op::Append {
             file: 0,
             lines: 30,
@@ -364,6 +374,9 @@ async fn scripted_sequence_covers_every_operation() {
             lines: 2,
             pad: 0,
         },
-    ])
-    .await;
+    ];
+    // Once roomy, once under constant backpressure.
+    for budget in [8 << 20, 256] {
+        run_model(ops.clone(), budget).await;
+    }
 }
