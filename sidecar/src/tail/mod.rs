@@ -39,7 +39,12 @@
 //!   nothing is sent twice.
 //! - **Backpressure.** When emitted-but-unacked bytes reach `max_inflight_bytes` the engine stops
 //!   reading; the files are the buffer. Memory per file is small (a framer holding at most
-//!   `max_line_bytes` of an unfinished line, a multiline group up to its cap).
+//!   `max_line_bytes` of an unfinished line, a multiline group up to its cap). The budget counts
+//!   file bytes; an in-memory event costs about 1.5× that (see docs/BENCHMARKS-tail.md).
+//! - **Start position.** A file with a matching checkpoint resumes there. `read_from` applies
+//!   only to files without one that exist at startup; files that appear later, files whose
+//!   checkpointed inode now holds other content, and every file when the checkpoint is
+//!   unreadable are read from the start (duplicates over loss).
 //! - **Framing.** Events are `\n`-terminated lines without `\n` / `\r\n`. A last line without
 //!   newline is emitted after `quiet_flush` of silence, on release of a rotated file, or at
 //!   drain; if the app later completes it, the rest arrives as a separate event. Lines longer
