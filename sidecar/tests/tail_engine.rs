@@ -460,6 +460,34 @@ async fn backpressure_stops_reading_until_acks_free_the_budget() {
 }
 
 #[tokio::test]
+async fn under_backpressure_every_file_gets_its_turn() {
+    let (_d, root) = root();
+    let per_file = 20_000; // ~300 KB each: several read chunks
+    for name in ["a", "b", "c"] {
+        append(&root.join(format!("{name}.log")), &lines(name, 0..per_file));
+    }
+    let mut cfg = config(&root);
+    cfg.max_inflight_bytes = 4096;
+    let mut t = start(cfg);
+    let got = texts(&t.recv(3 * per_file).await);
+    // No file may be read to its end before every other file has had a turn.
+    for name in ["a", "b", "c"] {
+        let last = got.iter().rposition(|l| l.starts_with(name)).unwrap();
+        for other in ["a", "b", "c"] {
+            let first = got.iter().position(|l| l.starts_with(other)).unwrap();
+            assert!(first < last, "{other} waited until {name} was done");
+        }
+        let mine: Vec<String> = got
+            .iter()
+            .filter(|l| l.starts_with(name))
+            .cloned()
+            .collect();
+        assert_exact(&mine, name, 0..per_file);
+    }
+    t.drain().await;
+}
+
+#[tokio::test]
 async fn over_long_lines_arrive_as_ordered_parts() {
     let (_d, root) = root();
     let mut cfg = config(&root);
