@@ -292,8 +292,9 @@ pub struct TailArgs {
     #[arg(global = true, long, env = "FIRETAIL_MULTILINE_MAX_BYTES", default_value_t = 256 * 1024)]
     pub multiline_max_bytes: usize,
 
-    /// Stop reading while this many read bytes are not yet acknowledged by Firehose.
-    #[arg(global = true, long, env = "FIRETAIL_MAX_INFLIGHT_BYTES", default_value_t = 8 * 1024 * 1024)]
+    /// Stop reading while this many read bytes are not yet acknowledged by Firehose. Encoded
+    /// events are ~2.5x the line bytes, so memory follows this (see docs/BENCHMARKS-ship.md).
+    #[arg(global = true, long, env = "FIRETAIL_MAX_INFLIGHT_BYTES", default_value_t = 4 * 1024 * 1024)]
     pub max_inflight_bytes: u64,
 
     /// Rescan globs and re-check files this often (the only discovery without inotify).
