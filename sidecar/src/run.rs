@@ -164,7 +164,7 @@ impl Encoder {
                 offset: ev.offset,
                 end_offset: ev.end_offset,
             };
-            packer.push(&self.buf, token);
+            push_or_report(packer, &self.buf, token, obs);
             return;
         }
         // Too big for one record: cut the line so each piece's encoding fits for sure.
@@ -202,7 +202,7 @@ impl Encoder {
                     offset: ev.offset,
                     end_offset: ev.end_offset,
                 };
-                packer.push(&self.buf, token);
+                push_or_report(packer, &self.buf, token, obs);
                 if ev.part.is_some_and(|p| p.last) {
                     self.renumber.remove(&key);
                 }
@@ -231,7 +231,7 @@ impl Encoder {
                         ..whole
                     };
                     encode(&ev_piece, &self.stream_label, &kube, &mut self.buf);
-                    packer.push(&self.buf, Token::Piece(Arc::clone(&group)));
+                    push_or_report(packer, &self.buf, Token::Piece(Arc::clone(&group)), obs);
                 }
                 if line_ends_here {
                     self.renumber.remove(&key);
@@ -244,6 +244,20 @@ impl Encoder {
                 }
             }
         }
+    }
+}
+
+/// Packs one encoded event. The piece sizes above make a refusal impossible unless the pod
+/// metadata alone nearly fills a record; then the event is not acknowledged (its file keeps it,
+/// and the checkpoint stops there), which is reported loudly rather than skipped.
+fn push_or_report(packer: &mut Packer<Token>, event: &[u8], token: Token, obs: &Observability) {
+    if !packer.push(event, token) {
+        obs.metrics.failure("EventTooLarge");
+        tracing::error!(
+            event_bytes = event.len(),
+            max_event_bytes = packer.max_event_bytes(),
+            "encoded event cannot fit a record even after splitting; not sent, checkpoint held"
+        );
     }
 }
 
