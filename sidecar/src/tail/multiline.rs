@@ -21,7 +21,9 @@ pub enum MultilineMode {
     Java,
     /// Python: a `Traceback (most recent call last):` line joins the line before it (the
     /// `logger.exception` message); indented lines follow, and the first unindented line (the
-    /// exception itself) closes the trace.
+    /// exception itself) closes the trace. Chained tracebacks (blank lines, the "During handling
+    /// of the above exception" / "The above exception was the direct cause" banner, the next
+    /// `Traceback`) stay in the same event.
     Python,
     /// Go: a `panic:` or `fatal error:` line opens a trace that takes blank lines, `goroutine N
     /// [...]:` headers, `pkg.func(...)` frames, indented file lines and `exit status N`.
@@ -88,6 +90,8 @@ impl MultilineConfig {
 enum TraceState {
     Normal,
     InTrace,
+    /// Just after a Python exception line: a chained traceback may follow.
+    AfterTrace,
 }
 
 /// Per-file joiner.
@@ -170,14 +174,28 @@ impl Aggregator {
                     self.state = TraceState::InTrace;
                     return true;
                 }
-                if self.state == TraceState::InTrace {
-                    if !starts_with_space(line) {
-                        // The exception line closes the trace and still belongs to it.
-                        self.state = TraceState::Normal;
+                match self.state {
+                    TraceState::InTrace => {
+                        if !starts_with_space(line) {
+                            // The exception line closes the trace and still belongs to it.
+                            self.state = TraceState::AfterTrace;
+                        }
+                        true
                     }
-                    return true;
+                    // Chained exceptions: blank lines and the "During handling..." / "The above
+                    // exception..." banners lead to the next Traceback of the same event.
+                    TraceState::AfterTrace
+                        if line.is_empty()
+                            || line.starts_with(b"During handling of the above exception")
+                            || line.starts_with(b"The above exception was the direct cause") =>
+                    {
+                        true
+                    }
+                    _ => {
+                        self.state = TraceState::Normal;
+                        false
+                    }
                 }
-                false
             }
             MultilineMode::Go => {
                 if line.starts_with(b"panic: ") || line.starts_with(b"fatal error: ") {
@@ -281,6 +299,17 @@ Caused by: java.io.IOException: disk\n\
                 "ERROR failed to load\nTraceback (most recent call last):\n  File \"a.py\", line 3, in <module>\n    load()\nValueError: nope",
                 "INFO next"
             ]
+        );
+    }
+
+    #[test]
+    fn python_chained_tracebacks_stay_one_event() {
+        let trace = "Traceback (most recent call last):\n  File \"a.py\", line 2, in <module>\n    1/0\nZeroDivisionError: division by zero\n\nDuring handling of the above exception, another exception occurred:\n\nTraceback (most recent call last):\n  File \"a.py\", line 4, in <module>\nValueError: x";
+        let text = format!("ERROR boom\n{trace}\nINFO after\n");
+        let ev = join("python", 1 << 20, &text);
+        assert_eq!(
+            bodies(&ev),
+            [format!("ERROR boom\n{trace}").as_str(), "INFO after"]
         );
     }
 
