@@ -210,3 +210,100 @@ async fn missing_stream_makes_unready_keeps_data_and_recovers() {
         "{metrics}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn modelled_throttling_errors_are_retried_too() {
+    // HTTP 400 with `__type: ServiceUnavailableException`: the SDK surfaces it as a modelled
+    // error instead of retrying; the sender must back off and retry it like a 503.
+    let plan = FaultPlan {
+        seed: 3,
+        throttle_ratio: 0.4,
+        throttle_burst_calls: 3,
+        throttle_status: 400,
+        ..FaultPlan::default()
+    };
+    let endpoint = FirehoseEndpoint::start(plan).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_lines(dir.path(), 2, 500);
+    let obs = Arc::new(Observability::default());
+    let config = RunConfig {
+        ship: ship_args("logs", &["--record-format", "ndjson-gzip"]),
+        tail: tail_config(dir.path()),
+        pod: pod(),
+        obs: Arc::clone(&obs),
+        limits: small_limits(),
+        kube: None,
+    };
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run_until(
+        config,
+        sink_for(&endpoint.url(), "logs"),
+        stopped,
+    ));
+    stop.send(()).unwrap();
+    let report = task.await.unwrap();
+    assert_eq!(report.drain.unacked_bytes, 0);
+    assert_eq!(counts(&events_of(&endpoint)), expected);
+    assert!(endpoint.stats().throttled_calls > 0);
+    let metrics = obs.metrics.encode();
+    assert!(
+        metrics.contains("firetail_retries_total{code=\"ServiceUnavailableException\"}"),
+        "{metrics}"
+    );
+    assert!(
+        obs.health.readiness().is_ok(),
+        "throttling is not a permanent error"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn drain_deadline_leaves_undelivered_lines_in_the_files_for_the_next_start() {
+    // Firehose is unreachable for the whole first run.
+    let endpoint = FirehoseEndpoint::start(FaultPlan {
+        dead_for: Duration::from_secs(3600),
+        ..FaultPlan::default()
+    })
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let expected = write_lines(dir.path(), 2, 300);
+    let config = |obs: &Arc<Observability>| RunConfig {
+        ship: ship_args("logs", &["--drain-timeout-secs", "2"]),
+        tail: tail_config(dir.path()),
+        pod: pod(),
+        obs: Arc::clone(obs),
+        limits: small_limits(),
+        kube: None,
+    };
+    let obs = Arc::new(Observability::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(run_until(
+        config(&obs),
+        sink_for(&endpoint.url(), "logs"),
+        stopped,
+    ));
+    stop.send(()).unwrap();
+    let report = task.await.unwrap();
+    assert!(report.drain.unacked_bytes > 0, "{:?}", report.drain);
+    assert!(report.abandoned_batches > 0);
+    assert!(endpoint.accepted().is_empty());
+    assert_eq!(obs.metrics.events_sent.get(), 0);
+
+    // Firehose is back; the next start (same files, same checkpoints) delivers everything.
+    endpoint.set_plan(FaultPlan::none());
+    let (stop, stopped) = tokio::sync::oneshot::channel();
+    let obs = Arc::new(Observability::default());
+    let task = tokio::spawn(run_until(
+        config(&obs),
+        sink_for(&endpoint.url(), "logs"),
+        stopped,
+    ));
+    stop.send(()).unwrap();
+    let report = task.await.unwrap();
+    assert_eq!(report.drain.unacked_bytes, 0);
+    assert_eq!(
+        counts(&events_of(&endpoint)),
+        expected,
+        "nothing lost, nothing twice"
+    );
+}
