@@ -89,23 +89,32 @@ async fn pod_lookup_fills_ids_and_drives_the_drain_mode() {
         sink_for(&endpoint.url(), "logs"),
         stopped,
     ));
-    // Lines written after the lookup had a chance to land carry the container details.
-    let wait_served = |n: u32| {
-        let served = Arc::clone(&served);
-        async move {
-            while *served.lock().unwrap() < n {
-                tokio::time::sleep(std::time::Duration::from_millis(10)).await;
-            }
-        }
+    // Probe lines until one arrives with the container details (the lookup has been applied),
+    // then every later line must carry them.
+    let path = dir.path().join("logs/app/app.log");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let events_now = || -> Vec<serde_json::Value> {
+        endpoint.accepted().iter().flat_map(|r| decode(r)).collect()
     };
-    wait_served(1).await;
-    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    let mut f = std::fs::File::create(dir.path().join("logs/app/app.log")).unwrap();
+    let start = std::time::Instant::now();
+    let mut probes = 0;
+    while !events_now()
+        .iter()
+        .any(|e| e["kubernetes"]["docker_id"] == "0123abcd")
+    {
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(30),
+            "lookup never applied"
+        );
+        writeln!(f, "probe {probes}").unwrap();
+        probes += 1;
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
     for n in 0..20 {
         writeln!(f, "after lookup {n}").unwrap();
     }
     drop(f);
-    while obs.metrics.events_sent.get() < 20 {
+    while obs.metrics.events_sent.get() < probes + 20 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
     // The app container exits; then the kubelet sends SIGTERM.
@@ -120,8 +129,14 @@ async fn pod_lookup_fills_ids_and_drives_the_drain_mode() {
     );
     assert_eq!(report.drain.unacked_bytes, 0);
 
-    let events: Vec<serde_json::Value> =
-        endpoint.accepted().iter().flat_map(|r| decode(r)).collect();
+    assert!(
+        *served.lock().unwrap() >= 2,
+        "looked up at start and at shutdown"
+    );
+    let events: Vec<serde_json::Value> = events_now()
+        .into_iter()
+        .filter(|e| e["log"].as_str().unwrap().starts_with("after lookup"))
+        .collect();
     assert_eq!(events.len(), 20);
     for e in &events {
         assert_eq!(e["kubernetes"]["container_name"], "app");
