@@ -195,7 +195,11 @@ async fn lines_written_while_draining_still_arrive() {
     let app = dir.path().join("logs/app");
     std::fs::create_dir_all(&app).unwrap();
     let config = RunConfig {
-        ship: ship_args("logs", &["--record-format", "ndjson-gzip"]),
+        ship: ship_args(
+            "logs",
+            // Generous: the writer pauses at most a few ms, even on a loaded machine.
+            &["--record-format", "ndjson-gzip", "--drain-quiet-ms", "1500"],
+        ),
         tail: tail_config(dir.path()),
         pod: pod(),
         obs: Arc::new(Observability::default()),

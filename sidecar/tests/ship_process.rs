@@ -42,7 +42,7 @@ fn start_firetail(endpoint: &FirehoseEndpoint, root: &Path) -> ChildGuard {
         )
         .env("FIRETAIL_RETRY_BASE_MS", "10")
         .env("FIRETAIL_RETRY_MAX_MS", "200")
-        .env("FIRETAIL_DRAIN_QUIET_MS", "700")
+        .env("FIRETAIL_DRAIN_QUIET_MS", "1500")
         .env("FIRETAIL_DRAIN_TIMEOUT_SECS", "60")
         .env("FIRETAIL_LOG_FORMAT", "text")
         .env("POD_NAME", "web-1")
