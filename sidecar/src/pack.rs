@@ -481,6 +481,48 @@ mod tests {
         assert_eq!(billed_bytes(5121), 10240);
     }
 
+    proptest::proptest! {
+        /// Any sequence of event sizes, any format, any limits: every event lands exactly once,
+        /// in order, and no record or batch breaks a limit.
+        #[test]
+        fn packing_invariants(
+            sizes in proptest::collection::vec(0usize..3000, 0..300),
+            format in proptest::sample::select(vec![RecordFormat::Json, RecordFormat::Ndjson, RecordFormat::NdjsonGzip]),
+            record_bytes in 4096usize..20_000,
+            batch_records in 1usize..20,
+            ndjson_events in 1usize..50,
+            flush_every in 1usize..100,
+        ) {
+            let limits = Limits { record_bytes, batch_records, batch_bytes: record_bytes * 3, ndjson_events };
+            let mut p = Packer::new(format, limits);
+            let mut out = Vec::new();
+            for (i, size) in sizes.iter().enumerate() {
+                let event: Vec<u8> = std::iter::repeat_n(b'a' + (i % 26) as u8, *size).collect();
+                proptest::prop_assert!(p.push(&event, i));
+                if i % flush_every == 0 {
+                    p.flush();
+                }
+                out.extend(std::iter::from_fn(|| p.take_ready()));
+            }
+            out.extend(drain(&mut p));
+            check_limits(&out, limits);
+            let tokens: Vec<usize> = out.iter().flat_map(|b| b.records.iter().flat_map(|r| r.tokens.iter().copied())).collect();
+            proptest::prop_assert_eq!(tokens, (0..sizes.len()).collect::<Vec<_>>());
+            for r in out.iter().flat_map(|b| &b.records) {
+                let text = match format {
+                    RecordFormat::NdjsonGzip => gunzip(&r.data),
+                    _ => r.data.to_vec(),
+                };
+                let lens: Vec<usize> = text.split(|b| *b == b'\n').map(<[u8]>::len).collect();
+                // n events, each newline-terminated, leave one empty tail.
+                proptest::prop_assert_eq!(lens.len(), r.tokens.len() + 1);
+                for (len, token) in lens.iter().zip(&r.tokens) {
+                    proptest::prop_assert_eq!(*len, sizes[*token]);
+                }
+            }
+        }
+    }
+
     #[test]
     fn split_keeps_every_byte_and_respects_char_boundaries() {
         let line = "aé日🎉".repeat(50);
