@@ -2,8 +2,8 @@
 //!
 //! # Layout
 //! - [`Metrics`]: every counter and gauge the shipper updates (prometheus-client).
-//! - [`Health`]: liveness (`/healthz`: the process works) and readiness (`/readyz`: started, and
-//!   no permanent sink error right now).
+//! - [`Health`]: liveness (`/healthz`: the engine runs) and readiness (`/readyz`: the engine
+//!   runs and there is no permanent sink error right now).
 //! - [`serve`]: HTTP/1 server for `/metrics`, `/healthz`, `/readyz` until the shutdown future
 //!   completes.
 //!
@@ -206,6 +206,17 @@ impl Health {
         }
     }
 
+    /// `Err(reason)` until the engine runs. A startup probe on `/healthz` thus holds a native
+    /// sidecar's app containers back until files are being watched, without depending on
+    /// Firehose being reachable.
+    pub fn liveness(&self) -> Result<(), String> {
+        if self.started.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err("starting".into())
+        }
+    }
+
     /// `Err(reason)` when not ready.
     pub fn readiness(&self) -> Result<(), String> {
         if !self.started.load(Ordering::Acquire) {
@@ -234,7 +245,14 @@ fn respond(req: &Request<Incoming>, obs: &Observability) -> Response<Full<Bytes>
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
             obs.metrics.encode(),
         ),
-        "/healthz" => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+        "/healthz" => match obs.health.liveness() {
+            Ok(()) => (StatusCode::OK, "text/plain", "ok\n".to_owned()),
+            Err(why) => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "text/plain",
+                format!("{why}\n"),
+            ),
+        },
         "/readyz" => match obs.health.readiness() {
             Ok(()) => (StatusCode::OK, "text/plain", "ready\n".to_owned()),
             Err(why) => (
@@ -335,10 +353,15 @@ mod tests {
             "{metrics}"
         );
         assert!(metrics.contains("firetail_retries_total{code=\"ServiceUnavailableException\"} 2"));
-        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
-        let not_ready = get(addr, "/readyz").await;
-        assert!(not_ready.starts_with("HTTP/1.1 503") && not_ready.contains("starting"));
+        for path in ["/healthz", "/readyz"] {
+            let starting = get(addr, path).await;
+            assert!(
+                starting.starts_with("HTTP/1.1 503") && starting.contains("starting"),
+                "{path}"
+            );
+        }
         obs.health.set_started();
+        assert!(get(addr, "/healthz").await.starts_with("HTTP/1.1 200"));
         assert!(get(addr, "/readyz").await.starts_with("HTTP/1.1 200"));
         obs.health
             .set_permanent_error(Some("ResourceNotFoundException".into()));
@@ -346,6 +369,10 @@ mod tests {
             get(addr, "/readyz")
                 .await
                 .contains("ResourceNotFoundException")
+        );
+        assert!(
+            get(addr, "/healthz").await.starts_with("HTTP/1.1 200"),
+            "alive while unready"
         );
         assert!(get(addr, "/nope").await.starts_with("HTTP/1.1 404"));
 
