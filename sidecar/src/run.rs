@@ -282,11 +282,21 @@ pub async fn run<S: Sink>(
     // The engine stops reading at its in-flight budget (file bytes). Sending once half of it
     // is packed (encoded bytes, never fewer than the file bytes) means a full budget is always
     // on its way to Firehose rather than waiting for the flush tick.
-    let flush_threshold = usize::try_from(tail_config.max_inflight_bytes / 2).unwrap_or(usize::MAX);
+    let inflight_budget = tail_config.max_inflight_bytes;
+    let flush_threshold = usize::try_from(inflight_budget / 2).unwrap_or(usize::MAX);
     let (handle, mut events) = tail::start(tail_config)?;
     let acker = handle.acker();
     let sink = Arc::new(sink);
     let format = RecordFormat::from(ship.record_format);
+    // Each call in flight holds its data about three times (our copy, the SDK's, the base64
+    // body). Spreading the in-flight budget over the concurrent calls, instead of 4 MiB each,
+    // keeps memory near the budget; a call still takes at least one full record.
+    let per_call = usize::try_from(inflight_budget).unwrap_or(usize::MAX)
+        / ship.max_concurrent_requests.max(1);
+    let limits = Limits {
+        batch_bytes: limits.batch_bytes.min(per_call.max(limits.record_bytes)),
+        ..limits
+    };
     let mut packer: Packer<Token> = Packer::new(format, limits);
     let mut encoder = Encoder {
         enricher: Enricher::new(pod),
