@@ -381,12 +381,14 @@ pub async fn run<S: Sink>(
                 if let Some(h) = handle.take() {
                     let ship = ship.clone();
                     let kube = kube.clone();
+                    // The drain timeout counts from SIGTERM, lookup included.
+                    let signalled = Instant::now();
                     drain_task = Some(tokio::spawn(async move {
                         let apps_done = match &kube {
                             Some((client, (ns, name))) => app_containers_done(client, ns, name, &ship.self_container).await,
                             None => false,
                         };
-                        let mode = drain_mode(&ship, apps_done, Instant::now());
+                        let mode = drain_mode(&ship, apps_done, signalled);
                         tracing::info!(mode = ?mode, apps_done, "shutdown requested, draining");
                         (mode, h.drain(mode).await)
                     }));
