@@ -38,7 +38,7 @@ const KUBE: &str = r#"{"pod_name":"checkout-7d4b9c8f6d-x2x9k","namespace_name":"
 
 /// A ~200-byte application line; every tenth is a JSON log line.
 fn app_line(i: u64) -> String {
-    if i % 10 == 0 {
+    if i.is_multiple_of(10) {
         format!(
             r#"{{"level":"info","msg":"order placed","order_id":"o-{i:08}","latency_ms":{},"path":"/api/v1/cart/checkout","user":"u-{:06}"}}"#,
             i % 997,

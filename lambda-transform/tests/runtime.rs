@@ -111,7 +111,11 @@ async fn binary_answers_invocations_over_the_runtime_api() {
                 .await;
         assert_eq!(response.records.len(), expected.records.len(), "{name}");
         for (got, want) in response.records.iter().zip(&expected.records) {
-            assert_eq!((&got.record_id, got.result), (&want.record_id, want.result), "{name}");
+            assert_eq!(
+                (&got.record_id, got.result),
+                (&want.record_id, want.result),
+                "{name}"
+            );
             // A record without an arrival time is stamped with "now", which differs.
             if got.record_id != "no-timestamp" {
                 assert_eq!(got.data, want.data, "{name} {}", got.record_id);

@@ -1,0 +1,108 @@
+//! The real `firetail-transform` binary over the Lambda Runtime API on 127.0.0.1
+//! (`cargo bench -p firetail-transform --bench runtime`): process start to first request,
+//! MB/s of uncompressed event bytes per core of the function's own CPU time, and peak RSS
+//! after 1 MB and 6 MB invocations. Prints Markdown for docs/BENCHMARKS.md.
+#![allow(clippy::unwrap_used, clippy::print_stdout)]
+
+mod workload;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use firetail_testkit::runtime_api::{RuntimeApi, spawn_function};
+use firetail_transform::config::Config;
+use workload::{Kind, invocation};
+
+const BIN: &str = env!("CARGO_BIN_EXE_firetail-transform");
+
+/// utime + stime of `pid` in seconds.
+fn cpu_secs(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let f: Vec<&str> = after.split_whitespace().collect();
+    let ticks: f64 = f.get(11..13).map_or(0.0, |v| {
+        v.iter().filter_map(|x| x.parse::<f64>().ok()).sum()
+    });
+    ticks / 100.0
+}
+
+/// Peak resident set of `pid` in MiB.
+fn peak_rss_mib(pid: u32) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or(0.0, |kb| kb / 1024.0)
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let quick = std::env::args().any(|a| a == "--quick");
+    let runs = if quick { 3 } else { 5 };
+
+    // Cold start: spawn to the first `next` poll, median of several fresh processes.
+    let mut starts = Vec::new();
+    for _ in 0..if quick { 5 } else { 15 } {
+        let api = RuntimeApi::start().await.unwrap();
+        let spawned = Instant::now();
+        let _function =
+            spawn_function(Path::new(BIN), &api, [("FIRETAIL_DESTINATION", "datadog")]).unwrap();
+        let first = api.wait_first_poll(Duration::from_secs(10)).await.unwrap();
+        starts.push(first.duration_since(spawned).as_secs_f64() * 1e3);
+    }
+    println!(
+        "Process start to first Runtime API request: median {:.1} ms (min {:.1}, max {:.1}, n={})\n",
+        median(starts.clone()),
+        starts.iter().copied().fold(f64::MAX, f64::min),
+        starts.iter().copied().fold(0.0, f64::max),
+        starts.len()
+    );
+
+    println!(
+        "| records | invocation | records/inv | uncompressed MB | median ms | MB/s per core | events/s per core | peak RSS MiB |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for kind in Kind::ALL {
+        for (label, size) in [("1 MB", 1_000_000), ("6 MB", 6_000_000)] {
+            let event = invocation(kind, size);
+            let body = serde_json::to_vec(&event).unwrap();
+            let plan = firetail_transform::transform::plan(&event, &Config::default(), 0);
+            assert_eq!(
+                plan.stats.records_reingested, 0,
+                "{kind:?} {label} overflowed"
+            );
+            // A fresh process per workload so its peak RSS is this workload's.
+            let api = RuntimeApi::start().await.unwrap();
+            let function =
+                spawn_function(Path::new(BIN), &api, [("FIRETAIL_DESTINATION", "datadog")])
+                    .unwrap();
+            api.invoke(body.clone()).await.unwrap();
+            let (mut walls, mut cpus) = (Vec::new(), Vec::new());
+            for _ in 0..runs {
+                let cpu0 = cpu_secs(function.pid());
+                let t = Instant::now();
+                api.invoke(body.clone()).await.unwrap();
+                walls.push(t.elapsed().as_secs_f64());
+                cpus.push(cpu_secs(function.pid()) - cpu0);
+            }
+            let mb = plan.stats.bytes_in as f64 / 1e6;
+            // CPU ticks are 10 ms; over short invocations use wall time (single-threaded runtime).
+            let secs = median(cpus).max(median(walls.clone()));
+            println!(
+                "| {} | {label} | {} | {mb:.1} | {:.0} | {:.0} | {:.0}k | {:.1} |",
+                kind.name(),
+                event.records.len(),
+                median(walls) * 1e3,
+                mb / secs,
+                plan.stats.events_out as f64 / secs / 1e3,
+                peak_rss_mib(function.pid()),
+            );
+        }
+    }
+}
