@@ -12,6 +12,7 @@
 //! - [`run`]: the library entry point `run(config, sink, shutdown)`.
 //! - [`send`]: delivering a batch, resending only failed entries.
 //! - [`metrics`]: Prometheus metrics, health and their HTTP server.
+//! - [`redrive`]: `firetail redrive`, failed records from the backup bucket back into the stream.
 
 pub mod check;
 pub mod config;
@@ -20,6 +21,7 @@ pub mod kube;
 pub mod metrics;
 pub mod pack;
 pub mod record;
+pub mod redrive;
 pub mod run;
 pub mod send;
 pub mod sink;

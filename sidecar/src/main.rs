@@ -37,6 +37,9 @@ enum Command {
     /// Validate the configuration, list the files that would be tailed, and check that the
     /// delivery stream is ACTIVE; exit non-zero otherwise.
     Check,
+    /// Put the records Firehose wrote to its backup bucket (processing-failed,
+    /// http-endpoint-failed, OpenSearch failed) back into the delivery stream; resumable.
+    Redrive(firetail_sidecar::redrive::RedriveArgs),
 }
 
 #[tokio::main]
@@ -53,6 +56,9 @@ async fn main() -> ExitCode {
 }
 
 async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(Command::Redrive(args)) = &cli.command {
+        return redrive_main(&cli.ship, args).await;
+    }
     let pod = pod_info_from_env(&cli.ship.podinfo_dir);
     let firehose = match cli.ship.sink {
         SinkKind::Firehose => {
@@ -140,6 +146,81 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         "firetail stopped"
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `firetail redrive`: clients from the default chain, the library does the rest; exit 0 only
+/// when nothing in scope was left in the bucket.
+async fn redrive_main(
+    ship: &ShipArgs,
+    args: &firetail_sidecar::redrive::RedriveArgs,
+) -> anyhow::Result<ExitCode> {
+    use firetail_sidecar::redrive::{self, ProgressArg, RedriveConfig, verdict};
+    use std::io::IsTerminal as _;
+    let stream = ship
+        .delivery_stream
+        .clone()
+        .context("--delivery-stream (FIRETAIL_DELIVERY_STREAM) is required")?;
+    let time = |flag: &str, v: &Option<String>| {
+        v.as_deref()
+            .map(redrive::parse_time_ms)
+            .transpose()
+            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+    };
+    let config = RedriveConfig {
+        bucket: args.bucket.clone(),
+        prefix: args.prefix.clone(),
+        stream: stream.clone(),
+        filter: verdict::Filter {
+            since_ms: time("--since", &args.since)?,
+            until_ms: time("--until", &args.until)?,
+            error_codes: args.error_codes.iter().cloned().collect(),
+        },
+        rules: verdict::Rules {
+            destination: args.destination,
+            resend_rejected: args.resend_rejected,
+            max_record_bytes: Limits::FIREHOSE.record_bytes,
+        },
+        dry_run: args.dry_run,
+        after: args.after(),
+        max_objects: args.max_objects,
+        state_dir: args.state_dir.clone(),
+        limits: Limits::FIREHOSE,
+        policy: ship.send_policy(),
+        progress: match args.progress {
+            ProgressArg::Auto => std::io::stderr().is_terminal(),
+            ProgressArg::Always => true,
+            ProgressArg::Never => false,
+        },
+    };
+    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let s3 = aws_sdk_s3::Client::from_conf(
+        aws_sdk_s3::config::Builder::from(&sdk)
+            .force_path_style(args.s3_force_path_style)
+            .build(),
+    );
+    let conf = client_config(&sdk, Duration::from_secs(ship.request_timeout_secs));
+    let sink = FirehoseSink::new(aws_sdk_firehose::Client::from_conf(conf), &stream);
+    if !args.dry_run {
+        // The sender retries a missing stream forever; a one-shot tool should say so at once.
+        let status = sink
+            .describe()
+            .await
+            .with_context(|| format!("delivery stream {stream}"))?;
+        anyhow::ensure!(
+            status == "ACTIVE",
+            "delivery stream {stream} is {status}, not ACTIVE"
+        );
+    }
+    let obs = Observability::default();
+    let summary = redrive::redrive(&config, &s3, &sink, &obs, terminated()).await?;
+    let mut text = Vec::new();
+    summary.render(&mut text)?;
+    std::io::Write::write_all(&mut std::io::stdout(), &text)?;
+    Ok(if summary.left_behind() {
+        ExitCode::from(2)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Completes on SIGTERM (kubelet) or SIGINT (a terminal).

@@ -287,6 +287,35 @@ impl<T> Packer<T> {
     }
 }
 
+/// Groups records that exist already (each within [`Limits::record_bytes`]) into batches within
+/// the call limits, keeping their order. `firetail redrive` uses it: its records come whole from
+/// the backup bucket and must be sent byte for byte, so they cannot go through [`Packer`].
+pub fn batch_records<T>(
+    records: impl IntoIterator<Item = Record<T>>,
+    limits: &Limits,
+) -> Vec<Batch<T>> {
+    let mut batches = Vec::new();
+    let mut current: Vec<Record<T>> = Vec::new();
+    let mut bytes = 0;
+    for record in records {
+        if !current.is_empty()
+            && (current.len() >= limits.batch_records
+                || bytes + record.data.len() > limits.batch_bytes)
+        {
+            batches.push(Batch {
+                records: std::mem::take(&mut current),
+            });
+            bytes = 0;
+        }
+        bytes += record.data.len();
+        current.push(record);
+    }
+    if !current.is_empty() {
+        batches.push(Batch { records: current });
+    }
+    batches
+}
+
 /// Splits `line` into pieces of at most `max_piece` bytes, cutting on UTF-8 character
 /// boundaries when the line is valid UTF-8 there (so each piece stays readable).
 pub fn split_line(line: &[u8], max_piece: usize) -> Vec<&[u8]> {
@@ -323,6 +352,29 @@ mod tests {
             batch_bytes: 4 * record_bytes,
             ndjson_events: 4,
         }
+    }
+
+    #[test]
+    fn batch_records_keeps_order_within_call_limits() {
+        let limits = Limits {
+            record_bytes: 10,
+            batch_records: 3,
+            batch_bytes: 20,
+            ndjson_events: 4,
+        };
+        let records = [10, 10, 1, 1, 1, 1, 5].into_iter().enumerate().map(|(i, n)| Record {
+            data: Bytes::from(vec![b'x'; n]),
+            raw_bytes: n,
+            tokens: vec![i],
+        });
+        let batches = batch_records(records, &limits);
+        let shape: Vec<Vec<usize>> = batches
+            .iter()
+            .map(|b| b.records.iter().map(|r| r.tokens[0]).collect())
+            .collect();
+        // 20 bytes fill the first call; three records fill the second.
+        assert_eq!(shape, vec![vec![0, 1], vec![2, 3, 4], vec![5, 6]]);
+        assert!(batch_records(Vec::<Record<usize>>::new(), &limits).is_empty());
     }
 
     fn drain<T>(p: &mut Packer<T>) -> Vec<Batch<T>> {

@@ -9,6 +9,11 @@
 //! - [`moto`]: moto's server as Firehose + S3 on 127.0.0.1, with SDK helpers.
 //! - [`aws`]: real SDK clients and child-process environment for a local endpoint.
 //! - [`process`]: [`process::ChildGuard`], a child process killed on drop, output captured.
+//! - [`recorder`]: a RECORDING pass-through in front of moto's Firehose that keeps record
+//!   boundaries (moto concatenates a call's records into one S3 object).
+//! - [`route`]: the end-to-end route helpers (fake pod, sidecar command, Firehose's processor
+//!   role, decoding per destination, counting by sequence number), used by `tests/e2e_*.rs`
+//!   and the demo (`bash tests/demo`).
 //!
 //! - [`free_port`], [`workspace_bin`]: small shared helpers.
 //!
@@ -20,12 +25,15 @@ pub mod aws;
 pub mod firehose_endpoint;
 pub mod moto;
 pub mod process;
+pub mod recorder;
+pub mod route;
 pub mod runtime_api;
 mod server;
 
 pub use firehose_endpoint::{FaultPlan, FirehoseEndpoint};
 pub use moto::MotoServer;
 pub use process::ChildGuard;
+pub use recorder::RecordingProxy;
 pub use runtime_api::{InvokeError, RuntimeApi, spawn_function};
 
 /// A port on 127.0.0.1 that was free a moment ago, for servers that must be told a port

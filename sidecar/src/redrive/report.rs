@@ -1,0 +1,267 @@
+//! What a redrive did: counts, problems with their object and line, and the text summary.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+
+/// Problems kept in the summary; more are counted, and every one is logged.
+pub const MAX_PROBLEMS: usize = 1_000;
+
+/// Bytes of a record shown as a dry-run sample.
+pub const SAMPLE_BYTES: usize = 200;
+
+/// What kind of thing was left behind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum ProblemKind {
+    /// A line that is not an error record.
+    Malformed,
+    /// A record the destination would fail again.
+    WillFailAgain,
+    /// The object could not be read, or marked after it was redriven.
+    Object,
+}
+
+impl ProblemKind {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Malformed => "malformed",
+            Self::WillFailAgain => "will fail again",
+            Self::Object => "object error",
+        }
+    }
+}
+
+/// One thing left behind.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// Object key.
+    pub key: String,
+    /// 1-based line in the (inflated) object, when the problem is one line.
+    pub line: Option<u64>,
+    /// Kind.
+    pub kind: ProblemKind,
+    /// Explanation.
+    pub detail: String,
+}
+
+/// Counts for one `errorCode`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CodeCount {
+    /// Records seen with this code (not counting those sent by an earlier run).
+    pub records: u64,
+    /// Of those, records that were (or in a dry run, would be) sent.
+    pub sendable: u64,
+    /// The first such record's data, escaped and cut to [`SAMPLE_BYTES`] (dry runs).
+    pub sample: Option<String>,
+}
+
+/// The outcome of a redrive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Nothing was sent, written or marked.
+    pub dry_run: bool,
+    /// Objects under the prefix (excluding `redriven/`).
+    pub objects_listed: u64,
+    /// Objects finished by this run (every record acknowledged; marked if asked).
+    pub objects_done: u64,
+    /// Objects finished by an earlier run.
+    pub objects_already_done: u64,
+    /// Objects that still hold something to redrive or a problem.
+    pub objects_left: u64,
+    /// Objects not looked at (interrupted, or `--max-objects`).
+    pub objects_not_reached: u64,
+    /// Records acknowledged by Firehose in this run (in a dry run: that would be sent).
+    pub records_sent: u64,
+    /// Bytes of those records.
+    pub bytes_sent: u64,
+    /// Records skipped because an earlier run sent them.
+    pub records_already_sent: u64,
+    /// Records outside `--since`/`--until`/`--error-code`.
+    pub records_filtered: u64,
+    /// Records the destination would fail again (reported).
+    pub records_will_fail_again: u64,
+    /// Records not acknowledged when the run stopped.
+    pub records_unsent: u64,
+    /// Lines that are not error records (reported).
+    pub malformed_lines: u64,
+    /// `PutRecordBatch` calls.
+    pub calls: u64,
+    /// Records resent after a partial or whole-call failure.
+    pub resent_records: u64,
+    /// Per `errorCode`.
+    pub by_error_code: BTreeMap<String, CodeCount>,
+    /// Problems, at most [`MAX_PROBLEMS`].
+    pub problems: Vec<Problem>,
+    /// Problems beyond [`MAX_PROBLEMS`].
+    pub problems_not_listed: u64,
+    /// Stopped by a signal.
+    pub interrupted: bool,
+    /// Stopped by `--max-objects`.
+    pub stopped_at_max_objects: bool,
+}
+
+impl Summary {
+    /// Anything in scope that is still in the bucket: problems, unsent records, objects not
+    /// reached. Records excluded by a filter do not count (the user asked for that).
+    pub fn left_behind(&self) -> bool {
+        !self.problems.is_empty()
+            || self.problems_not_listed > 0
+            || self.records_unsent > 0
+            || self.objects_not_reached > 0
+            || self.interrupted
+    }
+
+    /// Records a problem (and logs it).
+    pub fn problem(&mut self, key: &str, line: Option<u64>, kind: ProblemKind, detail: String) {
+        tracing::warn!(key, line, kind = kind.label(), detail, "left in the bucket");
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(Problem {
+                key: key.to_owned(),
+                line,
+                kind,
+                detail,
+            });
+        } else {
+            self.problems_not_listed += 1;
+        }
+    }
+
+    /// Writes the human-readable summary.
+    pub fn render(&self, out: &mut impl Write) -> std::io::Result<()> {
+        let verb = if self.dry_run {
+            "would send"
+        } else {
+            "sent"
+        };
+        if self.dry_run {
+            writeln!(out, "DRY RUN: nothing was sent, written, tagged or deleted")?;
+        }
+        writeln!(
+            out,
+            "objects: {} listed, {} done, {} done before, {} left, {} not reached",
+            self.objects_listed,
+            self.objects_done,
+            self.objects_already_done,
+            self.objects_left,
+            self.objects_not_reached
+        )?;
+        writeln!(
+            out,
+            "records: {} {verb} ({} bytes), {} sent before, {} filtered out, {} will fail again, {} malformed, {} unsent",
+            self.records_sent,
+            self.bytes_sent,
+            self.records_already_sent,
+            self.records_filtered,
+            self.records_will_fail_again,
+            self.malformed_lines,
+            self.records_unsent
+        )?;
+        if !self.dry_run {
+            writeln!(
+                out,
+                "calls: {} PutRecordBatch, {} records resent after failures",
+                self.calls, self.resent_records
+            )?;
+        }
+        for (code, c) in &self.by_error_code {
+            let code = if code.is_empty() { "(none)" } else { code };
+            writeln!(
+                out,
+                "  errorCode {code}: {} records, {} {verb}",
+                c.records, c.sendable
+            )?;
+            if let Some(sample) = &c.sample {
+                writeln!(out, "    sample: {sample}")?;
+            }
+        }
+        for p in &self.problems {
+            match p.line {
+                Some(line) => writeln!(
+                    out,
+                    "  {}: {}:{line}: {}",
+                    p.kind.label(),
+                    p.key,
+                    p.detail
+                )?,
+                None => writeln!(out, "  {}: {}: {}", p.kind.label(), p.key, p.detail)?,
+            }
+        }
+        if self.problems_not_listed > 0 {
+            writeln!(
+                out,
+                "  ... and {} more problems (see the log)",
+                self.problems_not_listed
+            )?;
+        }
+        if self.interrupted {
+            writeln!(out, "interrupted: run again to continue")?;
+        }
+        if self.stopped_at_max_objects {
+            writeln!(out, "stopped at --max-objects: run again to continue")?;
+        }
+        let result = if self.left_behind() {
+            "INCOMPLETE: something was left in the bucket"
+        } else {
+            "OK: everything in scope was redriven"
+        };
+        writeln!(out, "{result}")
+    }
+}
+
+/// `data` as printable text for a sample: UTF-8 lossy, control characters escaped, cut.
+pub fn sample(data: &[u8]) -> String {
+    let cut = &data[..data.len().min(SAMPLE_BYTES)];
+    let mut s: String = String::from_utf8_lossy(cut)
+        .chars()
+        .flat_map(char::escape_debug)
+        .collect();
+    if data.len() > SAMPLE_BYTES {
+        s.push_str("...");
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn renders_counts_problems_and_the_verdict() {
+        let mut s = Summary {
+            objects_listed: 3,
+            objects_done: 2,
+            objects_left: 1,
+            records_sent: 7,
+            bytes_sent: 70,
+            malformed_lines: 1,
+            calls: 2,
+            ..Summary::default()
+        };
+        s.by_error_code.insert(
+            "Lambda.FunctionError".into(),
+            CodeCount {
+                records: 7,
+                sendable: 7,
+                sample: None,
+            },
+        );
+        assert!(!s.left_behind());
+        s.problem("a/b", Some(3), ProblemKind::Malformed, "not JSON".into());
+        assert!(s.left_behind());
+        let mut out = Vec::new();
+        s.render(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.contains("objects: 3 listed, 2 done"), "{text}");
+        assert!(text.contains("records: 7 sent (70 bytes)"), "{text}");
+        assert!(text.contains("errorCode Lambda.FunctionError: 7 records, 7 sent"));
+        assert!(text.contains("malformed: a/b:3: not JSON"), "{text}");
+        assert!(text.ends_with("INCOMPLETE: something was left in the bucket\n"));
+    }
+
+    #[test]
+    fn samples_are_escaped_and_cut() {
+        assert_eq!(sample(b"a\nb\"\xff"), "a\\nb\\\"\u{fffd}");
+        let long = vec![b'x'; SAMPLE_BYTES + 1];
+        assert!(sample(&long).ends_with("x..."));
+    }
+}

@@ -1,0 +1,216 @@
+//! Helpers shared by the `redrive_*` tests: the checked-in fixtures (objects in Firehose's
+//! error-record formats and a manifest of what each line holds), uploading them to moto, and
+//! counting what arrived.
+#![allow(clippy::unwrap_used, dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use firetail_sidecar::pack::Limits;
+use firetail_sidecar::redrive::verdict::{Destination, Filter, Rules};
+use firetail_sidecar::redrive::{AfterDone, RedriveConfig};
+use firetail_sidecar::send::{Backoff, SendPolicy};
+use firetail_sidecar::sink::firehose::FirehoseSink;
+use firetail_testkit::MotoServer;
+
+/// Prefix the fixtures live under in the bucket.
+pub const PREFIX: &str = "firehose/";
+
+/// One line of a fixture object, from `manifest.json`.
+#[derive(Debug, Clone)]
+pub struct Line {
+    /// Object key.
+    pub key: String,
+    /// 1-based line number in the (inflated) object.
+    pub line: u64,
+    /// The record bytes (`rawData` decoded); `None` for a malformed line.
+    pub data: Option<Vec<u8>>,
+    /// Expected verdict with `--destination unknown`: "send" or "fail".
+    pub unknown: String,
+    /// Expected verdict with `--destination opensearch`.
+    pub opensearch: String,
+}
+
+/// The fixtures directory.
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redrive")
+}
+
+/// Object keys of the fixtures, sorted.
+pub fn keys() -> Vec<String> {
+    let mut keys: Vec<String> = manifest()["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| o["key"].as_str().unwrap().to_owned())
+        .collect();
+    keys.sort();
+    keys
+}
+
+fn manifest() -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixtures().join("manifest.json")).unwrap()).unwrap()
+}
+
+/// Every line of every fixture object.
+pub fn lines() -> Vec<Line> {
+    let mut out = Vec::new();
+    for object in manifest()["objects"].as_array().unwrap() {
+        let key = object["key"].as_str().unwrap();
+        for l in object["lines"].as_array().unwrap() {
+            let malformed = l.get("malformed").is_some();
+            out.push(Line {
+                key: key.to_owned(),
+                line: l["line"].as_u64().unwrap(),
+                data: (!malformed).then(|| STANDARD.decode(l["data"].as_str().unwrap()).unwrap()),
+                unknown: l["unknown"].as_str().unwrap_or("malformed").to_owned(),
+                opensearch: l["opensearch"].as_str().unwrap_or("malformed").to_owned(),
+            });
+        }
+    }
+    out
+}
+
+/// Creates `bucket` and puts every fixture object into it.
+pub async fn upload(moto: &MotoServer, bucket: &str) {
+    let s3 = moto.s3_client();
+    create_bucket(moto, bucket).await;
+    for key in keys() {
+        let body = std::fs::read(fixtures().join("objects").join(&key)).unwrap();
+        put(&s3, bucket, &key, body).await;
+    }
+}
+
+/// Creates `bucket` (fine if it exists).
+pub async fn create_bucket(moto: &MotoServer, bucket: &str) {
+    let s3 = moto.s3_client();
+    if let Err(e) = s3.create_bucket().bucket(bucket).send().await {
+        assert!(
+            e.as_service_error()
+                .is_some_and(|e| e.is_bucket_already_owned_by_you()),
+            "{e:?}"
+        );
+    }
+}
+
+/// Puts one object.
+pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>) {
+    s3.put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(body.into())
+        .send()
+        .await
+        .unwrap();
+}
+
+/// Keys in `bucket`.
+pub async fn keys_in(moto: &MotoServer, bucket: &str) -> Vec<String> {
+    moto.objects(bucket).await.into_iter().map(|(k, _)| k).collect()
+}
+
+/// Tags of one object.
+pub async fn tags(moto: &MotoServer, bucket: &str, key: &str) -> Vec<(String, String)> {
+    let out = moto
+        .s3_client()
+        .get_object_tagging()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap();
+    out.tag_set()
+        .iter()
+        .map(|t| (t.key().to_owned(), t.value().to_owned()))
+        .collect()
+}
+
+/// How often `needle` occurs (without overlap) in `haystack`.
+pub fn occurrences(haystack: &[u8], needle: &[u8]) -> usize {
+    if needle.is_empty() {
+        return 0;
+    }
+    let mut count = 0;
+    let mut i = 0;
+    while i + needle.len() <= haystack.len() {
+        if &haystack[i..i + needle.len()] == needle {
+            count += 1;
+            i += needle.len();
+        } else {
+            i += 1;
+        }
+    }
+    count
+}
+
+/// Everything moto delivered into `bucket`, concatenated (moto writes one object per call with
+/// the records verbatim, so each record's bytes appear as they were sent).
+pub async fn delivered(moto: &MotoServer, bucket: &str) -> Vec<u8> {
+    moto.objects(bucket)
+        .await
+        .into_iter()
+        .flat_map(|(_, body)| body)
+        .collect()
+}
+
+/// A redrive of the fixtures' prefix into `stream`, progress in `state_dir`, short backoff.
+pub fn config(bucket: &str, stream: &str, state_dir: &Path) -> RedriveConfig {
+    RedriveConfig {
+        bucket: bucket.to_owned(),
+        prefix: PREFIX.to_owned(),
+        stream: stream.to_owned(),
+        filter: Filter::default(),
+        rules: Rules {
+            destination: Destination::Unknown,
+            resend_rejected: false,
+            max_record_bytes: Limits::FIREHOSE.record_bytes,
+        },
+        dry_run: false,
+        after: AfterDone::Nothing,
+        max_objects: None,
+        state_dir: state_dir.to_owned(),
+        limits: Limits::FIREHOSE,
+        policy: SendPolicy {
+            backoff: Backoff {
+                base: Duration::from_millis(5),
+                cap: Duration::from_millis(50),
+            },
+            permanent_retry: Duration::from_millis(200),
+        },
+        progress: false,
+    }
+}
+
+/// A Firehose sink for the endpoint at `url`, SDK retries off (as `firetail` builds it).
+pub fn sink_for(url: &str, stream: &str) -> FirehoseSink {
+    let conf = firetail_testkit::aws::firehose_config(url)
+        .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_firehose::config::timeout::TimeoutConfig::builder()
+                .operation_attempt_timeout(Duration::from_secs(5))
+                .build(),
+        )
+        .build();
+    FirehoseSink::new(aws_sdk_firehose::Client::from_conf(conf), stream)
+}
+
+/// A shutdown future that never completes.
+pub async fn never() {
+    std::future::pending::<()>().await;
+}
+
+/// One error-record line in the processing-failed format carrying `data`.
+pub fn error_line(data: &[u8], arrival_ms: i64) -> String {
+    serde_json::json!({
+        "attemptsMade": 4,
+        "arrivalTimestamp": arrival_ms,
+        "errorCode": "Lambda.FunctionError",
+        "errorMessage": "The Lambda function was successfully invoked but it returned an error result.",
+        "attemptEndingTimestamp": arrival_ms + 300_000,
+        "rawData": STANDARD.encode(data),
+        "lambdaArn": "arn:aws:lambda:us-east-1:123456789012:function:firetail-transform",
+    })
+    .to_string()
+}
