@@ -362,11 +362,14 @@ mod tests {
             batch_bytes: 20,
             ndjson_events: 4,
         };
-        let records = [10, 10, 1, 1, 1, 1, 5].into_iter().enumerate().map(|(i, n)| Record {
-            data: Bytes::from(vec![b'x'; n]),
-            raw_bytes: n,
-            tokens: vec![i],
-        });
+        let records = [10, 10, 1, 1, 1, 1, 5]
+            .into_iter()
+            .enumerate()
+            .map(|(i, n)| Record {
+                data: Bytes::from(vec![b'x'; n]),
+                raw_bytes: n,
+                tokens: vec![i],
+            });
         let batches = batch_records(records, &limits);
         let shape: Vec<Vec<usize>> = batches
             .iter()

@@ -41,7 +41,10 @@ async fn run(moto: &MotoServer, cfg: &firetail_sidecar::redrive::RedriveConfig) 
 }
 
 fn sendable(expected: fn(&Line) -> &str) -> Vec<Line> {
-    lines().into_iter().filter(|l| expected(l) == "send").collect()
+    lines()
+        .into_iter()
+        .filter(|l| expected(l) == "send")
+        .collect()
 }
 
 /// Asserts each line's record arrived `times` times in `delivered`.
@@ -66,7 +69,10 @@ async fn every_sendable_record_arrives_once_and_the_rest_is_reported() {
     let summary = run(&moto, &cfg).await;
 
     let send = sendable(|l| &l.unknown);
-    let fail: Vec<Line> = lines().into_iter().filter(|l| l.unknown == "fail").collect();
+    let fail: Vec<Line> = lines()
+        .into_iter()
+        .filter(|l| l.unknown == "fail")
+        .collect();
     assert_eq!(send.len(), 51, "fixture changed?");
     let got = delivered(&moto, DEST).await;
     assert_arrived(&got, &send, 1);
@@ -191,7 +197,10 @@ async fn packed_records_are_reported_not_sent_for_opensearch() {
     );
     // Only the object without problems was deleted; the others stay for the operator.
     let left = keys_in(&moto, BACKUP).await;
-    assert_eq!(left, vec![keys[0].clone(), keys[2].clone(), keys[3].clone()]);
+    assert_eq!(
+        left,
+        vec![keys[0].clone(), keys[2].clone(), keys[3].clone()]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -253,8 +262,7 @@ async fn finished_objects_are_tagged_moved_or_deleted_only_when_complete() {
             .find(|(k, _)| *k == format!("redriven/{key}"))
             .unwrap()
             .1;
-        let original =
-            std::fs::read(redrive_common::fixtures().join("objects").join(key)).unwrap();
+        let original = std::fs::read(redrive_common::fixtures().join("objects").join(key)).unwrap();
         assert_eq!(body, &original);
     }
     assert!(PREFIX.starts_with("firehose"));
@@ -277,7 +285,10 @@ async fn max_objects_stops_and_the_next_run_continues_without_resending() {
     let second = run(&moto, &cfg).await;
     assert!(!second.stopped_at_max_objects);
     assert_eq!(second.objects_already_done, 1, "object 1 finished in run 1");
-    assert_eq!(second.records_already_sent, 2, "object 0's two sent records");
+    assert_eq!(
+        second.records_already_sent, 2,
+        "object 0's two sent records"
+    );
     assert_eq!(second.records_sent, 51 - 42);
     let got = delivered(&moto, DEST).await;
     assert_arrived(&got, &sendable(|l| &l.unknown), 1);

@@ -67,7 +67,11 @@ pub struct RedriveArgs {
 
     /// Tag an object `firetail-redriven=<stream>` once every record in it was acknowledged;
     /// tagged objects are skipped by later runs (from any machine).
-    #[arg(long, env = "FIRETAIL_REDRIVE_TAG_AFTER", conflicts_with = "move_after")]
+    #[arg(
+        long,
+        env = "FIRETAIL_REDRIVE_TAG_AFTER",
+        conflicts_with = "move_after"
+    )]
     pub tag_after: bool,
 
     /// Move an object to `redriven/<key>` once every record in it was acknowledged.
@@ -137,7 +141,11 @@ pub fn parse_time_ms(s: &str) -> Result<i64, String> {
         return Ok(ms);
     }
     // The SDK's parser takes only `Z`; apply a numeric offset (`+01:00`) ourselves.
-    let (utc, offset_ms) = match s.len().checked_sub(6).and_then(|i| s.get(i..).map(|o| (i, o))) {
+    let (utc, offset_ms) = match s
+        .len()
+        .checked_sub(6)
+        .and_then(|i| s.get(i..).map(|o| (i, o)))
+    {
         Some((i, o))
             if (o.starts_with('+') || o.starts_with('-'))
                 && o.as_bytes().get(3) == Some(&b':')
@@ -146,7 +154,10 @@ pub fn parse_time_ms(s: &str) -> Result<i64, String> {
             let hours: i64 = o[1..3].parse().map_err(|_| format!("{s:?}: bad offset"))?;
             let minutes: i64 = o[4..6].parse().map_err(|_| format!("{s:?}: bad offset"))?;
             let sign = if o.starts_with('-') { -1 } else { 1 };
-            (format!("{}Z", &s[..i]), sign * (hours * 60 + minutes) * 60_000)
+            (
+                format!("{}Z", &s[..i]),
+                sign * (hours * 60 + minutes) * 60_000,
+            )
         }
         _ => (s.to_owned(), 0),
     };
@@ -189,14 +200,21 @@ mod tests {
         assert_eq!(cli.args.error_codes, vec!["a", "b", "c"]);
         assert_eq!(cli.args.after(), AfterDone::Tag);
         assert_eq!(cli.args.destination, Destination::Opensearch);
-        assert!(Cli::try_parse_from(["x", "--bucket", "b", "--tag-after", "--delete-after"]).is_err());
-        assert!(Cli::try_parse_from(["x", "--bucket", "b", "--move-after", "--tag-after"]).is_err());
+        assert!(
+            Cli::try_parse_from(["x", "--bucket", "b", "--tag-after", "--delete-after"]).is_err()
+        );
+        assert!(
+            Cli::try_parse_from(["x", "--bucket", "b", "--move-after", "--tag-after"]).is_err()
+        );
     }
 
     #[test]
     fn times() {
         assert_eq!(parse_time_ms("1700000000123").unwrap(), 1_700_000_000_123);
-        assert_eq!(parse_time_ms("2023-11-14T22:13:20Z").unwrap(), 1_700_000_000_000);
+        assert_eq!(
+            parse_time_ms("2023-11-14T22:13:20Z").unwrap(),
+            1_700_000_000_000
+        );
         assert_eq!(
             parse_time_ms("2023-11-14T23:13:20.5+01:00").unwrap(),
             1_700_000_000_500

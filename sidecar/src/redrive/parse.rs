@@ -116,7 +116,8 @@ fn text(v: Option<Value>) -> String {
 
 /// Parses one line (without its newline).
 pub fn parse_line(line: &[u8]) -> Result<ErrorRecord, LineError> {
-    let value: Value = serde_json::from_slice(line).map_err(|e| LineError::NotJson(e.to_string()))?;
+    let value: Value =
+        serde_json::from_slice(line).map_err(|e| LineError::NotJson(e.to_string()))?;
     if !value.is_object() {
         return Err(LineError::Shape("not a JSON object".into()));
     }
@@ -159,7 +160,9 @@ pub fn inflate(body: &[u8], max_bytes: usize) -> Result<Cow<'_, [u8]>, String> {
         return Ok(Cow::Borrowed(body));
     }
     let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max_bytes));
-    let limit = u64::try_from(max_bytes).unwrap_or(u64::MAX).saturating_add(1);
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
     MultiGzDecoder::new(body)
         .take(limit)
         .read_to_end(&mut out)

@@ -127,11 +127,7 @@ impl Summary {
 
     /// Writes the human-readable summary.
     pub fn render(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let verb = if self.dry_run {
-            "would send"
-        } else {
-            "sent"
-        };
+        let verb = if self.dry_run { "would send" } else { "sent" };
         if self.dry_run {
             writeln!(out, "DRY RUN: nothing was sent, written, tagged or deleted")?;
         }
@@ -175,13 +171,9 @@ impl Summary {
         }
         for p in &self.problems {
             match p.line {
-                Some(line) => writeln!(
-                    out,
-                    "  {}: {}:{line}: {}",
-                    p.kind.label(),
-                    p.key,
-                    p.detail
-                )?,
+                Some(line) => {
+                    writeln!(out, "  {}: {}:{line}: {}", p.kind.label(), p.key, p.detail)?
+                }
                 None => writeln!(out, "  {}: {}: {}", p.kind.label(), p.key, p.detail)?,
             }
         }

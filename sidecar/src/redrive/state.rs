@@ -228,7 +228,13 @@ mod tests {
     fn save_load_round_trip_and_changed_etag_resets() {
         let dir = tempfile::tempdir().unwrap();
         let path = state_path(dir.path(), "my bucket", "p/", "s");
-        assert!(path.file_name().unwrap().to_str().unwrap().starts_with("my_bucket-"));
+        assert!(
+            path.file_name()
+                .unwrap()
+                .to_str()
+                .unwrap()
+                .starts_with("my_bucket-")
+        );
         let mut state = load(&path, "my bucket", "p/", "s").unwrap();
         assert!(state.objects.is_empty());
         state.object_mut("k", "\"e1\"").insert(&[1, 2]);

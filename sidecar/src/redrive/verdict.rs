@@ -126,13 +126,13 @@ fn is_rejection(record: &ErrorRecord) -> bool {
 /// Events inside a record: a CloudWatch Logs envelope counts its `logEvents`; otherwise every
 /// non-blank line is one event.
 fn count_events(payload: &[u8]) -> usize {
-    if payload.starts_with(b"{") {
-        if let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload) {
-            return v
-                .get("logEvents")
-                .and_then(|e| e.as_array())
-                .map_or(1, |events| events.len());
-        }
+    if payload.starts_with(b"{")
+        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload)
+    {
+        return v
+            .get("logEvents")
+            .and_then(|e| e.as_array())
+            .map_or(1, |events| events.len());
     }
     payload
         .split(|&b| b == b'\n')
@@ -264,8 +264,14 @@ mod tests {
         let down = rec("503", Origin::OpenSearch, doc);
         let r = rules(Destination::Opensearch);
         let f = Filter::default();
-        assert!(matches!(verdict(&rejected, &f, &r), Verdict::WillFailAgain(_)));
-        assert!(matches!(verdict(&mapping, &f, &r), Verdict::WillFailAgain(_)));
+        assert!(matches!(
+            verdict(&rejected, &f, &r),
+            Verdict::WillFailAgain(_)
+        ));
+        assert!(matches!(
+            verdict(&mapping, &f, &r),
+            Verdict::WillFailAgain(_)
+        ));
         assert_eq!(verdict(&throttled, &f, &r), Verdict::Send);
         assert_eq!(verdict(&down, &f, &r), Verdict::Send);
         let forced = Rules {

@@ -108,7 +108,11 @@ pub async fn put(s3: &aws_sdk_s3::Client, bucket: &str, key: &str, body: Vec<u8>
 
 /// Keys in `bucket`.
 pub async fn keys_in(moto: &MotoServer, bucket: &str) -> Vec<String> {
-    moto.objects(bucket).await.into_iter().map(|(k, _)| k).collect()
+    moto.objects(bucket)
+        .await
+        .into_iter()
+        .map(|(k, _)| k)
+        .collect()
 }
 
 /// Tags of one object.
