@@ -13,7 +13,30 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Arc;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
+
+/// One entry of the pod's `metadata.ownerReferences`, written as Fluent Bit's kubernetes filter
+/// does with `Owner_References On`, so the transform can name the workload (`kube_deployment`,
+/// `kube_job`, ...) exactly instead of guessing from the pod name.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OwnerRef {
+    /// `ReplicaSet`, `StatefulSet`, `Job`, ...
+    pub kind: String,
+    /// The owner's name.
+    pub name: String,
+    /// Whether this owner is the managing controller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub controller: Option<bool>,
+}
+
+/// What the Kubernetes API adds to the Downward API.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct PodLookup {
+    /// Per-container details, keyed by container name.
+    pub containers: HashMap<String, ContainerInfo>,
+    /// The pod's owner references.
+    pub owners: Vec<OwnerRef>,
+}
 
 /// Image and runtime id of one container, from the pod's `containerStatuses`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -41,6 +64,8 @@ pub struct PodInfo {
     pub annotations: BTreeMap<String, String>,
     /// Per-container details from the Kubernetes API, keyed by container name.
     pub containers: HashMap<String, ContainerInfo>,
+    /// Owner references from the Kubernetes API.
+    pub owners: Vec<OwnerRef>,
 }
 
 impl PodInfo {
@@ -70,6 +95,7 @@ impl PodInfo {
             labels,
             annotations,
             containers: HashMap::new(),
+            owners: Vec::new(),
         };
         (info, notes)
     }
@@ -97,6 +123,8 @@ impl PodInfo {
             labels: &'a BTreeMap<String, String>,
             #[serde(skip_serializing_if = "BTreeMap::is_empty")]
             annotations: &'a BTreeMap<String, String>,
+            #[serde(rename = "ownerReferences", skip_serializing_if = "<[_]>::is_empty")]
+            owner_references: &'a [OwnerRef],
         }
         let c = container.and_then(|name| self.containers.get(name));
         let kube = Kube {
@@ -109,6 +137,7 @@ impl PodInfo {
             container_image: c.and_then(|c| c.image.as_deref()),
             labels: &self.labels,
             annotations: &self.annotations,
+            owner_references: &self.owners,
         };
         // Serialising borrowed strings and string maps into a Vec cannot fail.
         let out = serde_json::to_vec(&kube).unwrap_or_default();
@@ -204,10 +233,12 @@ impl Enricher {
         true
     }
 
-    /// Merges container details (from the Kubernetes API) into the pod info.
-    pub fn set_containers(&mut self, containers: HashMap<String, ContainerInfo>) -> bool {
+    /// Merges what the Kubernetes API said about the pod into the pod info; returns true if
+    /// anything changed.
+    pub fn set_lookup(&mut self, lookup: PodLookup) -> bool {
         let mut info = self.info.clone();
-        info.containers = containers;
+        info.containers = lookup.containers;
+        info.owners = lookup.owners;
         self.update(info)
     }
 
@@ -269,6 +300,11 @@ mod tests {
                 image: Some("nginx:1".into()),
             },
         );
+        info.owners.push(OwnerRef {
+            kind: "ReplicaSet".into(),
+            name: "web-7d4b9c8f6d".into(),
+            controller: Some(true),
+        });
         let v: serde_json::Value =
             serde_json::from_slice(&info.kubernetes_json(Some("app"))).unwrap();
         assert_eq!(
@@ -276,7 +312,8 @@ mod tests {
             serde_json::json!({
                 "namespace_name": "shop", "pod_name": "web-1", "pod_id": "uid-1",
                 "container_name": "app", "docker_id": "abc123", "container_image": "nginx:1",
-                "labels": {"app": "web"}
+                "labels": {"app": "web"},
+                "ownerReferences": [{"kind": "ReplicaSet", "name": "web-7d4b9c8f6d", "controller": true}]
             })
         );
         let other: serde_json::Value =

@@ -3,7 +3,8 @@
 //! # Layout
 //! - [`PodView`] / [`parse_pod`]: the few fields we use from a Pod (container ids and images,
 //!   container states), parsed leniently: anything missing is simply absent.
-//! - [`PodView::containers`]: container name → [`ContainerInfo`] for the enricher.
+//! - [`PodView::lookup`]: container name → [`ContainerInfo`] and the owner references, for the
+//!   enricher.
 //! - [`PodView::app_containers_done`]: whether every regular container has terminated, which
 //!   decides the drain mode (read to EOF vs wait for quiet files).
 //! - [`KubeClient`]: a minimal in-cluster HTTPS client (service-account token + CA, rustls).
@@ -23,7 +24,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use serde::Deserialize;
 
-use crate::enrich::{ContainerInfo, strip_runtime_scheme};
+use crate::enrich::{ContainerInfo, OwnerRef, PodLookup, strip_runtime_scheme};
 
 /// Where a pod's service-account credentials are mounted.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
@@ -67,8 +68,15 @@ pub enum KubeError {
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
 struct Pod {
+    metadata: Metadata,
     spec: Spec,
     status: Status,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default, rename_all = "camelCase")]
+struct Metadata {
+    owner_references: Vec<OwnerRef>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -122,6 +130,14 @@ pub fn parse_pod(json: &[u8]) -> Result<PodView, KubeError> {
 }
 
 impl PodView {
+    /// What the enricher takes from the pod: [`Self::containers`] and the owner references.
+    pub fn lookup(&self) -> PodLookup {
+        PodLookup {
+            containers: self.containers(),
+            owners: self.pod.metadata.owner_references.clone(),
+        }
+    }
+
     /// Runtime id and image per container (regular and init containers). The image comes from
     /// the status (what runs) and falls back to the spec.
     pub fn containers(&self) -> HashMap<String, ContainerInfo> {
@@ -319,6 +335,9 @@ mod tests {
             "spec image as fallback"
         );
         assert_eq!(c["firetail"].docker_id.as_deref(), Some("fff"));
+        let owners = pod.lookup().owners;
+        assert_eq!(owners.len(), 1);
+        assert_eq!((&*owners[0].kind, &*owners[0].name), ("ReplicaSet", "web-abc"));
         assert!(!pod.app_containers_done("firetail"), "worker still runs");
         let done = POD.replace(
             r#""state": {"running": {}}}"#,

@@ -22,7 +22,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::{DrainArg, OversizeMode, ShipArgs};
-use crate::enrich::{ContainerInfo, Enricher, PodInfo};
+use crate::enrich::{Enricher, PodInfo, PodLookup};
 use crate::kube::KubeClient;
 use crate::metrics::Observability;
 use crate::pack::{Limits, Packer, RecordFormat, split_line};
@@ -371,10 +371,10 @@ pub async fn run<S: Sink>(
             }
             Ok(()) = containers_rx.changed() => {
                 let latest = containers_rx.borrow_and_update().clone();
-                if let Some(containers) = latest
-                    && encoder.enricher.set_containers(containers)
+                if let Some(lookup) = latest
+                    && encoder.enricher.set_lookup(lookup)
                 {
-                    tracing::info!("container ids or images changed");
+                    tracing::info!("container ids, images or owners changed");
                 }
             }
             () = &mut shutdown, if drain_task.is_none() => {
@@ -497,19 +497,19 @@ async fn watch_containers(
     ns: String,
     name: String,
     period: Duration,
-    tx: tokio::sync::watch::Sender<Option<HashMap<String, ContainerInfo>>>,
+    tx: tokio::sync::watch::Sender<Option<PodLookup>>,
 ) {
     let mut last_error = String::new();
     loop {
         match client.get_pod(&ns, &name).await {
             Ok(pod) => {
                 last_error.clear();
-                let containers = pod.containers();
+                let lookup = pod.lookup();
                 tx.send_if_modified(|slot| {
-                    if slot.as_ref() == Some(&containers) {
+                    if slot.as_ref() == Some(&lookup) {
                         false
                     } else {
-                        *slot = Some(containers);
+                        *slot = Some(lookup);
                         true
                     }
                 });
@@ -517,7 +517,7 @@ async fn watch_containers(
             Err(error) => {
                 let text = error.to_string();
                 if text != last_error {
-                    tracing::info!(%error, "pod lookup failed; docker_id and container_image omitted");
+                    tracing::info!(%error, "pod lookup failed; docker_id, container_image and ownerReferences omitted");
                     last_error = text;
                 }
             }

@@ -19,7 +19,8 @@ use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 mod ship_common;
 use ship_common::{decode, pod, run_until, ship_args, sink_for, tail_config};
 
-const POD_RUNNING: &str = r#"{"spec":{"containers":[{"name":"app","image":"shop/app:3"}]},
+const POD_RUNNING: &str = r#"{"metadata":{"ownerReferences":[{"apiVersion":"apps/v1",
+ "kind":"ReplicaSet","name":"web-7d4b9c8f6d","uid":"u","controller":true}]},"spec":{"containers":[{"name":"app","image":"shop/app:3"}]},
  "status":{"containerStatuses":[{"name":"app","image":"registry/shop/app:3",
    "containerID":"containerd://0123abcd","state":{"running":{}}}]}}"#;
 
@@ -142,6 +143,10 @@ async fn pod_lookup_fills_ids_and_drives_the_drain_mode() {
         assert_eq!(e["kubernetes"]["container_name"], "app");
         assert_eq!(e["kubernetes"]["docker_id"], "0123abcd");
         assert_eq!(e["kubernetes"]["container_image"], "registry/shop/app:3");
+        assert_eq!(
+            e["kubernetes"]["ownerReferences"],
+            serde_json::json!([{"kind": "ReplicaSet", "name": "web-7d4b9c8f6d", "controller": true}])
+        );
     }
 }
 
