@@ -133,11 +133,17 @@ pub fn classify(payload: &[u8]) -> Payload<'_> {
     if trimmed[0] != b'{' {
         return Payload::Text(trimmed);
     }
-    let lines = trimmed
-        .split(|&b| b == b'\n')
-        .map(|l| l.strip_suffix(b"\r").unwrap_or(l))
-        .filter(|l| !l.trim_ascii().is_empty())
-        .collect();
+    let mut lines = Vec::new();
+    let mut start = 0;
+    let ends = memchr::memchr_iter(b'\n', trimmed).chain(std::iter::once(trimmed.len()));
+    for end in ends {
+        let line = &trimmed[start..end];
+        let line = line.strip_suffix(b"\r").unwrap_or(line);
+        if !line.trim_ascii().is_empty() {
+            lines.push(line);
+        }
+        start = end + 1;
+    }
     Payload::Lines(lines)
 }
 

@@ -404,7 +404,16 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = 0;
+    while i < bytes.len() {
+        // Most text needs no escaping: step over it a word at a time.
+        if let Some(word) = bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok())
+            && !needs_escape(u64::from_le_bytes(word))
+        {
+            i += 8;
+            continue;
+        }
+        let b = bytes[i];
         let escape: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -424,17 +433,34 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
                     HEX[(b >> 4) as usize],
                     HEX[(b & 0xf) as usize],
                 ]);
-                start = i + 1;
+                i += 1;
+                start = i;
                 continue;
             }
-            _ => continue,
+            _ => {
+                i += 1;
+                continue;
+            }
         };
         out.extend_from_slice(&bytes[start..i]);
         out.extend_from_slice(escape);
-        start = i + 1;
+        i += 1;
+        start = i;
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Whether any byte of `word` is `"`, `\` or a control character — the bytes JSON strings
+/// must escape. Each test is the classic "has a byte below n" bit trick, exact for n ≤ 128.
+fn needs_escape(word: u64) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGHS: u64 = 0x8080_8080_8080_8080;
+    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS;
+    (below(word ^ (ONES * u64::from(b'"')), 1)
+        | below(word ^ (ONES * u64::from(b'\\')), 1)
+        | below(word, 0x20))
+        != 0
 }
 
 fn string_of(value: &RawValue) -> Option<Cow<'_, str>> {
@@ -500,5 +526,42 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
             }
         }
         d.deserialize_map(V)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use proptest::prelude::*;
+
+    fn escaped(s: &str) -> String {
+        let mut out = Vec::new();
+        write_json_str(&mut out, s);
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn escapes_every_special_byte_at_every_offset() {
+        let specials: Vec<char> = (0u8..0x20)
+            .map(char::from)
+            .chain(['"', '\\', 'é', '€', '\u{7f}'])
+            .collect();
+        for pad in 0..17 {
+            for &c in &specials {
+                let s = format!("{}{c}{}", "a".repeat(pad), "b".repeat(9));
+                let out = escaped(&s);
+                assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
+            }
+        }
+        assert_eq!(escaped("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
+    }
+
+    proptest! {
+        #[test]
+        fn round_trips_through_serde(s in any::<String>()) {
+            let out = escaped(&s);
+            prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+        }
     }
 }
