@@ -6,6 +6,7 @@
 //!   the real `firetail-transform` binary in a test.
 //! - [`firehose_endpoint`]: a FAULT-INJECTING Firehose endpoint (partial failures, throttling,
 //!   5xx, delays, resets) that records every accepted record; also a benchmark sink.
+//! - [`hostile`]: the hostile-input corpus (`tests/hostile/` plus generated large samples).
 //! - [`moto`]: moto's server as Firehose + S3 on 127.0.0.1, with SDK helpers.
 //! - [`aws`]: real SDK clients and child-process environment for a local endpoint.
 //! - [`process`]: [`process::ChildGuard`], a child process killed on drop, output captured.
@@ -23,6 +24,7 @@
 
 pub mod aws;
 pub mod firehose_endpoint;
+pub mod hostile;
 pub mod moto;
 pub mod process;
 pub mod recorder;
