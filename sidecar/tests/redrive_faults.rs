@@ -40,7 +40,7 @@ async fn partial_failures_resend_only_the_failed_entries() {
     assert!(stats.records_failed > 5, "faults were injected: {stats:?}");
     // Exactly the refused entries were resent, once per refusal; every call is counted.
     assert_eq!(summary.resent_records, stats.records_failed, "{summary:#?}");
-    assert_eq!(u64::from(summary.calls), stats.requests);
+    assert_eq!(summary.calls, stats.requests);
     assert_eq!(summary.records_sent, 51);
 
     let mut expected: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
