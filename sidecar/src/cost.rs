@@ -37,7 +37,9 @@ use std::fmt::Write as _;
 
 use clap::{Args, ValueEnum};
 
-use crate::pack::{BILLING_INCREMENT_BYTES, MAX_EVENTS_PER_NDJSON_RECORD, MAX_RECORD_BYTES, RecordFormat};
+use crate::pack::{
+    BILLING_INCREMENT_BYTES, MAX_EVENTS_PER_NDJSON_RECORD, MAX_RECORD_BYTES, RecordFormat,
+};
 
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: f64 = (1u64 << 20) as f64;
@@ -360,14 +362,22 @@ pub struct CostArgs {
     #[arg(long, env = "FIRETAIL_COST_PROCESSOR_BUFFER_MB", default_value_t = 1.0)]
     pub processor_buffer_mb: f64,
     /// Firehose processor buffer interval (ProcessorBufferIntervalSecs), seconds.
-    #[arg(long, env = "FIRETAIL_COST_PROCESSOR_INTERVAL_SECS", default_value_t = 60.0)]
+    #[arg(
+        long,
+        env = "FIRETAIL_COST_PROCESSOR_INTERVAL_SECS",
+        default_value_t = 60.0
+    )]
     pub processor_interval_secs: f64,
     /// Transform memory, MB (the template's MemorySize).
     #[arg(long, env = "FIRETAIL_COST_LAMBDA_MEMORY_MB", default_value_t = 256.0)]
     pub lambda_memory_mb: f64,
     /// Transform throughput, MB of uncompressed events per vCPU-second (see the transform
     /// benchmark in docs/BENCHMARKS.md).
-    #[arg(long, env = "FIRETAIL_COST_LAMBDA_MB_PER_VCPU_SEC", default_value_t = 100.0)]
+    #[arg(
+        long,
+        env = "FIRETAIL_COST_LAMBDA_MB_PER_VCPU_SEC",
+        default_value_t = 100.0
+    )]
     pub lambda_mb_per_vcpu_sec: f64,
     /// How pods reach Firehose: nat (NAT gateway), vpc-endpoint, direct.
     #[arg(long, env = "FIRETAIL_COST_NETWORK", value_enum, default_value_t = Network::Nat)]
@@ -488,7 +498,10 @@ mod tests {
         assert!(close(ndjson.billed_bytes_per_day, records * 35_840.0));
         // gzip: 31,814.6 x 0.1 + 20 = 3,201.5 bytes -> billed 5,120.
         assert!(close(gzip.records_per_day, records));
-        assert!(close(gzip.record_bytes_per_day, records * 3_201.457_256_296_297));
+        assert!(close(
+            gzip.record_bytes_per_day,
+            records * 3_201.457_256_296_297
+        ));
         assert!(close(gzip.billed_bytes_per_day, records * 5_120.0));
 
         // 100x the volume: ndjson hits its 500-event cap, gzip the 1,000 KiB record limit
@@ -499,7 +512,10 @@ mod tests {
         assert!(close(all[1].events_per_record, 500.0));
         assert!(close(all[2].events_per_record, 2_000.0));
         // 500 x 512 = 256,000 bytes = exactly 50 x 5,120: no rounding loss at all.
-        assert!(close(all[1].billed_bytes_per_day, all[1].record_bytes_per_day));
+        assert!(close(
+            all[1].billed_bytes_per_day,
+            all[1].record_bytes_per_day
+        ));
     }
 
     #[test]

@@ -106,7 +106,10 @@ pub fn write_json_str(s: &str, out: &mut Vec<u8>) {
     out.push(b'"');
     let bytes = s.as_bytes();
     let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
+    let mut i = next_escape(bytes, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        out.extend_from_slice(&bytes[start..i]);
         let esc: &[u8] = match b {
             b'"' => b"\\\"",
             b'\\' => b"\\\\",
@@ -115,10 +118,8 @@ pub fn write_json_str(s: &str, out: &mut Vec<u8>) {
             b'\t' => b"\\t",
             0x08 => b"\\b",
             0x0c => b"\\f",
-            0x00..=0x1f => b"",
-            _ => continue,
+            _ => b"",
         };
-        out.extend_from_slice(&bytes[start..i]);
         if esc.is_empty() {
             out.extend_from_slice(b"\\u00");
             out.push(HEX[usize::from(b >> 4)]);
@@ -127,9 +128,44 @@ pub fn write_json_str(s: &str, out: &mut Vec<u8>) {
             out.extend_from_slice(esc);
         }
         start = i + 1;
+        i = next_escape(bytes, start);
     }
     out.extend_from_slice(&bytes[start..]);
     out.push(b'"');
+}
+
+/// Index of the first byte at or after `i` that a JSON string must escape (`"`, `\`, or a
+/// control byte below 0x20), or `bytes.len()`. Scans 8 bytes per step: escaping every log
+/// line was the sidecar's largest single cost after SigV4 hashing in `perf` profiles, and most
+/// lines contain nothing to escape.
+fn next_escape(bytes: &[u8], mut i: usize) -> usize {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    while let Some(chunk) = bytes.get(i..i + 8) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        let w = u64::from_le_bytes(word);
+        // A byte's high bit is set in each mask where that byte is below 0x20, is a quote or
+        // is a backslash. Borrows can only mark bytes after a true match, so the lowest mark
+        // is always exact.
+        let control = w.wrapping_sub(ONES * 0x20) & !w & HIGH;
+        let q = w ^ (ONES * u64::from(b'"'));
+        let quote = q.wrapping_sub(ONES) & !q & HIGH;
+        let bs = w ^ (ONES * u64::from(b'\\'));
+        let backslash = bs.wrapping_sub(ONES) & !bs & HIGH;
+        let marks = control | quote | backslash;
+        if marks != 0 {
+            return i + (marks.trailing_zeros() / 8) as usize;
+        }
+        i += 8;
+    }
+    while let Some(&b) = bytes.get(i) {
+        if b < 0x20 || b == b'"' || b == b'\\' {
+            return i;
+        }
+        i += 1;
+    }
+    i
 }
 
 /// Writes `t` as `YYYY-MM-DDTHH:MM:SS.nnnnnnnnnZ` (UTC). Times before 1970 are clamped to the
@@ -252,6 +288,40 @@ mod tests {
         write_json_str(nasty, &mut out);
         let back: String = serde_json::from_slice(&out).unwrap();
         assert_eq!(back, nasty);
+    }
+
+    #[test]
+    fn escaping_matches_serde_at_every_position_of_the_word_scan() {
+        // Each special byte at every offset of strings up to 3 words long, among plain ASCII,
+        // bytes just above the control range and multi-byte UTF-8: the 8-byte scan must find
+        // the first one wherever it sits, including after a borrow from an earlier match.
+        let specials = ['"', '\\', '\n', '\u{0}', '\u{1f}', '\u{8}', '\u{c}'];
+        let fillers = ["a", " ", "!", "\u{7f}", "é", "日"];
+        for len in 0..24 {
+            for at in 0..len.max(1) {
+                for special in specials {
+                    for filler in fillers {
+                        let mut text: String = (0..len)
+                            .map(|k| {
+                                if k == at {
+                                    special.to_string()
+                                } else {
+                                    filler.to_string()
+                                }
+                            })
+                            .collect();
+                        text.push(special);
+                        let mut out = Vec::new();
+                        write_json_str(&text, &mut out);
+                        assert_eq!(
+                            String::from_utf8(out).unwrap(),
+                            serde_json::to_string(&text).unwrap(),
+                            "{text:?}"
+                        );
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -57,7 +57,13 @@ pub const MAX_BYTES_PER_CALL: usize = 4 * 1024 * 1024;
 /// Decoded bytes per record (1,000 KiB).
 /// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
 pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
+/// Firehose bills ingestion per record, rounded up to the next 5 KB (5,120 bytes).
+/// <https://aws.amazon.com/firehose/pricing/>
+pub const BILLING_INCREMENT_BYTES: u64 = 5 * 1024;
 
+/// `GET` on this path answers the counters as JSON ([`Stats`]), for scripts polling a
+/// standalone endpoint.
+pub const STATS_PATH: &str = "/stats";
 const TARGET_PREFIX: &str = "Firehose_20150804.";
 const CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 const ACCOUNT_ID: &str = "123456789012";
@@ -133,6 +139,9 @@ pub struct EndpointOptions {
     /// Keep accepted records for [`FirehoseEndpoint::accepted`]; `false` only counts them
     /// (benchmarks).
     pub keep_records: bool,
+    /// Count the events inside accepted records ([`Stats::events`]): newlines, after
+    /// gunzipping a record that starts with the gzip magic. Costs CPU in the endpoint.
+    pub count_events: bool,
 }
 
 impl Default for EndpointOptions {
@@ -141,6 +150,7 @@ impl Default for EndpointOptions {
             port: 0,
             plan: FaultPlan::default(),
             keep_records: true,
+            count_events: false,
         }
     }
 }
@@ -154,8 +164,8 @@ pub struct AcceptedRecord {
     pub data: Vec<u8>,
 }
 
-/// A snapshot of the endpoint's counters.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+/// A snapshot of the endpoint's counters (also served as JSON on `GET /stats`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Stats {
     /// HTTP requests received (any target, any outcome).
     pub requests: u64,
@@ -165,6 +175,15 @@ pub struct Stats {
     pub records_failed: u64,
     /// Decoded bytes of the accepted records.
     pub bytes_accepted: u64,
+    /// What Firehose would bill for the accepted records: each rounded up to
+    /// [`BILLING_INCREMENT_BYTES`].
+    pub billed_bytes: u64,
+    /// Newline-terminated events inside the accepted records (gzip records decompressed);
+    /// 0 unless [`EndpointOptions::count_events`]. A gzip record that does not decompress
+    /// counts in `undecodable_records` instead.
+    pub events: u64,
+    /// Accepted records that looked like gzip but did not decompress (with `count_events`).
+    pub undecodable_records: u64,
     /// Calls answered `ServiceUnavailableException` as a whole (bursts and dead window).
     pub throttled_calls: u64,
     /// Calls answered HTTP 500.
@@ -183,6 +202,9 @@ struct Counters {
     records_accepted: AtomicU64,
     records_failed: AtomicU64,
     bytes_accepted: AtomicU64,
+    billed_bytes: AtomicU64,
+    events: AtomicU64,
+    undecodable_records: AtomicU64,
     throttled_calls: AtomicU64,
     server_errors: AtomicU64,
     resets: AtomicU64,
@@ -276,6 +298,7 @@ struct Shared {
     faults: Mutex<Faults>,
     counters: Counters,
     keep_records: bool,
+    count_events: bool,
     accepted: Mutex<Vec<AcceptedRecord>>,
     next_record_id: AtomicU64,
 }
@@ -310,6 +333,7 @@ impl FirehoseEndpoint {
             faults: Mutex::new(Faults::new(options.plan)),
             counters: Counters::default(),
             keep_records: options.keep_records,
+            count_events: options.count_events,
             accepted: Mutex::new(Vec::new()),
             next_record_id: AtomicU64::new(1),
         });
@@ -360,19 +384,7 @@ impl FirehoseEndpoint {
 
     /// The counters now.
     pub fn stats(&self) -> Stats {
-        let c = &self.shared.counters;
-        let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
-        Stats {
-            requests: get(&c.requests),
-            records_accepted: get(&c.records_accepted),
-            records_failed: get(&c.records_failed),
-            bytes_accepted: get(&c.bytes_accepted),
-            throttled_calls: get(&c.throttled_calls),
-            server_errors: get(&c.server_errors),
-            resets: get(&c.resets),
-            lost_acks: get(&c.lost_acks),
-            invalid_calls: get(&c.invalid_calls),
-        }
+        snapshot(&self.shared.counters)
     }
 
     /// Waits up to `timeout` until at least `count` records were accepted; returns whether
@@ -393,6 +405,24 @@ impl FirehoseEndpoint {
     /// Stops serving and closes every connection.
     pub async fn shutdown(&mut self) {
         self.server.shutdown().await;
+    }
+}
+
+fn snapshot(c: &Counters) -> Stats {
+    let get = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+    Stats {
+        requests: get(&c.requests),
+        records_accepted: get(&c.records_accepted),
+        records_failed: get(&c.records_failed),
+        bytes_accepted: get(&c.bytes_accepted),
+        billed_bytes: get(&c.billed_bytes),
+        events: get(&c.events),
+        undecodable_records: get(&c.undecodable_records),
+        throttled_calls: get(&c.throttled_calls),
+        server_errors: get(&c.server_errors),
+        resets: get(&c.resets),
+        lost_acks: get(&c.lost_acks),
+        invalid_calls: get(&c.invalid_calls),
     }
 }
 
@@ -432,6 +462,11 @@ enum Operation {
 }
 
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, DropConnection> {
+    if req.method() == Method::GET && req.uri().path() == STATS_PATH {
+        // Not a Firehose call: not counted, never faulted.
+        let body = serde_json::to_string(&snapshot(&shared.counters)).unwrap_or_default();
+        return Ok(reply(200, &[("content-type", "application/json")], body));
+    }
     bump(&shared.counters.requests, 1);
     let operation = req
         .headers()
@@ -589,6 +624,21 @@ async fn put(
         .next_record_id
         .fetch_add(accepted_count as u64, Ordering::Relaxed);
     let mut accepted_bytes = 0u64;
+    let mut billed = 0u64;
+    let mut events = EventCount::default();
+    {
+        let mut start = 0;
+        for (end, failed) in ends.iter().zip(&failed) {
+            if !failed {
+                let record = &data[start..*end];
+                billed += billed_bytes(record.len() as u64);
+                if shared.count_events {
+                    events.add(record);
+                }
+            }
+            start = *end;
+        }
+    }
     if shared.keep_records {
         let mut log = shared
             .accepted
@@ -617,6 +667,9 @@ async fn put(
     bump(&shared.counters.records_accepted, accepted_count as u64);
     bump(&shared.counters.records_failed, failed_count as u64);
     bump(&shared.counters.bytes_accepted, accepted_bytes);
+    bump(&shared.counters.billed_bytes, billed);
+    bump(&shared.counters.events, events.events);
+    bump(&shared.counters.undecodable_records, events.undecodable);
 
     if faults.lost_ack {
         bump(&shared.counters.lost_acks, 1);
@@ -650,6 +703,46 @@ async fn put(
         out.push_str("]}");
     }
     Ok(ok_reply(out))
+}
+
+/// Bytes Firehose bills for one record of `len` bytes.
+pub fn billed_bytes(len: u64) -> u64 {
+    len.div_ceil(BILLING_INCREMENT_BYTES).max(1) * BILLING_INCREMENT_BYTES
+}
+
+/// Events (newlines) found in records, gzip members decompressed.
+#[derive(Debug, Default)]
+struct EventCount {
+    events: u64,
+    undecodable: u64,
+}
+
+impl EventCount {
+    fn add(&mut self, record: &[u8]) {
+        if !record.starts_with(&[0x1f, 0x8b]) {
+            self.events += count_newlines(record);
+            return;
+        }
+        use std::io::Read as _;
+        let mut decoder = flate2::read::MultiGzDecoder::new(record);
+        let mut buf = [0u8; 64 * 1024];
+        let mut newlines = 0;
+        loop {
+            match decoder.read(&mut buf) {
+                Ok(0) => break,
+                Ok(n) => newlines += count_newlines(&buf[..n]),
+                Err(_) => {
+                    self.undecodable += 1;
+                    return;
+                }
+            }
+        }
+        self.events += newlines;
+    }
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|b| **b == b'\n').count() as u64
 }
 
 fn unknown_stream(shared: &Shared, stream: &str) -> Option<Reply> {
@@ -723,6 +816,7 @@ fn invalid(shared: &Shared, status: u16, kind: &str, message: &str) -> Reply {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -783,6 +877,28 @@ mod tests {
         assert!((2_700..3_300).contains(&hits), "{hits}");
         assert!((0..1_000).all(|_| !rng.chance(0.0)));
         assert!((0..1_000).all(|_| rng.chance(1.0)));
+    }
+
+    #[test]
+    fn billing_rounds_every_record_up_to_5_kib() {
+        assert_eq!(billed_bytes(0), 5_120);
+        assert_eq!(billed_bytes(1), 5_120);
+        assert_eq!(billed_bytes(5_120), 5_120);
+        assert_eq!(billed_bytes(5_121), 10_240);
+    }
+
+    #[test]
+    fn events_are_counted_in_plain_and_gzip_records() {
+        use std::io::Write as _;
+        let mut count = EventCount::default();
+        count.add(b"{\"a\":1}\n{\"a\":2}\n");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(b"x\ny\nz\n").unwrap();
+        let gz = gz.finish().unwrap();
+        count.add(&gz);
+        assert_eq!(count.events, 5);
+        count.add(&gz[..gz.len() / 2]);
+        assert_eq!((count.events, count.undecodable), (5, 1));
     }
 
     #[test]

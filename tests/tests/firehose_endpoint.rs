@@ -413,3 +413,59 @@ async fn discard_mode_counts_without_keeping() {
     assert_eq!(stats.records_accepted, 7);
     assert_eq!(stats.bytes_accepted, 7 * 8);
 }
+
+#[tokio::test]
+async fn billed_bytes_events_and_the_stats_path_report_what_arrived() {
+    let endpoint = FirehoseEndpoint::start_with(EndpointOptions {
+        keep_records: false,
+        count_events: true,
+        ..EndpointOptions::default()
+    })
+    .await
+    .unwrap();
+    let client = firehose_client(&endpoint.url());
+    // Three events in a 6,000-byte record (billed 10,240), one small record (5,120) and a
+    // gzip record holding two events (5,120).
+    let mut big = Vec::new();
+    for _ in 0..3 {
+        big.extend(std::iter::repeat_n(b'a', 1_999));
+        big.push(b'\n');
+    }
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, b"{\"a\":1}\n{\"a\":2}\n").unwrap();
+    let gz = gz.finish().unwrap();
+    put_batch(&client, &[big.clone(), b"one\n".to_vec(), gz.clone()])
+        .await
+        .unwrap();
+    let stats = endpoint.stats();
+    assert_eq!(stats.records_accepted, 3);
+    assert_eq!(
+        stats.bytes_accepted,
+        (big.len() + 4 + gz.len()) as u64,
+        "{stats:?}"
+    );
+    assert_eq!(stats.billed_bytes, 10_240 + 5_120 + 5_120);
+    assert_eq!(stats.events, 6);
+    assert_eq!(stats.undecodable_records, 0);
+
+    // GET /stats is not a Firehose call: it answers the same counters and counts nothing.
+    let mut conn = tokio::net::TcpStream::connect(endpoint.addr())
+        .await
+        .unwrap();
+    tokio::io::AsyncWriteExt::write_all(
+        &mut conn,
+        b"GET /stats HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    tokio::io::AsyncReadExt::read_to_string(&mut conn, &mut answer)
+        .await
+        .unwrap();
+    let body = answer.split("\r\n\r\n").nth(1).unwrap();
+    let json: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(json["records_accepted"], 3);
+    assert_eq!(json["billed_bytes"], 20_480);
+    assert_eq!(json["events"], 6);
+    assert_eq!(endpoint.stats().requests, 1);
+}
