@@ -163,7 +163,11 @@ async fn dry_run_changes_nothing() {
     let text = String::from_utf8(text).unwrap();
     assert!(text.starts_with("DRY RUN"), "{text}");
     assert!(text.contains("errorCode HttpEndpoint.RequestTimeout: 13 records, 13 would send"));
-    assert!(text.contains("sample: {\\\"time\\\""), "{text}");
+    assert!(text.contains("sample: {\"time\":"), "{text}");
+    assert!(
+        text.contains("objects: 4 listed, 2 would be done"),
+        "{text}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

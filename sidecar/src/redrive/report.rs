@@ -127,13 +127,17 @@ impl Summary {
 
     /// Writes the human-readable summary.
     pub fn render(&self, out: &mut impl Write) -> std::io::Result<()> {
-        let verb = if self.dry_run { "would send" } else { "sent" };
+        let (verb, done) = if self.dry_run {
+            ("would send", "would be done")
+        } else {
+            ("sent", "done")
+        };
         if self.dry_run {
             writeln!(out, "DRY RUN: nothing was sent, written, tagged or deleted")?;
         }
         writeln!(
             out,
-            "objects: {} listed, {} done, {} done before, {} left, {} not reached",
+            "objects: {} listed, {} {done}, {} done before, {} left, {} not reached",
             self.objects_listed,
             self.objects_done,
             self.objects_already_done,
@@ -202,10 +206,16 @@ impl Summary {
 /// `data` as printable text for a sample: UTF-8 lossy, control characters escaped, cut.
 pub fn sample(data: &[u8]) -> String {
     let cut = &data[..data.len().min(SAMPLE_BYTES)];
-    let mut s: String = String::from_utf8_lossy(cut)
-        .chars()
-        .flat_map(char::escape_debug)
-        .collect();
+    let mut s = String::with_capacity(cut.len());
+    for c in String::from_utf8_lossy(cut).chars() {
+        match c {
+            '\n' => s.push_str("\\n"),
+            '\r' => s.push_str("\\r"),
+            '\t' => s.push_str("\\t"),
+            c if c.is_control() => s.extend(c.escape_unicode()),
+            c => s.push(c),
+        }
+    }
     if data.len() > SAMPLE_BYTES {
         s.push_str("...");
     }
@@ -252,7 +262,7 @@ mod tests {
 
     #[test]
     fn samples_are_escaped_and_cut() {
-        assert_eq!(sample(b"a\nb\"\xff"), "a\\nb\\\"\u{fffd}");
+        assert_eq!(sample(b"a\nb\"\x01\xff"), "a\\nb\"\\u{1}\u{fffd}");
         let long = vec![b'x'; SAMPLE_BYTES + 1];
         assert!(sample(&long).ends_with("x..."));
     }
