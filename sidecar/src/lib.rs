@@ -4,6 +4,7 @@
 //! - `tail`: turns log files into an ordered, acknowledged event stream (no AWS code).
 //! - [`check`]: `firetail check`.
 //! - [`config`]: the shipping flags (`FIRETAIL_*`).
+//! - [`cost`]: the cost model behind `firetail cost`.
 //! - [`enrich`]: pod metadata for the `kubernetes` object.
 //! - [`kube`]: the pod's own object from the Kubernetes API (ids, images, app state).
 //! - [`record`]: one event as the JSON object the transform reads.
@@ -16,6 +17,7 @@
 
 pub mod check;
 pub mod config;
+pub mod cost;
 pub mod enrich;
 pub mod kube;
 pub mod metrics;

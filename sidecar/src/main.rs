@@ -37,6 +37,9 @@ enum Command {
     /// Validate the configuration, list the files that would be tailed, and check that the
     /// delivery stream is ACTIVE; exit non-zero otherwise.
     Check,
+    /// Estimate the monthly cost (Firehose, Lambda, network) of a log volume for each record
+    /// format; sends nothing.
+    Cost(firetail_sidecar::cost::CostArgs),
     /// Put the records Firehose wrote to its backup bucket (processing-failed,
     /// http-endpoint-failed, OpenSearch failed) back into the delivery stream; resumable.
     Redrive(firetail_sidecar::redrive::RedriveArgs),
@@ -58,6 +61,13 @@ async fn main() -> ExitCode {
 async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
     if let Some(Command::Redrive(args)) = &cli.command {
         return redrive_main(&cli.ship, args).await;
+    }
+    if let Some(Command::Cost(args)) = &cli.command {
+        use firetail_sidecar::cost;
+        let inputs = args.to_inputs(cli.ship.flush_interval_ms)?;
+        let report = cost::render(&inputs, &cost::estimate(&inputs));
+        std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes())?;
+        return Ok(ExitCode::SUCCESS);
     }
     let pod = pod_info_from_env(&cli.ship.podinfo_dir);
     let firehose = match cli.ship.sink {
