@@ -273,6 +273,42 @@ async fn finished_objects_are_tagged_moved_or_deleted_only_when_complete() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fixing_a_malformed_line_in_place_resends_only_that_line() {
+    let moto = setup().await;
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config(BACKUP, STREAM, state.path());
+    cfg.after = AfterDone::Delete;
+    let first = run(&moto, &cfg).await;
+    assert_eq!(first.malformed_lines, 1);
+
+    // The operator repairs the object in place (its ETag changes): the malformed line 3 goes,
+    // a corrected record is appended, so the old lines 4 and 5 move up to 3 and 4.
+    let key = &keys()[3];
+    let original = std::fs::read(redrive_common::fixtures().join("objects").join(key)).unwrap();
+    let fixed_record = b"{\"log\":\"repaired line\"}\n";
+    let mut repaired = Vec::new();
+    for (i, line) in original.split(|&b| b == b'\n').enumerate() {
+        if i != 2 && !line.is_empty() {
+            repaired.extend_from_slice(line);
+            repaired.push(b'\n');
+        }
+    }
+    repaired.extend(redrive_common::error_line(fixed_record, 1_764_410_460_000).bytes());
+    repaired.push(b'\n');
+    redrive_common::put(&moto.s3_client(), BACKUP, key, repaired).await;
+
+    let second = run(&moto, &cfg).await;
+    assert_eq!(second.records_sent, 1, "{second:#?}");
+    assert_eq!(second.records_already_sent, 2 + 4);
+    assert_eq!(second.malformed_lines, 0);
+    let got = delivered(&moto, DEST).await;
+    assert_arrived(&got, &sendable(|l| &l.unknown), 1);
+    assert_eq!(occurrences(&got, fixed_record), 1);
+    // The repaired object is complete now, so it was deleted; the rejected document stays.
+    assert_eq!(keys_in(&moto, BACKUP).await, vec![keys()[0].clone()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_objects_stops_and_the_next_run_continues_without_resending() {
     let moto = setup().await;
     let state = tempfile::tempdir().unwrap();

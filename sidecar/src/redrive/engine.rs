@@ -22,7 +22,7 @@ use tokio::sync::watch;
 
 use super::parse::{inflate, lines, parse_line};
 use super::report::{ProblemKind, Summary, sample};
-use super::state::{self, State, StateError};
+use super::state::{self, State, StateError, line_hash};
 use super::verdict::{Filter, Rules, Verdict, verdict};
 use crate::metrics::Observability;
 use crate::pack::{Limits, Record, batch_records};
@@ -291,11 +291,8 @@ impl Run<'_> {
     ) -> Result<(), RedriveError> {
         let c = self.config;
         let key = object.key.as_str();
-        let progress = self
-            .state
-            .object(key, &object.etag)
-            .cloned()
-            .unwrap_or_default();
+        // Line hashes carry over when the object changed; line numbers only when it did not.
+        let progress = self.state.object_mut(key, &object.etag).clone();
         if !progress.complete {
             let body = match self.get(object).await {
                 Ok(b) => b,
@@ -316,7 +313,8 @@ impl Run<'_> {
             let mut to_send = Vec::new();
             let mut held_back = false;
             for (n, line) in lines(&body) {
-                if progress.contains(n) {
+                let hash = line_hash(line);
+                if progress.was_sent(n, hash) {
                     self.summary.records_already_sent += 1;
                     continue;
                 }
@@ -346,7 +344,7 @@ impl Run<'_> {
                         to_send.push(Record {
                             raw_bytes: record.data.len(),
                             data: Bytes::from(record.data),
-                            tokens: vec![n],
+                            tokens: vec![(n, hash)],
                         });
                     }
                     Verdict::Filtered => {
@@ -378,7 +376,7 @@ impl Run<'_> {
                 return Ok(());
             }
             let entry = self.state.object_mut(key, &object.etag);
-            entry.complete = true;
+            entry.finish();
             entry.marked = c.after == AfterDone::Nothing;
             self.save()?;
         } else if c.dry_run {
@@ -408,7 +406,7 @@ impl Run<'_> {
     async fn send<S: Sink>(
         &mut self,
         object: &Listed,
-        records: Vec<Record<u64>>,
+        records: Vec<Record<(u64, u64)>>,
         sink: &S,
         obs: &Observability,
     ) -> Result<u64, RedriveError> {
@@ -423,7 +421,7 @@ impl Run<'_> {
                 break;
             }
             let size = batch.records.len() as u64;
-            let mut acked: Vec<u64> = Vec::with_capacity(batch.records.len());
+            let mut acked: Vec<(u64, u64)> = Vec::with_capacity(batch.records.len());
             let mut bytes = 0u64;
             let report = {
                 let sending = send_batch(sink, batch, &c.policy, obs, |r| {
@@ -450,7 +448,7 @@ impl Run<'_> {
             }
             self.state
                 .object_mut(&object.key, &object.etag)
-                .insert(&acked);
+                .record(&acked);
             self.save()?;
             if self.summary.interrupted {
                 unsent += batches.map(|b| b.records.len() as u64).sum::<u64>();

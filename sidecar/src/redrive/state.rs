@@ -1,10 +1,13 @@
 //! Redrive progress on local disk, so an interrupted run continues where it stopped.
 //!
 //! One JSON file per (bucket, prefix, delivery stream). For every object it keeps the ETag it
-//! was read at and the line numbers whose records Firehose acknowledged, as ranges. An object
-//! whose ETag changed starts over (it is another object now). The file is replaced atomically
-//! (write a temporary file, fsync, rename, fsync the directory), so a crash leaves either the
-//! old or the new progress, never a torn file.
+//! was read at and the line numbers whose records Firehose acknowledged, as ranges. While an
+//! object is not finished it also keeps a hash of every acknowledged line, so that an object
+//! changed in place (an operator fixing a malformed line) resends only the lines that are new:
+//! line numbers hold only for the ETag they were recorded at, line contents hold for any. A
+//! finished object drops its hashes. The file is replaced atomically (write a temporary file,
+//! fsync, rename, fsync the directory), so a crash leaves either the old or the new progress,
+//! never a torn file.
 //!
 //! Lines are recorded after their `PutRecordBatch` answer; a crash between the answer and the
 //! write resends at most that one batch (at least once, never lost).
@@ -25,6 +28,10 @@ pub struct ObjectProgress {
     /// Acknowledged line numbers, as sorted, disjoint, inclusive ranges.
     #[serde(default)]
     pub acked: Vec<(u64, u64)>,
+    /// Hashes ([`line_hash`]) of the acknowledged lines, sorted; kept until the object is
+    /// complete, and across ETag changes.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sent: Vec<u64>,
     /// Every record line of the object was acknowledged.
     #[serde(default)]
     pub complete: bool,
@@ -34,6 +41,26 @@ pub struct ObjectProgress {
 }
 
 impl ObjectProgress {
+    /// Whether line `n`, whose bytes hash to `hash`, was acknowledged.
+    pub fn was_sent(&self, n: u64, hash: u64) -> bool {
+        self.contains(n) || self.sent.binary_search(&hash).is_ok()
+    }
+
+    /// Records acknowledged lines: (line number, [`line_hash`]) pairs.
+    pub fn record(&mut self, lines: &[(u64, u64)]) {
+        let numbers: Vec<u64> = lines.iter().map(|&(n, _)| n).collect();
+        self.insert(&numbers);
+        self.sent.extend(lines.iter().map(|&(_, h)| h));
+        self.sent.sort_unstable();
+        self.sent.dedup();
+    }
+
+    /// Marks the object complete; its line hashes are no longer needed.
+    pub fn finish(&mut self) {
+        self.complete = true;
+        self.sent = Vec::new();
+    }
+
     /// Whether line `n` was acknowledged.
     pub fn contains(&self, n: u64) -> bool {
         let i = self.acked.partition_point(|&(_, end)| end < n);
@@ -96,17 +123,34 @@ impl State {
         self.objects.get(key).filter(|p| p.etag == etag)
     }
 
-    /// Progress of `key` at `etag`, reset when the object changed.
+    /// Progress of `key` at `etag`. When the object changed, only the hashes of the lines
+    /// sent before carry over (line numbers and completion belong to the old content).
     pub fn object_mut(&mut self, key: &str, etag: &str) -> &mut ObjectProgress {
         let entry = self.objects.entry(key.to_owned()).or_default();
         if entry.etag != etag {
             *entry = ObjectProgress {
                 etag: etag.to_owned(),
+                sent: std::mem::take(&mut entry.sent),
                 ..ObjectProgress::default()
             };
         }
         entry
     }
+}
+
+/// A line's hash for [`ObjectProgress::sent`]: FNV-1a, 64 bits, stable across builds. A line
+/// carries its record's base64 data and arrival time, so distinct records do not share lines.
+pub fn line_hash(line: &[u8]) -> u64 {
+    fnv1a(line)
+}
+
+fn fnv1a(bytes: &[u8]) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for &byte in bytes {
+        hash ^= u64::from(byte);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
 }
 
 /// Why the state file cannot be used.
@@ -133,11 +177,7 @@ pub enum StateError {
 /// The state file for (`bucket`, `prefix`, `stream`) under `dir`.
 pub fn state_path(dir: &Path, bucket: &str, prefix: &str, stream: &str) -> PathBuf {
     // FNV-1a: stable across builds and platforms, unlike std's hasher.
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in [bucket, prefix, stream].join("\0").bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
+    let hash = fnv1a([bucket, prefix, stream].join("\0").as_bytes());
     let safe: String = bucket
         .chars()
         .map(|c| {
@@ -243,8 +283,31 @@ mod tests {
         assert_eq!(again, state);
         assert!(again.object("k", "\"e1\"").unwrap().contains(2));
         assert!(again.object("k", "\"e2\"").is_none());
-        assert!(again.object_mut("k", "\"e2\"").acked.is_empty());
+        let changed = again.object_mut("k", "\"e2\"");
+        assert!(changed.acked.is_empty());
+        assert!(!changed.contains(2));
         assert!(!path.with_extension("json.tmp").exists());
+    }
+
+    #[test]
+    fn line_hashes_survive_an_etag_change_until_the_object_is_finished() {
+        let mut state = State::new("b", "", "s");
+        let (a, b) = (
+            line_hash(b"{\"rawData\":\"YQ==\"}"),
+            line_hash(b"{\"rawData\":\"Yg==\"}"),
+        );
+        state.object_mut("k", "e1").record(&[(1, a), (3, b)]);
+        let p = state.object("k", "e1").unwrap();
+        assert!(p.was_sent(1, 0) && p.was_sent(9, b) && !p.was_sent(2, 7));
+        // Edited in place: line 3 moved to line 2; its content is still known as sent.
+        let edited = state.object_mut("k", "e2");
+        assert!(edited.was_sent(2, b));
+        assert!(
+            !edited.was_sent(1, 42),
+            "line numbers of the old content do not carry over"
+        );
+        edited.finish();
+        assert!(edited.complete && edited.sent.is_empty());
     }
 
     #[test]
