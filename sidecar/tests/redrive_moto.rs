@@ -309,6 +309,36 @@ async fn fixing_a_malformed_line_in_place_resends_only_that_line() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn listing_follows_continuation_tokens() {
+    // ListObjectsV2 answers at most 1,000 keys per page.
+    const OBJECTS: usize = 1_005;
+    let moto = MotoServer::start();
+    redrive_common::create_bucket(&moto, "many").await;
+    let s3 = moto.s3_client();
+    let mut tasks = tokio::task::JoinSet::new();
+    for chunk in (0..OBJECTS).collect::<Vec<_>>().chunks(OBJECTS / 8 + 1) {
+        let (s3, chunk) = (s3.clone(), chunk.to_vec());
+        tasks.spawn(async move {
+            for i in chunk {
+                let line = redrive_common::error_line(format!("r{i}").as_bytes(), 1);
+                let key = format!("{PREFIX}processing-failed/{i:05}");
+                redrive_common::put(&s3, "many", &key, line.into_bytes()).await;
+            }
+        });
+    }
+    while let Some(done) = tasks.join_next().await {
+        done.unwrap();
+    }
+    let state = tempfile::tempdir().unwrap();
+    let mut cfg = config("many", STREAM, state.path());
+    cfg.dry_run = true;
+    let summary = run(&moto, &cfg).await;
+    assert_eq!(summary.objects_listed, OBJECTS as u64);
+    assert_eq!(summary.records_sent, OBJECTS as u64, "would send");
+    assert!(!summary.left_behind());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_objects_stops_and_the_next_run_continues_without_resending() {
     let moto = setup().await;
     let state = tempfile::tempdir().unwrap();
