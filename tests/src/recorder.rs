@@ -15,6 +15,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
@@ -52,6 +53,7 @@ struct Shared {
     upstream: String,
     records: Mutex<Vec<RecordedRecord>>,
     put_calls: AtomicU64,
+    delay_ms: AtomicU64,
 }
 
 /// The pass-through (see the module docs). Stops when dropped.
@@ -113,6 +115,14 @@ impl RecordingProxy {
         self.shared.put_calls.load(Ordering::Relaxed)
     }
 
+    /// Holds every request this long before forwarding it: a slow endpoint, so that
+    /// acknowledgements trail reading (bounds what a crashed client can have in flight
+    /// between two of its checkpoints).
+    pub fn set_delay(&self, delay: Duration) {
+        let ms = u64::try_from(delay.as_millis()).unwrap_or(u64::MAX);
+        self.shared.delay_ms.store(ms, Ordering::Relaxed);
+    }
+
     /// Stops serving and closes every connection.
     pub async fn shutdown(&mut self) {
         self.server.shutdown().await;
@@ -150,6 +160,10 @@ struct EntryAnswer {
 async fn handle(shared: Arc<Shared>, req: Request<Incoming>) -> Result<Reply, DropConnection> {
     let (parts, body) = req.into_parts();
     let body = read_body(body).await.ok_or(DropConnection)?;
+    let delay = shared.delay_ms.load(Ordering::Relaxed);
+    if delay > 0 {
+        tokio::time::sleep(Duration::from_millis(delay)).await;
+    }
     let target = parts
         .headers
         .get("x-amz-target")

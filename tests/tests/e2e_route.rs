@@ -190,7 +190,7 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
 /// one event per record, `log` plus the kubernetes filter's map (docker_id included).
 fn fluent_bit_record(pod: &FakePod, n: u64) -> Vec<u8> {
     let container = container_of(n % (PER_CONTAINER * 2));
-    let log = if n % 4 == 0 {
+    let log = if n.is_multiple_of(4) {
         format!(
             "{{\"level\":\"warn\",\"msg\":\"seq={n} slow query\",\"ms\":{}}}",
             n % 900
@@ -200,7 +200,7 @@ fn fluent_bit_record(pod: &FakePod, n: u64) -> Vec<u8> {
     };
     let record = serde_json::json!({
         "log": log,
-        "stream": if n % 5 == 0 { "stderr" } else { "stdout" },
+        "stream": if n.is_multiple_of(5) { "stderr" } else { "stdout" },
         "logtag": "F",
         "time": "2026-11-30T10:00:00.123456789Z",
         "kubernetes": {

@@ -149,7 +149,7 @@ pub fn write_numbered(path: &Path, range: std::ops::Range<u64>) {
         .unwrap();
     let mut buf = String::new();
     for n in range {
-        if n % 3 == 0 {
+        if n.is_multiple_of(3) {
             buf.push_str(&format!(
                 "{{\"level\":\"info\",\"msg\":\"seq={n} order placed\",\"order\":{n}}}\n"
             ));
