@@ -107,7 +107,7 @@ async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
         });
     }
     cli.ship.validate()?;
-    let tail = cli.tail.to_tail_config()?;
+    let tail = cli.tail.to_tail_config_for(cli.ship.record_format)?;
     let kube = match cli.ship.kubernetes_api {
         KubeApiArg::Off => None,
         KubeApiArg::Auto => KubeClient::in_cluster().unwrap_or_else(|error| {
@@ -198,7 +198,6 @@ async fn redrive_main(
         policy: ship.send_policy(),
         progress: match args.progress {
             ProgressArg::Auto => std::io::stderr().is_terminal(),
-            ProgressArg::Always => true,
             ProgressArg::Never => false,
         },
     };

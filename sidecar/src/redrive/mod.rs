@@ -103,7 +103,7 @@ pub struct RedriveArgs {
     #[arg(long, env = "FIRETAIL_REDRIVE_S3_FORCE_PATH_STYLE")]
     pub s3_force_path_style: bool,
 
-    /// Draw a progress bar: `auto` (only when stderr is a terminal), `always`, `never`.
+    /// Progress bar on stderr: `auto` (drawn only when stderr is a terminal) or `never`.
     #[arg(long, env = "FIRETAIL_REDRIVE_PROGRESS", value_enum, default_value_t = ProgressArg::Auto)]
     pub progress: ProgressArg,
 }
@@ -113,8 +113,6 @@ pub struct RedriveArgs {
 pub enum ProgressArg {
     /// Only on a terminal.
     Auto,
-    /// Always.
-    Always,
     /// Never.
     Never,
 }
