@@ -197,6 +197,24 @@ async fn wait_for_events(
     }
 }
 
+/// The text without terminal colour sequences (`ESC [ ... m`), as the transform's logs have.
+fn strip_ansi(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        if c == '\u{1b}' {
+            for c in chars.by_ref() {
+                if c.is_ascii_alphabetic() {
+                    break;
+                }
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 fn thousands(n: u64) -> String {
     let s = n.to_string();
     let mut out = String::new();
@@ -390,7 +408,7 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
             .filter_map(|l| l.find("record cannot").map(|i| &l[i..]))
             .take(2)
         {
-            println!("      {}", line.trim());
+            println!("      {}", strip_ansi(line.trim()));
         }
     }
 
