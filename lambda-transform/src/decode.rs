@@ -8,7 +8,7 @@ use flate2::read::MultiGzDecoder;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
 
-const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Why a record's payload could not be read; the record becomes `ProcessingFailed` and
 /// Firehose keeps its original bytes in the backup bucket.
@@ -49,7 +49,11 @@ pub fn decode_record(
     data_b64: &str,
     max_decompressed_bytes: usize,
 ) -> Result<Decoded, DecodeError> {
-    let raw = STANDARD.decode(data_b64)?;
+    decode_raw(STANDARD.decode(data_b64)?, max_decompressed_bytes)
+}
+
+/// [`decode_record`] for bytes already out of base64.
+pub fn decode_raw(raw: Vec<u8>, max_decompressed_bytes: usize) -> Result<Decoded, DecodeError> {
     let inflated = if raw.starts_with(&GZIP_MAGIC) {
         Some(gunzip_capped(&raw, max_decompressed_bytes)?)
     } else {

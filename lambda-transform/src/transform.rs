@@ -55,9 +55,9 @@ pub struct Plan {
 
 /// Transforms every record of `event`. `now_ms` stands in for a missing arrival time.
 ///
-/// Three passes: shape every record; if the outputs would not fit the response, compact the
-/// single-event Datadog records into gzip envelopes; then hand out the budget in record order,
-/// re-ingesting what still does not fit.
+/// Passes: shape every record; if the outputs would not fit the response, compact the
+/// single-event Datadog records into gzip envelopes, then re-shape gzip outputs at a denser
+/// level; finally hand out the budget in record order, re-ingesting what still does not fit.
 pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
     let mut renderer = Renderer::new(config);
     let mut stats = Stats::default();
@@ -129,6 +129,53 @@ pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
                     total = total + base64_len(smaller.len()) - before;
                     *bytes = smaller;
                 }
+            }
+        }
+    }
+
+    if total > data_budget {
+        // Still too big. Gzip outputs were made at the fastest level; a denser level for as
+        // many of them as needed costs far less than re-ingesting (a second Firehose ingest,
+        // a second invocation, later delivery).
+        let mut dense = Scratch::with_level(Compression::new(DENSE_GZIP_LEVEL));
+        let mut discarded = Stats::default();
+        for (record, (s, raw)) in event.records.iter().zip(&mut shaped) {
+            if total <= data_budget {
+                break;
+            }
+            let Shaped::Output {
+                bytes,
+                compact: None,
+                ..
+            } = &*s
+            else {
+                continue;
+            };
+            if !bytes.starts_with(&decode::GZIP_MAGIC) {
+                continue;
+            }
+            let before = base64_len(bytes.len());
+            let Ok(decoded) = decode::decode_raw(
+                raw.take().unwrap_or_default(),
+                config.max_decompressed_bytes,
+            ) else {
+                continue; // unreachable: these bytes decoded once already
+            };
+            let arrival_ms = record.arrival_ms().unwrap_or(now_ms);
+            let denser = shape(
+                &mut renderer,
+                &mut dense,
+                &decoded,
+                arrival_ms,
+                config,
+                &mut discarded,
+            );
+            *raw = Some(decoded.raw);
+            if let Shaped::Output { bytes: new, .. } = &denser
+                && base64_len(new.len()) < before
+            {
+                total = total + base64_len(new.len()) - before;
+                *s = denser;
             }
         }
     }
@@ -232,13 +279,20 @@ struct Scratch {
 
 impl Scratch {
     fn new() -> Self {
+        Self::with_level(Compression::fast())
+    }
+
+    fn with_level(level: Compression) -> Self {
         Scratch {
             buf: Vec::new(),
             events: Vec::new(),
-            gzipper: Gzipper::new(Compression::fast()),
+            gzipper: Gzipper::new(level),
         }
     }
 }
+
+/// The gzip level used when the fastest one leaves a response over its budget.
+const DENSE_GZIP_LEVEL: u32 = 6;
 
 struct RenderedEvent {
     end: usize,

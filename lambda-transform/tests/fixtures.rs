@@ -438,3 +438,101 @@ async fn single_events_are_compacted_before_anything_is_reingested() {
     assert_eq!(messages[0], "GET /cart 200 12ms");
     assert_eq!(messages[1], "slow payment");
 }
+
+/// Packed gzip records as the sidecar writes them (fastest gzip level).
+fn packed_event(records: usize, events_per_record: usize) -> FirehoseEvent {
+    use std::io::Write as _;
+    let kube = r#"{"namespace_name":"shop","pod_name":"checkout-7d4b9c8f6d-x2x9k","container_name":"app","docker_id":"5b1d3c0e9f7a","container_image":"shop/checkout:2.3.1","labels":{"app.kubernetes.io/name":"checkout"}}"#;
+    let records = (0..records)
+        .map(|r| {
+            let mut ndjson = String::new();
+            for e in 0..events_per_record {
+                let n = r * events_per_record + e;
+                ndjson.push_str(&format!(
+                    r#"{{"time":"2026-11-22T10:00:{:02}.{:03}Z","stream":"stdout","log":"seq={n:08} GET /api/v1/cart/{} 200 {}ms user=u-{:05}","kubernetes":{kube}}}"#,
+                    n % 60,
+                    n % 1000,
+                    n * 7919 % 10_007,
+                    n % 97,
+                    n * 31 % 99_991,
+                ));
+                ndjson.push('\n');
+            }
+            let mut gz =
+                flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(ndjson.as_bytes()).unwrap();
+            firetail_transform::event::InputRecord {
+                record_id: format!("r{r}"),
+                approximate_arrival_timestamp: Some(1_795_341_600_000u64.into()),
+                data: STANDARD.encode(gz.finish().unwrap()),
+            }
+        })
+        .collect();
+    FirehoseEvent {
+        invocation_id: "inv".into(),
+        delivery_stream_arn: "arn:aws:firehose:us-east-1:123456789012:deliverystream/logs".into(),
+        region: "us-east-1".into(),
+        records,
+    }
+}
+
+#[tokio::test]
+async fn packed_outputs_are_recompressed_before_anything_is_reingested() {
+    let event = packed_event(6, 300);
+    let fast = run(&event, &Config::default()).await;
+    let fast_size = serde_json::to_vec(&fast).unwrap().len();
+    // A tenth too small for the fastest gzip level: a denser level, not re-ingest, must fit.
+    let config = Config {
+        response_limit_bytes: fast_size * 9 / 10,
+        ..Config::default()
+    };
+    let sink = Recorder::default();
+    let (response, stats) = handle(&event, &config, &sink, None).await;
+    assert!(sink.0.lock().unwrap().is_empty(), "nothing re-ingested");
+    assert_eq!(stats.records_ok, 6);
+    assert!(serde_json::to_vec(&response).unwrap().len() <= config.response_limit_bytes);
+    // Every event exactly once, in order.
+    let mut seqs = Vec::new();
+    for i in 0..6 {
+        let (_, logs) = datadog_logs(data(&response, i));
+        for log in logs {
+            assert_pod_tags_minimal(&log);
+            let m = log["message"].as_str().unwrap();
+            seqs.push(m[4..12].parse::<usize>().unwrap());
+        }
+    }
+    assert_eq!(seqs, (0..1800).collect::<Vec<_>>());
+
+    // Far too small even for the denser level: the tail is re-ingested, nothing is lost.
+    let config = Config {
+        response_limit_bytes: fast_size / 3,
+        ..Config::default()
+    };
+    let sink = Recorder::default();
+    let (response, stats) = handle(&event, &config, &sink, None).await;
+    assert!(stats.records_reingested > 0);
+    let delivered: usize = (0..6)
+        .filter(|&i| response.records[i].result == RecordResult::Ok)
+        .map(|i| datadog_logs(data(&response, i)).1.len())
+        .sum();
+    let reingested: usize = sink
+        .0
+        .lock()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            gunzip(r)
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+        })
+        .sum();
+    assert_eq!(delivered + reingested, 1800);
+}
+
+fn assert_pod_tags_minimal(log: &Value) {
+    assert_eq!(log["kube_namespace"], "shop");
+    assert_eq!(log["pod_name"], "checkout-7d4b9c8f6d-x2x9k");
+    assert_eq!(log["kube_container_name"], "app");
+    assert_eq!(log["container_id"], "5b1d3c0e9f7a");
+}
