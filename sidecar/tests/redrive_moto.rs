@@ -129,6 +129,18 @@ async fn every_sendable_record_arrives_once_and_the_rest_is_reported() {
     assert_eq!(again.objects_already_done, 2);
     assert_eq!(again.malformed_lines, 1);
     assert_eq!(delivered(&moto, DEST).await, got);
+
+    // Asking for deletion later deletes the objects finished earlier, without resending.
+    let mut delete = cfg.clone();
+    delete.after = AfterDone::Delete;
+    let cleanup = run(&moto, &delete).await;
+    assert_eq!(cleanup.records_sent, 0);
+    assert_eq!(cleanup.objects_done, 2);
+    assert_eq!(
+        keys_in(&moto, BACKUP).await,
+        vec![keys[0].clone(), keys[3].clone()]
+    );
+    assert_eq!(delivered(&moto, DEST).await, got);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -55,6 +55,18 @@ pub enum AfterDone {
     Delete,
 }
 
+impl AfterDone {
+    /// The name recorded in the state file (empty for [`AfterDone::Nothing`]).
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Nothing => "",
+            Self::Tag => "tag",
+            Self::Move => "move",
+            Self::Delete => "delete",
+        }
+    }
+}
+
 /// Everything a redrive needs besides its clients.
 #[derive(Debug, Clone)]
 pub struct RedriveConfig {
@@ -195,7 +207,9 @@ impl Run<'_> {
                 break;
             }
             let known = self.state.object(&object.key, &object.etag);
-            if known.is_some_and(|p| p.complete && (p.marked || c.after == AfterDone::Nothing)) {
+            if known.is_some_and(|p| {
+                p.complete && (c.after == AfterDone::Nothing || p.marked == c.after.name())
+            }) {
                 self.summary.objects_already_done += 1;
                 bar.inc(1);
                 continue;
@@ -377,7 +391,6 @@ impl Run<'_> {
             }
             let entry = self.state.object_mut(key, &object.etag);
             entry.finish();
-            entry.marked = c.after == AfterDone::Nothing;
             self.save()?;
         } else if c.dry_run {
             self.summary.objects_done += 1;
@@ -394,7 +407,7 @@ impl Run<'_> {
                 self.summary.objects_left += 1;
                 return Ok(());
             }
-            self.state.object_mut(key, &object.etag).marked = true;
+            self.state.object_mut(key, &object.etag).marked = c.after.name().to_owned();
             self.save()?;
         }
         tracing::info!(key, "object redriven");

@@ -35,9 +35,10 @@ pub struct ObjectProgress {
     /// Every record line of the object was acknowledged.
     #[serde(default)]
     pub complete: bool,
-    /// The after-action (tag, move, delete) was applied, or none was asked for.
-    #[serde(default)]
-    pub marked: bool,
+    /// The after-action applied to the finished object (`tag`, `move`, `delete`); empty when
+    /// none was. A later run asking for another action applies it.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub marked: String,
 }
 
 impl ObjectProgress {
