@@ -30,6 +30,15 @@ pub enum SinkKind {
     Stdout,
 }
 
+/// Default in-flight budget (`FIRETAIL_MAX_INFLIGHT_BYTES`) of the packed formats.
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Default in-flight budget with one event per record: each in-flight event then carries a
+/// record of its own through the SDK (~3 KiB of memory for a 200-byte line), so 4 MiB of lines
+/// peaked at 76 MiB RSS in `benches/sidecar`; 1 MiB peaked at 35 MiB at the same events per
+/// CPU-second.
+pub const DEFAULT_JSON_MAX_INFLIGHT_BYTES: u64 = 1024 * 1024;
+
 /// `--record-format` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum FormatArg {
@@ -292,10 +301,10 @@ pub struct TailArgs {
     #[arg(global = true, long, env = "FIRETAIL_MULTILINE_MAX_BYTES", default_value_t = 256 * 1024)]
     pub multiline_max_bytes: usize,
 
-    /// Stop reading while this many read bytes are not yet acknowledged by Firehose. Encoded
-    /// events are ~2.5x the line bytes, so memory follows this (see docs/BENCHMARKS-ship.md).
-    #[arg(global = true, long, env = "FIRETAIL_MAX_INFLIGHT_BYTES", default_value_t = 4 * 1024 * 1024)]
-    pub max_inflight_bytes: u64,
+    /// Stop reading while this many read bytes are not yet acknowledged by Firehose; memory
+    /// follows it (docs/BENCHMARKS.md). Default: 4 MiB, or 1 MiB with `--record-format json`.
+    #[arg(global = true, long, env = "FIRETAIL_MAX_INFLIGHT_BYTES")]
+    pub max_inflight_bytes: Option<u64>,
 
     /// Rescan globs and re-check files this often (the only discovery without inotify).
     #[arg(
@@ -345,6 +354,13 @@ pub struct TailArgs {
 impl TailArgs {
     /// The engine's configuration.
     pub fn to_tail_config(&self) -> Result<TailConfig, TailError> {
+        self.to_tail_config_for(FormatArg::NdjsonGzip)
+    }
+
+    /// The engine's configuration for a sidecar sending `format`: without an explicit
+    /// `--max-inflight-bytes`, `json` gets [`DEFAULT_JSON_MAX_INFLIGHT_BYTES`], the rest
+    /// [`DEFAULT_MAX_INFLIGHT_BYTES`].
+    pub fn to_tail_config_for(&self, format: FormatArg) -> Result<TailConfig, TailError> {
         let multiline = match self.multiline.as_deref().map(str::trim) {
             None | Some("") => None,
             Some(spec) => Some(MultilineConfig {
@@ -364,7 +380,10 @@ impl TailArgs {
             read_from: self.read_from.parse::<ReadFrom>()?,
             max_line_bytes: self.max_line_bytes,
             multiline,
-            max_inflight_bytes: self.max_inflight_bytes,
+            max_inflight_bytes: self.max_inflight_bytes.unwrap_or(match format {
+                FormatArg::Json => DEFAULT_JSON_MAX_INFLIGHT_BYTES,
+                FormatArg::Ndjson | FormatArg::NdjsonGzip => DEFAULT_MAX_INFLIGHT_BYTES,
+            }),
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             rotate_grace: Duration::from_millis(self.rotate_grace_ms),
             quiet_flush: Duration::from_millis(self.quiet_flush_ms),
@@ -506,6 +525,12 @@ mod tests {
         .unwrap();
         let t = cli.tail.to_tail_config().unwrap();
         assert_eq!(t.paths, vec!["/a/*.log", "/b/**/*.log"]);
+        assert_eq!(t.max_inflight_bytes, DEFAULT_MAX_INFLIGHT_BYTES);
+        let json = cli.tail.to_tail_config_for(FormatArg::Json).unwrap();
+        assert_eq!(json.max_inflight_bytes, DEFAULT_JSON_MAX_INFLIGHT_BYTES);
+        let explicit = Cli::try_parse_from(["firetail", "--max-inflight-bytes", "65536"]).unwrap();
+        let json = explicit.tail.to_tail_config_for(FormatArg::Json).unwrap();
+        assert_eq!(json.max_inflight_bytes, 65_536);
         assert_eq!(t.read_from, ReadFrom::End);
         assert_eq!(t.poll_interval, Duration::from_millis(250));
         assert!(matches!(

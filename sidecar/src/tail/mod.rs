@@ -40,7 +40,7 @@
 //! - **Backpressure.** When emitted-but-unacked bytes reach `max_inflight_bytes` the engine stops
 //!   reading; the files are the buffer. Memory per file is small (a framer holding at most
 //!   `max_line_bytes` of an unfinished line, a multiline group up to its cap). The budget counts
-//!   file bytes; an in-memory event costs about 1.5× that (see docs/BENCHMARKS-tail.md).
+//!   file bytes; an in-memory event costs about 1.5× that (see docs/BENCHMARKS.md).
 //! - **Start position.** A file with a matching checkpoint resumes there. `read_from` applies
 //!   only to files without one that exist at startup; files that appear later, files whose
 //!   checkpointed inode now holds other content, and every file when the checkpoint is
