@@ -407,7 +407,9 @@ pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
     let mut i = 0;
     while i < bytes.len() {
         // Most text needs no escaping: step over it a word at a time.
-        if let Some(word) = bytes.get(i..i + 8).and_then(|w| <[u8; 8]>::try_from(w).ok())
+        if let Some(word) = bytes
+            .get(i..i + 8)
+            .and_then(|w| <[u8; 8]>::try_from(w).ok())
             && !needs_escape(u64::from_le_bytes(word))
         {
             i += 8;

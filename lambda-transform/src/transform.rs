@@ -263,18 +263,19 @@ impl Compact {
         self.envelope.write_head(&mut json);
         write_log_event(&mut json, 0, self.time_ms, object);
         json.extend_from_slice(b"]}");
-        let mut out = Vec::with_capacity(json.len() / 2);
+        let mut out = Vec::new();
         gzipper.gzip_into(&json, &mut out);
         out
     }
 }
 
 /// Reused buffers: rendered events back to back, with their ends, times and source indexes,
-/// and the gzip state.
+/// the uncompressed text of an output record, and the gzip state.
 struct Scratch {
     buf: Vec<u8>,
     events: Vec<RenderedEvent>,
     gzipper: Gzipper,
+    text: Vec<u8>,
 }
 
 impl Scratch {
@@ -287,6 +288,7 @@ impl Scratch {
             buf: Vec::new(),
             events: Vec::new(),
             gzipper: Gzipper::new(level),
+            text: Vec::new(),
         }
     }
 }
@@ -402,6 +404,9 @@ fn shape(
                 time_ms: scratch.events[0].time_ms,
                 envelope,
             });
+            // Outputs live until the response is built; keep only what they use.
+            let mut bytes = bytes;
+            bytes.shrink_to_fit();
             return Shaped::Output {
                 bytes,
                 remainder,
@@ -487,6 +492,7 @@ fn assemble(
         buf,
         events,
         gzipper,
+        text,
     } = scratch;
     let events = &events[..count];
     let total_len = events.last().map_or(0, |e| e.end);
@@ -502,33 +508,33 @@ fn assemble(
                 return (buf[..total_len].to_vec(), true);
             }
             // A gzip CloudWatch Logs message: Datadog's Firehose intake splits it into logs.
-            let mut json = Vec::with_capacity(total_len + total_len / 8 + count * 48 + 256);
-            envelope.write_head(&mut json);
+            text.clear();
+            envelope.write_head(text);
             for (i, (object, e)) in objects.enumerate() {
                 if i > 0 {
-                    json.push(b',');
+                    text.push(b',');
                 }
-                write_log_event(&mut json, i, e.time_ms, object);
+                write_log_event(text, i, e.time_ms, object);
             }
-            json.extend_from_slice(b"]}");
-            let mut out = Vec::with_capacity(json.len() / 4);
-            gzipper.gzip_into(&json, &mut out);
+            text.extend_from_slice(b"]}");
+            let mut out = Vec::new();
+            gzipper.gzip_into(text, &mut out);
             (out, false)
         }
         Destination::OpenSearch => (buf[..total_len].to_vec(), false),
         Destination::S3 => {
-            let mut ndjson = Vec::with_capacity(total_len + count);
+            text.clear();
             for (object, _) in objects {
-                ndjson.extend_from_slice(object);
-                ndjson.push(b'\n');
+                text.extend_from_slice(object);
+                text.push(b'\n');
             }
             match config.s3_compression {
                 S3Compression::Gzip => {
-                    let mut out = Vec::with_capacity(ndjson.len() / 4);
-                    gzipper.gzip_into(&ndjson, &mut out);
+                    let mut out = Vec::new();
+                    gzipper.gzip_into(text, &mut out);
                     (out, false)
                 }
-                S3Compression::None => (ndjson, false),
+                S3Compression::None => (text.clone(), false),
             }
         }
     }
