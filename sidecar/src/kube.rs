@@ -337,7 +337,10 @@ mod tests {
         assert_eq!(c["firetail"].docker_id.as_deref(), Some("fff"));
         let owners = pod.lookup().owners;
         assert_eq!(owners.len(), 1);
-        assert_eq!((&*owners[0].kind, &*owners[0].name), ("ReplicaSet", "web-abc"));
+        assert_eq!(
+            (&*owners[0].kind, &*owners[0].name),
+            ("ReplicaSet", "web-abc")
+        );
         assert!(!pod.app_containers_done("firetail"), "worker still runs");
         let done = POD.replace(
             r#""state": {"running": {}}}"#,

@@ -59,8 +59,8 @@ fn passed_through(key: &str) -> bool {
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> anyhow::Result<ExitCode> {
     let args = Args::parse();
-    let event = std::fs::read(&args.event)
-        .with_context(|| format!("reading {}", args.event.display()))?;
+    let event =
+        std::fs::read(&args.event).with_context(|| format!("reading {}", args.event.display()))?;
     let function = match args.function {
         Some(path) => path,
         None => std::env::current_exe()?
@@ -105,7 +105,10 @@ async fn main() -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     for record in records {
-        let id = record.get("recordId").and_then(Value::as_str).unwrap_or("?");
+        let id = record
+            .get("recordId")
+            .and_then(Value::as_str)
+            .unwrap_or("?");
         let result = record.get("result").and_then(Value::as_str).unwrap_or("?");
         let data = record.get("data").and_then(Value::as_str).unwrap_or("");
         println!("== {id}: {result}");
