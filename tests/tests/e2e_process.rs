@@ -146,16 +146,27 @@ async fn rotations_many_files_and_new_directories_under_load_arrive_exactly_once
     let tmp = tempfile::tempdir().unwrap();
     let dirs = PodDirs::new(tmp.path());
     let mut sidecar = start_sidecar(&proxy.url(), stream, &dirs, "ndjson-gzip", &[]);
-
-    // web: 12,000 lines, renamed away every 2,000 (app.log -> app.log.N, then a new app.log).
+    // A file renamed away before the tailer ever saw it cannot be read (its new name is not
+    // watched), so the load starts once the sidecar is up: one line must have arrived.
     let web = dirs.container("web");
+    append(&web.join("app.log"), 50_000..50_001, 0);
+    let p = Arc::clone(&proxy);
+    wait_stream(
+        "the sidecar is up",
+        move || p.stream_records(stream),
+        || vec![50_000],
+    )
+    .await;
+
+    // web: 12,000 lines, renamed away every 2,000 (app.log -> app.log.N, then a new app.log),
+    // about every half second.
     let web_writer = std::thread::spawn(move || {
         for block in 0..6u64 {
             let path = web.join("app.log");
             for chunk in 0..20 {
                 let first = block * 2000 + chunk * 100;
                 append(&path, first..first + 100, 60);
-                std::thread::sleep(Duration::from_millis(5));
+                std::thread::sleep(Duration::from_millis(25));
             }
             std::fs::rename(&path, web.join(format!("app.log.{block}"))).unwrap();
         }
@@ -209,6 +220,7 @@ async fn rotations_many_files_and_new_directories_under_load_arrive_exactly_once
         .chain(40_000..43_000)
         .chain(20_000..24_000)
         .chain(30_000..31_000)
+        .chain(50_000..50_001)
         .collect();
     let p = Arc::clone(&proxy);
     let exp = expected.clone();
@@ -227,7 +239,7 @@ async fn rotations_many_files_and_new_directories_under_load_arrive_exactly_once
     for e in &events {
         let n = seq_of(message_of(e)).unwrap();
         let container = match n {
-            0..12_000 => "web",
+            0..12_000 | 50_000 => "web",
             20_000..24_000 => "batch",
             30_000..31_000 => "late",
             _ => "api",
