@@ -1,10 +1,10 @@
 //! The hostile-input corpus (`tests/hostile/files`, plus a generated 50 MiB line without a
-//! newline and a 2 MiB binary file) through the real `firetail` binary with its stdout sink.
-//! Every file is rebuilt from the events that came out and compared byte for byte with what
-//! was written: nothing lost, nothing invented, invalid UTF-8 kept exactly (`log_base64`),
-//! CRLF stripped only as a line terminator, the huge line split into marked pieces, and an
-//! ordinary file written alongside still fully delivered (binary files do not wedge the
-//! engine).
+//! newline, a 2 MiB binary file and a gzip bomb) through the real `firetail` binary with its
+//! stdout sink. Every file is rebuilt from the events that came out and compared byte for byte
+//! with what was written: nothing lost, nothing invented, invalid UTF-8 kept exactly
+//! (`log_base64`), CRLF stripped only as a line terminator, the huge line split into marked
+//! pieces, and an ordinary file written alongside still fully delivered (binary files do not
+//! wedge the engine).
 #![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;

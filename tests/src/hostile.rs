@@ -141,8 +141,8 @@ pub fn generated_records() -> Vec<HostileRecord> {
     ]
 }
 
-/// Every checked-in log file, then the generated ones (a 50 MiB line with no newline, and a
-/// 2 MiB binary file).
+/// Every checked-in log file, then the generated ones (a 50 MiB line with no newline, a 2 MiB
+/// binary file, and the gzip bomb's bytes).
 ///
 /// # Panics
 /// If the corpus directory is missing.
@@ -158,6 +158,12 @@ pub fn files() -> Vec<HostileFile> {
     out.push(HostileFile {
         name: "binary-large.log".into(),
         bytes: random_bytes(2 * 1024 * 1024, 2),
+    });
+    // Compressed bytes in a log file are just bytes to the sidecar: shipped as written,
+    // never inflated.
+    out.push(HostileFile {
+        name: "gzip-bomb.log".into(),
+        bytes: gzip_bomb(),
     });
     out
 }

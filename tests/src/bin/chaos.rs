@@ -65,6 +65,9 @@ struct Args {
     stall_secs: u64,
 }
 
+/// How often delivered events are counted while waiting for the last ones.
+const TALLY_INTERVAL: Duration = Duration::from_secs(10);
+
 /// The faults: about the mix (~30 % of records refused per accepted call, throttling
 /// bursts, 5xx, slow answers, resets, and a few lost acknowledgements).
 fn fault_plan(seed: u64) -> FaultPlan {
@@ -336,9 +339,17 @@ fn real_main() -> anyhow::Result<bool> {
         unknown: 0,
         distinct: 0,
     };
+    // A full count copies every accepted record out of the endpoint (under its lock), so it
+    // runs every few seconds, not continuously.
     let mut last_progress = (Instant::now(), 0u64);
     loop {
         tally.update(&endpoint);
+        eprintln!(
+            "chaos: [{:>5.1}s] {} of {} events delivered",
+            started.elapsed().as_secs_f64(),
+            tally.distinct,
+            args.events
+        );
         if tally.distinct >= args.events {
             break;
         }
@@ -348,7 +359,7 @@ fn real_main() -> anyhow::Result<bool> {
             eprintln!("chaos: no progress for {}s; stopping", args.stall_secs);
             break;
         }
-        std::thread::sleep(Duration::from_secs(1));
+        std::thread::sleep(TALLY_INTERVAL);
     }
     eprintln!(
         "chaos: [{:>5.1}s] {} of {} events delivered; SIGTERM",
