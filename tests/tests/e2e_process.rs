@@ -298,10 +298,21 @@ async fn kill_9_restarts_and_sigterm_while_writing_lose_nothing() {
     // The app writes steadily until told to stop.
     let written = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
+    // Paused around the graceful restart: a quiet drain ends only once the files are quiet.
+    let pause = Arc::new(AtomicBool::new(false));
     let writer = {
-        let (written, stop, path) = (Arc::clone(&written), Arc::clone(&stop), path.clone());
+        let (written, stop, pause, path) = (
+            Arc::clone(&written),
+            Arc::clone(&stop),
+            Arc::clone(&pause),
+            path.clone(),
+        );
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
+                if pause.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(5));
+                    continue;
+                }
                 let n = written.load(Ordering::Relaxed);
                 append(&path, n..n + 50, 40);
                 written.store(n + 50, Ordering::Relaxed);
@@ -313,19 +324,37 @@ async fn kill_9_restarts_and_sigterm_while_writing_lose_nothing() {
     };
 
     let delivered = || stream_tally(&proxy.stream_records(stream)).distinct();
-    for kill in 0..KILLS {
+    // KILLS runs end with kill -9 at a random point; one more, in the middle, is a graceful
+    // restart (SIGTERM, drain, start again), which must add no duplicates.
+    for run in 0..=KILLS {
         let mut sidecar = start_sidecar(&proxy.url(), stream, &dirs, "ndjson-gzip", &extra);
         // Kill at a random point once this run delivered something.
         let before = delivered();
         let start = Instant::now();
         while delivered() <= before {
-            assert!(start.elapsed() < PATIENCE, "run {kill} delivered nothing");
+            assert!(start.elapsed() < PATIENCE, "run {run} delivered nothing");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
         tokio::time::sleep(Duration::from_millis(100 + next(&mut rng) % 900)).await;
+        if run == KILLS / 2 {
+            pause.store(true, Ordering::Relaxed);
+            sidecar.terminate().unwrap();
+            let status = sidecar
+                .wait_timeout(PATIENCE)
+                .unwrap()
+                .expect("drains and exits");
+            assert!(status.success(), "{}", sidecar.stderr());
+            pause.store(false, Ordering::Relaxed);
+            eprintln!(
+                "graceful restart: {} written, {} distinct delivered",
+                written.load(Ordering::Relaxed),
+                delivered()
+            );
+            continue;
+        }
         sidecar.kill().unwrap();
         eprintln!(
-            "kill -9 #{kill}: {} written, {} distinct delivered",
+            "run {run}, kill -9: {} written, {} distinct delivered",
             written.load(Ordering::Relaxed),
             delivered()
         );
