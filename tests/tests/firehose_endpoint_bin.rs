@@ -63,9 +63,15 @@ async fn counts_reports_on_sigterm_and_writes_records_out() {
     assert!(status.success(), "{}", child.stderr());
     let stdout = child.stdout();
     let last = stdout.lines().last().unwrap();
-    assert!(
-        last.starts_with("stats requests=2 records=3 bytes=14 failed_records=0"),
-        "{last}"
+    assert_stats(
+        last,
+        &[
+            ("requests", 2),
+            ("records", 3),
+            ("bytes", 14),
+            ("billed_bytes", 3 * 5120),
+            ("failed_records", 0),
+        ],
     );
     assert_eq!(std::fs::read(&out).unwrap(), b"one\ntwo\nthree\n");
 }
@@ -89,9 +95,15 @@ async fn injects_failures_when_asked_and_discard_keeps_nothing() {
         .unwrap()
         .unwrap();
     let stdout = child.stdout();
-    assert!(
-        stdout.contains("stats requests=1 records=0 bytes=0 failed_records=3"),
-        "{stdout}"
+    let last = stdout.lines().last().unwrap();
+    assert_stats(
+        last,
+        &[
+            ("requests", 1),
+            ("records", 0),
+            ("bytes", 0),
+            ("failed_records", 3),
+        ],
     );
     assert!(!out.exists(), "--discard must not write records");
 }
@@ -106,4 +118,17 @@ fn rejects_ratios_outside_zero_to_one() {
     assert!(
         String::from_utf8_lossy(&output.stderr).contains("--fail-ratio must be between 0 and 1")
     );
+}
+
+/// Checks `key=value` counters of the endpoint's final `stats ...` line.
+fn assert_stats(line: &str, want: &[(&str, u64)]) {
+    assert!(line.starts_with("stats "), "{line}");
+    let got: std::collections::HashMap<&str, u64> = line
+        .split_whitespace()
+        .filter_map(|kv| kv.split_once('='))
+        .filter_map(|(k, v)| Some((k, v.parse().ok()?)))
+        .collect();
+    for (key, value) in want {
+        assert_eq!(got.get(key), Some(value), "{key} in {line}");
+    }
 }
