@@ -67,9 +67,11 @@ pub async fn check(
         tail_config.data_dir.display()
     ));
     for path in &found {
-        let container = matcher
-            .container_for(path)
-            .or_else(|| tail_config.container_name.clone())
+        // Same precedence as the engine: an explicit container name wins over the directory.
+        let container = tail_config
+            .container_name
+            .clone()
+            .or_else(|| matcher.container_for(path))
             .unwrap_or_default();
         report.push(format!("  {} (container {container:?})", path.display()));
     }

@@ -26,7 +26,10 @@ use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use tokio::net::TcpListener;
 
+use crate::tail::TailStats;
+
 type CodeLabels = Vec<(String, String)>;
+type KindLabels = Vec<(String, String)>;
 
 /// Every metric the sidecar exports.
 #[derive(Debug)]
@@ -60,6 +63,12 @@ pub struct Metrics {
     pub in_flight_bytes: Gauge,
     /// Bytes between the newest read position and the checkpoint, over all files.
     pub checkpoint_lag_bytes: Gauge,
+    /// Tailing faults by kind (open, read, checkpoint_write, ...), from the engine's counters.
+    pub tail_errors: Family<KindLabels, Counter>,
+    /// Truncations detected (copytruncate rotation).
+    pub truncations: Counter,
+    /// Files open in the tailing engine.
+    pub files_open: Gauge,
 }
 
 impl Default for Metrics {
@@ -87,6 +96,9 @@ impl Metrics {
             events_truncated: Counter::default(),
             in_flight_bytes: Gauge::default(),
             checkpoint_lag_bytes: Gauge::default(),
+            tail_errors: Family::default(),
+            truncations: Counter::default(),
+            files_open: Gauge::default(),
             registry: Registry::default(),
         };
         let r = &mut registry;
@@ -160,7 +172,53 @@ impl Metrics {
             "Bytes read but not yet covered by a checkpoint",
             m.checkpoint_lag_bytes.clone(),
         );
+        r.register(
+            "tail_errors",
+            "Tailing faults by kind: open, read, checkpoint_write, checkpoint_load, discovery, watch",
+            m.tail_errors.clone(),
+        );
+        r.register(
+            "truncations",
+            "Truncated files detected (copytruncate rotation)",
+            m.truncations.clone(),
+        );
+        r.register("files_open", "Files open for tailing", m.files_open.clone());
         Self { registry, ..m }
+    }
+
+    /// Publishes the tailing engine's counters: `now` is the latest snapshot, `before` the one
+    /// published last (the engine's counters only grow).
+    pub fn observe_tail(&self, now: &TailStats, before: &TailStats) {
+        let faults = [
+            ("open", now.open_errors, before.open_errors),
+            ("read", now.read_errors, before.read_errors),
+            (
+                "checkpoint_write",
+                now.checkpoint_errors,
+                before.checkpoint_errors,
+            ),
+            (
+                "checkpoint_load",
+                now.checkpoint_load_errors,
+                before.checkpoint_load_errors,
+            ),
+            ("discovery", now.discovery_errors, before.discovery_errors),
+            ("watch", now.watch_errors, before.watch_errors),
+        ];
+        for (kind, now, before) in faults {
+            let family = self
+                .tail_errors
+                .get_or_create(&vec![("kind".to_owned(), kind.to_owned())]);
+            family.inc_by(now.saturating_sub(before));
+        }
+        self.truncations
+            .inc_by(now.truncations.saturating_sub(before.truncations));
+        self.files_open
+            .set(i64::try_from(now.files_open).unwrap_or(i64::MAX));
+        self.in_flight_bytes
+            .set(i64::try_from(now.inflight_bytes).unwrap_or(i64::MAX));
+        self.checkpoint_lag_bytes
+            .set(i64::try_from(now.checkpoint_lag_bytes).unwrap_or(i64::MAX));
     }
 
     /// Counts one failure of `code`.
@@ -339,6 +397,17 @@ mod tests {
         let obs = Arc::new(Observability::default());
         obs.metrics.events_read.inc_by(3);
         obs.metrics.retry("ServiceUnavailableException", 2);
+        let full_disk = TailStats {
+            checkpoint_errors: 3,
+            files_open: 2,
+            ..TailStats::default()
+        };
+        obs.metrics.observe_tail(&full_disk, &TailStats::default());
+        let later = TailStats {
+            checkpoint_errors: 5,
+            ..full_disk
+        };
+        obs.metrics.observe_tail(&later, &full_disk);
         let listener = bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -353,6 +422,11 @@ mod tests {
             "{metrics}"
         );
         assert!(metrics.contains("firetail_retries_total{code=\"ServiceUnavailableException\"} 2"));
+        assert!(
+            metrics.contains("firetail_tail_errors_total{kind=\"checkpoint_write\"} 5"),
+            "{metrics}"
+        );
+        assert!(metrics.contains("firetail_files_open 2"), "{metrics}");
         for path in ["/healthz", "/readyz"] {
             let starting = get(addr, path).await;
             assert!(

@@ -306,6 +306,8 @@ pub async fn run<S: Sink>(
         last_file: None,
         buf: Vec::with_capacity(4096),
     };
+    // The engine's counters as last published to /metrics.
+    let mut published_tail = crate::tail::TailStats::default();
     let policy = ship.send_policy();
     let permits = Arc::new(Semaphore::new(ship.max_concurrent_requests));
     let mut senders: JoinSet<()> = JoinSet::new();
@@ -354,8 +356,8 @@ pub async fn run<S: Sink>(
                 packer.flush();
                 if let Some(h) = handle.as_ref() {
                     let stats = h.stats();
-                    obs.metrics.in_flight_bytes.set(i64::try_from(stats.inflight_bytes).unwrap_or(i64::MAX));
-                    obs.metrics.checkpoint_lag_bytes.set(i64::try_from(stats.checkpoint_lag_bytes).unwrap_or(i64::MAX));
+                    obs.metrics.observe_tail(&stats, &published_tail);
+                    published_tail = stats;
                 }
             }
             _ = refresh.tick() => {
