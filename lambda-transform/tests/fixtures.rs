@@ -2,37 +2,21 @@
 //! would see it: the response is decoded record by record and every log is checked.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::Recorder;
+
 use std::io::Read;
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_transform::config::{Destination, S3Compression};
-use firetail_transform::reingest::SinkError;
-use firetail_transform::{
-    Config, FirehoseEvent, FirehoseResponse, RecordResult, RecordSink, handle,
-};
+use firetail_transform::{Config, FirehoseEvent, FirehoseResponse, RecordResult, handle};
 use serde_json::Value;
 
 fn fixture(name: &str) -> FirehoseEvent {
     let path = format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
     serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
-}
-
-/// Records what would be re-ingested and accepts it.
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Vec<u8>>>);
-
-impl RecordSink for Recorder {
-    async fn put_record_batch(
-        &self,
-        _: &str,
-        records: Vec<Vec<u8>>,
-    ) -> Result<Vec<Option<String>>, SinkError> {
-        let n = records.len();
-        self.0.lock().unwrap().extend(records);
-        Ok(vec![None; n])
-    }
 }
 
 async fn run(event: &FirehoseEvent, config: &Config) -> FirehoseResponse {

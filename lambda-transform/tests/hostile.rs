@@ -5,9 +5,12 @@
 //! and the counters (and the EMF metrics line) add up.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::Recorder;
+
 use std::io::Read as _;
 use std::path::Path;
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -15,28 +18,10 @@ use firetail_testkit::hostile::{self, Expect, HostileRecord};
 use firetail_testkit::runtime_api::{RuntimeApi, spawn_function};
 use firetail_transform::config::Destination;
 use firetail_transform::event::InputRecord;
-use firetail_transform::reingest::SinkError;
-use firetail_transform::{
-    Config, FirehoseEvent, FirehoseResponse, RecordResult, RecordSink, Stats, handle,
-};
+use firetail_transform::{Config, FirehoseEvent, FirehoseResponse, RecordResult, Stats, handle};
 use serde_json::Value;
 
 const BIN: &str = env!("CARGO_BIN_EXE_firetail-transform");
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Vec<u8>>>);
-
-impl RecordSink for Recorder {
-    async fn put_record_batch(
-        &self,
-        _: &str,
-        records: Vec<Vec<u8>>,
-    ) -> Result<Vec<Option<String>>, SinkError> {
-        let n = records.len();
-        self.0.lock().unwrap().extend(records);
-        Ok(vec![None; n])
-    }
-}
 
 /// An ordinary sidecar event with sequence number `seq`.
 fn ordinary(seq: usize) -> InputRecord {

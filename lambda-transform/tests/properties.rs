@@ -3,33 +3,20 @@
 //! the response budget and record limit force re-ingest and splitting.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
+use common::Recorder;
+
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
-use std::sync::Mutex;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_transform::config::{Destination, S3Compression};
 use firetail_transform::event::InputRecord;
-use firetail_transform::reingest::SinkError;
-use firetail_transform::{Config, FirehoseEvent, RecordResult, RecordSink, handle};
+use firetail_transform::{Config, FirehoseEvent, RecordResult, handle};
 use proptest::prelude::*;
 use serde_json::Value;
-
-#[derive(Default)]
-struct Recorder(Mutex<Vec<Vec<u8>>>);
-
-impl RecordSink for Recorder {
-    async fn put_record_batch(
-        &self,
-        _: &str,
-        records: Vec<Vec<u8>>,
-    ) -> Result<Vec<Option<String>>, SinkError> {
-        let n = records.len();
-        self.0.lock().unwrap().extend(records);
-        Ok(vec![None; n])
-    }
-}
 
 fn gzip(bytes: &[u8]) -> Vec<u8> {
     let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
