@@ -10,33 +10,13 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use firetail_testkit::aws::sdk_env;
+use firetail_testkit::procfs::{cpu_secs, peak_rss_mib};
 use firetail_testkit::runtime_api::{RuntimeApi, spawn_function};
 use firetail_testkit::{FaultPlan, FirehoseEndpoint};
 use firetail_transform::config::Config;
 use workload::{Kind, invocation};
 
 const BIN: &str = env!("CARGO_BIN_EXE_firetail-transform");
-
-/// utime + stime of `pid` in seconds.
-fn cpu_secs(pid: u32) -> f64 {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let f: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = f.get(11..13).map_or(0.0, |v| {
-        v.iter().filter_map(|x| x.parse::<f64>().ok()).sum()
-    });
-    ticks / 100.0
-}
-
-/// Peak resident set of `pid` in MiB.
-fn peak_rss_mib(pid: u32) -> f64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmHWM:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
-        .map_or(0.0, |kb| kb / 1024.0)
-}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));

@@ -7,20 +7,10 @@ mod workload;
 
 use std::time::{Duration, Instant};
 
+use firetail_testkit::procfs::cpu_secs;
 use firetail_transform::config::{Config, Destination};
 use firetail_transform::transform::plan;
 use workload::{Kind, invocation};
-
-/// CPU time of this process (user + system) from /proc, in seconds.
-fn cpu_secs() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    let after = stat.rsplit_once(')').map_or("", |(_, r)| r);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks: f64 = fields.get(11..13).map_or(0.0, |f| {
-        f.iter().filter_map(|v| v.parse::<f64>().ok()).sum()
-    });
-    ticks / 100.0
-}
 
 fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -55,7 +45,7 @@ fn main() {
                     .filter_map(|r| r.data.as_ref())
                     .map(String::len)
                     .sum();
-                let (start_wall, start_cpu) = (Instant::now(), cpu_secs());
+                let (start_wall, start_cpu) = (Instant::now(), cpu_secs(std::process::id()));
                 let (mut bytes, mut events, mut iterations) = (0u64, 0u64, 0u32);
                 while start_wall.elapsed() < min_time || iterations < 3 {
                     let p = plan(&event, &config, 0);
@@ -64,7 +54,7 @@ fn main() {
                     iterations += 1;
                 }
                 // A floor so a run too short to register a clock tick cannot divide by zero.
-                let cpu = (cpu_secs() - start_cpu).max(0.01);
+                let cpu = (cpu_secs(std::process::id()) - start_cpu).max(0.01);
                 println!(
                     "| {} | {:?} | {label} | {} | {:.1} | {:.0} | {:.0}k | {:.2} | {} of {} |",
                     kind.name(),

@@ -27,6 +27,7 @@ pub mod firehose_endpoint;
 pub mod hostile;
 pub mod moto;
 pub mod process;
+pub mod procfs;
 pub mod recorder;
 pub mod route;
 pub mod runtime_api;
