@@ -155,10 +155,11 @@ pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
                 continue;
             }
             let before = base64_len(bytes.len());
-            let Ok(decoded) = decode::decode_raw(
-                raw.take().unwrap_or_default(),
-                config.max_decompressed_bytes,
-            ) else {
+            // A copy: the original must stay intact for re-ingest whatever happens here.
+            let Some(original) = raw.clone() else {
+                continue;
+            };
+            let Ok(decoded) = decode::decode_raw(original, config.max_decompressed_bytes) else {
                 continue; // unreachable: these bytes decoded once already
             };
             let arrival_ms = record.arrival_ms().unwrap_or(now_ms);
@@ -170,7 +171,6 @@ pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
                 config,
                 &mut discarded,
             );
-            *raw = Some(decoded.raw);
             if let Shaped::Output { bytes: new, .. } = &denser
                 && base64_len(new.len()) < before
             {
