@@ -12,8 +12,13 @@ use firetail_sidecar::pack::Limits;
 use firetail_sidecar::redrive::verdict::{Destination, Filter, Rules};
 use firetail_sidecar::redrive::{AfterDone, RedriveConfig};
 use firetail_sidecar::send::{Backoff, SendPolicy};
-use firetail_sidecar::sink::firehose::FirehoseSink;
 use firetail_testkit::MotoServer;
+
+// The shipper's test sink, so both suites send through the same client settings.
+#[path = "../ship_common/mod.rs"]
+mod ship_common;
+#[allow(unused_imports)] // not every redrive suite sends in process
+pub use ship_common::sink_for;
 
 /// Prefix the fixtures live under in the bucket.
 pub const PREFIX: &str = "firehose/";
@@ -185,19 +190,6 @@ pub fn config(bucket: &str, stream: &str, state_dir: &Path) -> RedriveConfig {
         },
         progress: false,
     }
-}
-
-/// A Firehose sink for the endpoint at `url`, SDK retries off (as `firetail` builds it).
-pub fn sink_for(url: &str, stream: &str) -> FirehoseSink {
-    let conf = firetail_testkit::aws::firehose_config(url)
-        .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
-        .timeout_config(
-            aws_sdk_firehose::config::timeout::TimeoutConfig::builder()
-                .operation_attempt_timeout(Duration::from_secs(5))
-                .build(),
-        )
-        .build();
-    FirehoseSink::new(aws_sdk_firehose::Client::from_conf(conf), stream)
 }
 
 /// A shutdown future that never completes.
