@@ -9,7 +9,6 @@ mod common;
 
 use common::Recorder;
 
-use std::io::Read as _;
 use std::path::Path;
 
 use base64::Engine as _;
@@ -85,22 +84,10 @@ fn parse_log(bytes: &[u8]) -> Value {
 
 /// The messages Datadog would receive from one output record.
 fn messages(data: &str) -> Vec<Value> {
-    let bytes = STANDARD.decode(data).unwrap();
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut json = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut json)
-            .unwrap();
-        let envelope: Value = serde_json::from_slice(&json).unwrap();
-        envelope["logEvents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| parse_log(e["message"].as_str().unwrap().as_bytes()))
-            .collect()
-    } else {
-        vec![parse_log(&bytes)]
-    }
+    common::datadog_messages(data)
+        .iter()
+        .map(|m| parse_log(m))
+        .collect()
 }
 
 /// Checks every answer against the corpus; returns the counters a correct run must report.

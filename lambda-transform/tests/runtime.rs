@@ -3,8 +3,9 @@
 //! re-ingest path.
 #![allow(clippy::unwrap_used)]
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::Read;
 use std::path::Path;
 use std::time::Duration;
 
@@ -76,16 +77,7 @@ fn seq_of_log_line(bytes: &[u8]) -> u64 {
 }
 
 fn seq_of_output(data: &str) -> u64 {
-    let bytes = STANDARD.decode(data).unwrap();
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut json = Vec::new();
-        flate2::read::MultiGzDecoder::new(&bytes[..])
-            .read_to_end(&mut json)
-            .unwrap();
-        let env: Value = serde_json::from_slice(&json).unwrap();
-        return seq_of_log_line(env["logEvents"][0]["message"].as_str().unwrap().as_bytes());
-    }
-    seq_of_log_line(&bytes)
+    seq_of_log_line(&common::datadog_messages(data)[0])
 }
 
 #[tokio::test]
