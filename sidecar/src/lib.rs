@@ -1,30 +1,36 @@
 //! firetail-sidecar: the library behind the `firetail` binary.
 //!
+//! # Flow
+//! ```text
+//! log files ─tail─> LogEvent ─encode─> JSON event ─pack─> Firehose record ─deliver─> Firehose
+//!   (firetail-tail)        (encode.rs: firetail-wire     (pack.rs)       (firetail-firehose)
+//!                           event + pod metadata)
+//!                  ack <── accepted record's tokens <──────────────────────────┘
+//!   checkpoint <── acknowledged prefix of each file (firetail-tail)
+//! ```
+//! An event is acknowledged, and its file's checkpoint moves past it, only once Firehose has
+//! accepted the record that holds it.
+//!
 //! # Layout
-//! - `tail`: turns log files into an ordered, acknowledged event stream (no AWS code).
-//! - [`check`]: `firetail check`.
-//! - [`config`]: the shipping flags (`FIRETAIL_*`).
-//! - [`cost`]: the cost model behind `firetail cost`.
-//! - [`enrich`]: pod metadata for the `kubernetes` object.
-//! - [`kube`]: the pod's own object from the Kubernetes API (ids, images, app state).
-//! - [`record`]: one event as the JSON object the transform reads.
-//! - [`pack`]: events into records, records into `PutRecordBatch` calls, within Firehose limits.
-//! - [`sink`]: the one trait at the Firehose boundary, with the real and the stdout sink.
-//! - [`run`]: the library entry point `run(config, sink, shutdown)`.
-//! - [`send`]: delivering a batch, resending only failed entries.
-//! - [`metrics`]: Prometheus metrics, health and their HTTP server.
-//! - [`redrive`]: `firetail redrive`, failed records from the backup bucket back into the stream.
+//! - [`run`]: the run loop `run(config, client, shutdown)`.
+//! - [`encode`]: engine events to encoded events (pod metadata, oversize split or truncate,
+//!   acknowledgement tokens).
+//! - [`pack`]: encoded events into records and calls, within Firehose's limits.
+//! - [`pod`]: pod metadata from the Downward API and the Kubernetes API, kept fresh by one
+//!   task.
+//! - [`config`]: the typed configuration (the binary's `cli.rs` builds it from flags).
+//! - [`metrics`]: Prometheus metrics, health, and their HTTP server.
+//! - [`stdout_sink`]: a Firehose client that prints instead (`--sink stdout`).
+//! - [`cmd`]: `firetail check` and the cost model behind `firetail cost`.
+//!
+//! The tailing engine is the `firetail-tail` crate, the Firehose boundary `firetail-firehose`,
+//! the record contract with the transform `firetail-wire`.
 
-pub mod check;
+pub mod cmd;
 pub mod config;
-pub mod cost;
-pub mod enrich;
-pub mod kube;
+pub mod encode;
 pub mod metrics;
 pub mod pack;
-pub mod record;
-pub mod redrive;
+pub mod pod;
 pub mod run;
-pub mod send;
-pub mod sink;
-pub mod tail;
+pub mod stdout_sink;

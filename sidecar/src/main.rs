@@ -1,235 +1,124 @@
 //! `firetail`: tails log files on a shared emptyDir and ships them to Amazon Data Firehose.
 //!
-//! Layout: parse flags, set up logging, build the sink, serve metrics, and hand over to
-//! [`firetail_sidecar::run::run`] (or [`firetail_sidecar::check::check`]). Everything else
-//! lives in the library.
+//! Parse the command line ([`cli`]), set up logging, and dispatch: `run` builds the client,
+//! the metrics server and the Kubernetes API client and hands over to
+//! [`firetail_sidecar::run::run`]; `check` and `cost` are one call each. Everything else lives
+//! in the library.
+
+mod cli;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::time::Duration;
 
 use anyhow::Context as _;
-use clap::{Parser, Subcommand};
-use firetail_sidecar::config::{KubeApiArg, LogFormat, ShipArgs, SinkKind, TailArgs};
-use firetail_sidecar::kube::KubeClient;
+use clap::Parser as _;
+use cli::{Cli, Command, KubeApiArg, LogFormat, Settings, SinkKind};
+use firetail_firehose::{ClientSettings, SdkClient};
 use firetail_sidecar::metrics::{self, Observability};
 use firetail_sidecar::pack::Limits;
-use firetail_sidecar::run::{RunConfig, pod_info_from_env, run};
-use firetail_sidecar::sink::firehose::{FirehoseSink, client_config};
-use firetail_sidecar::sink::stdout::StdoutSink;
-
-/// Tails log files and ships them to Amazon Data Firehose.
-#[derive(Debug, Parser)]
-#[command(name = "firetail", version)]
-struct Cli {
-    #[command(subcommand)]
-    command: Option<Command>,
-    #[command(flatten)]
-    ship: ShipArgs,
-    #[command(flatten)]
-    tail: TailArgs,
-}
-
-#[derive(Debug, Subcommand)]
-enum Command {
-    /// Tail and ship until SIGTERM (the default).
-    Run,
-    /// Validate the configuration, list the files that would be tailed, and check that the
-    /// delivery stream is ACTIVE; exit non-zero otherwise.
-    Check,
-    /// Estimate the monthly cost (Firehose, Lambda, network) of a log volume for each record
-    /// format; sends nothing.
-    Cost(firetail_sidecar::cost::CostArgs),
-    /// Put the records Firehose wrote to its backup bucket (processing-failed,
-    /// http-endpoint-failed, OpenSearch failed) back into the delivery stream; resumable.
-    Redrive(firetail_sidecar::redrive::RedriveArgs),
-}
+use firetail_sidecar::pod::{api::KubeClient, downward};
+use firetail_sidecar::run::{RunConfig, run};
+use firetail_sidecar::stdout_sink::StdoutSink;
 
 #[tokio::main]
 async fn main() -> ExitCode {
-    let cli = Cli::parse();
-    init_tracing(cli.ship.log_format);
-    match real_main(cli).await {
-        Ok(code) => code,
-        Err(err) => {
-            tracing::error!(error = format!("{err:#}"), "firetail failed");
-            ExitCode::FAILURE
+    let cli = Cli::parse_from(cli::with_default_subcommand(std::env::args_os()));
+    init_tracing(match &cli.command {
+        Command::Run(a) | Command::Check(a) => a.ship.log_format,
+        Command::Cost(_) => LogFormat::Text,
+    });
+    dispatch(cli.command).await.unwrap_or_else(|err| {
+        tracing::error!(error = format!("{err:#}"), "firetail failed");
+        ExitCode::FAILURE
+    })
+}
+
+async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Run(args) => run_main(args.into_settings()?).await,
+        Command::Check(args) => check_main(args.into_settings()?).await,
+        Command::Cost(args) => {
+            let text = args.report()?;
+            std::io::Write::write_all(&mut std::io::stdout(), text.as_bytes())?;
+            Ok(ExitCode::SUCCESS)
         }
     }
 }
 
-async fn real_main(cli: Cli) -> anyhow::Result<ExitCode> {
-    if let Some(Command::Redrive(args)) = &cli.command {
-        return redrive_main(&cli.ship, args).await;
-    }
-    if let Some(Command::Cost(args)) = &cli.command {
-        use firetail_sidecar::cost;
-        let inputs = args.to_inputs(cli.ship.flush_interval_ms)?;
-        let report = cost::render(&inputs, &cost::estimate(&inputs));
-        std::io::Write::write_all(&mut std::io::stdout(), report.as_bytes())?;
-        return Ok(ExitCode::SUCCESS);
-    }
-    let pod = pod_info_from_env(&cli.ship.podinfo_dir);
-    let firehose = match cli.ship.sink {
-        SinkKind::Firehose => {
-            let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-            let conf = client_config(&sdk, Duration::from_secs(cli.ship.request_timeout_secs));
-            let stream = cli.ship.delivery_stream.clone().unwrap_or_default();
-            Some(FirehoseSink::new(
-                aws_sdk_firehose::Client::from_conf(conf),
-                stream,
-            ))
-        }
-        SinkKind::Stdout => None,
-    };
-    if matches!(cli.command, Some(Command::Check)) {
-        let mut report = Vec::new();
-        let result = firetail_sidecar::check::check(
-            &cli.ship,
-            &cli.tail,
-            &pod,
-            firehose.as_ref(),
-            &mut report,
-        )
-        .await;
-        for line in &report {
-            eprintln!("{line}");
-        }
-        return Ok(match result {
-            Ok(()) => {
-                eprintln!("check passed");
-                ExitCode::SUCCESS
-            }
-            Err(err) => {
-                eprintln!("check FAILED: {err}");
-                ExitCode::FAILURE
-            }
-        });
-    }
-    cli.ship.validate()?;
-    let tail = cli.tail.to_tail_config_for(cli.ship.record_format)?;
-    let kube = match cli.ship.kubernetes_api {
-        KubeApiArg::Off => None,
-        KubeApiArg::Auto => KubeClient::in_cluster().unwrap_or_else(|error| {
-            tracing::warn!(%error, "in-cluster Kubernetes API client unavailable");
-            None
-        }),
-    };
+/// `firetail run`: serve metrics, ship until SIGTERM, drain.
+async fn run_main(s: Settings) -> anyhow::Result<ExitCode> {
     let obs = Arc::new(Observability::default());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let http = match cli.ship.metrics_socket()? {
+    let http = match s.metrics_addr {
         Some(addr) => {
             let listener = metrics::bind(addr)
                 .await
                 .with_context(|| format!("binding metrics address {addr}"))?;
-            let bound = listener.local_addr().unwrap_or(addr);
-            tracing::info!(addr = %bound, "serving /metrics, /healthz, /readyz");
-            Some(tokio::spawn(metrics::serve(
-                listener,
-                Arc::clone(&obs),
-                async {
-                    let _ = http_stopped.await;
-                },
-            )))
+            tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /healthz, /readyz");
+            Some(tokio::spawn(metrics::serve(listener, Arc::clone(&obs), async {
+                let _ = http_stopped.await;
+            })))
         }
         None => None,
     };
     let config = RunConfig {
-        ship: cli.ship,
-        tail,
-        pod,
+        pod: downward::from_process(&s.ship.podinfo_dir),
+        kube: kube_client(s.kubernetes_api),
+        ship: s.ship,
+        tail: s.tail,
         obs,
         limits: Limits::FIREHOSE,
-        kube,
     };
-    let report = match firehose {
-        Some(sink) => run(config, sink, terminated()).await?,
-        None => run(config, StdoutSink, terminated()).await?,
+    let report = match s.sink {
+        SinkKind::Firehose => run(config, firehose(s.request_timeout).await, terminated()).await?,
+        SinkKind::Stdout => run(config, StdoutSink, terminated()).await?,
     };
     let _ = stop_http.send(());
     if let Some(http) = http {
         let _ = http.await;
     }
-    tracing::info!(
-        events = report.events_received,
-        unacked_bytes = report.drain.unacked_bytes,
-        "firetail stopped"
-    );
+    tracing::info!(events = report.events_received, unacked_bytes = report.drain.unacked_bytes, "firetail stopped");
     Ok(ExitCode::SUCCESS)
 }
 
-/// `firetail redrive`: clients from the default chain, the library does the rest; exit 0 only
-/// when nothing in scope was left in the bucket.
-async fn redrive_main(
-    ship: &ShipArgs,
-    args: &firetail_sidecar::redrive::RedriveArgs,
-) -> anyhow::Result<ExitCode> {
-    use firetail_sidecar::redrive::{self, ProgressArg, RedriveConfig, verdict};
-    use std::io::IsTerminal as _;
-    let stream = ship
-        .delivery_stream
-        .clone()
-        .context("--delivery-stream (FIRETAIL_DELIVERY_STREAM) is required")?;
-    let time = |flag: &str, v: &Option<String>| {
-        v.as_deref()
-            .map(redrive::parse_time_ms)
-            .transpose()
-            .map_err(|e| anyhow::anyhow!("{flag}: {e}"))
+/// `firetail check`: the report on stderr, exit status 1 on any problem.
+async fn check_main(s: Settings) -> anyhow::Result<ExitCode> {
+    let pod = downward::from_process(&s.ship.podinfo_dir);
+    let client = match s.sink {
+        SinkKind::Firehose => Some(firehose(s.request_timeout).await),
+        SinkKind::Stdout => None,
     };
-    let config = RedriveConfig {
-        bucket: args.bucket.clone(),
-        prefix: args.prefix.clone(),
-        stream: stream.clone(),
-        filter: verdict::Filter {
-            since_ms: time("--since", &args.since)?,
-            until_ms: time("--until", &args.until)?,
-            error_codes: args.error_codes.iter().cloned().collect(),
-        },
-        rules: verdict::Rules {
-            destination: args.destination,
-            resend_rejected: args.resend_rejected,
-            max_record_bytes: Limits::FIREHOSE.record_bytes,
-        },
-        dry_run: args.dry_run,
-        after: args.after(),
-        max_objects: args.max_objects,
-        state_dir: args.state_dir.clone(),
-        limits: Limits::FIREHOSE,
-        policy: ship.send_policy(),
-        progress: match args.progress {
-            ProgressArg::Auto => std::io::stderr().is_terminal(),
-            ProgressArg::Never => false,
-        },
-    };
-    let sdk = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let s3 = aws_sdk_s3::Client::from_conf(
-        aws_sdk_s3::config::Builder::from(&sdk)
-            .force_path_style(args.s3_force_path_style)
-            .build(),
-    );
-    let conf = client_config(&sdk, Duration::from_secs(ship.request_timeout_secs));
-    let sink = FirehoseSink::new(aws_sdk_firehose::Client::from_conf(conf), &stream);
-    if !args.dry_run {
-        // The sender retries a missing stream forever; a one-shot tool should say so at once.
-        let status = sink
-            .describe()
-            .await
-            .with_context(|| format!("delivery stream {stream}"))?;
-        anyhow::ensure!(
-            status == "ACTIVE",
-            "delivery stream {stream} is {status}, not ACTIVE"
-        );
+    let mut report = Vec::new();
+    let result =
+        firetail_sidecar::cmd::check::check(&s.ship, &s.tail, &pod, client.as_ref(), &mut report)
+            .await;
+    for line in &report {
+        eprintln!("{line}");
     }
-    let obs = Observability::default();
-    let summary = redrive::redrive(&config, &s3, &sink, &obs, terminated()).await?;
-    let mut text = Vec::new();
-    summary.render(&mut text)?;
-    std::io::Write::write_all(&mut std::io::stdout(), &text)?;
-    Ok(if summary.left_behind() {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
+    Ok(match result {
+        Ok(()) => {
+            eprintln!("check passed");
+            ExitCode::SUCCESS
+        }
+        Err(err) => {
+            eprintln!("check FAILED: {err}");
+            ExitCode::FAILURE
+        }
     })
+}
+
+async fn firehose(attempt_timeout: std::time::Duration) -> SdkClient {
+    SdkClient::from_env(ClientSettings { attempt_timeout }).await
+}
+
+fn kube_client(mode: KubeApiArg) -> Option<KubeClient> {
+    match mode {
+        KubeApiArg::Off => None,
+        KubeApiArg::Auto => KubeClient::in_cluster().unwrap_or_else(|error| {
+            tracing::warn!(%error, "in-cluster Kubernetes API client unavailable");
+            None
+        }),
+    }
 }
 
 /// Completes on SIGTERM (kubelet) or SIGINT (a terminal).

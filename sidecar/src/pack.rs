@@ -1,65 +1,23 @@
-//! Packing encoded events into Firehose records and records into `PutRecordBatch` calls.
+//! Packing encoded events into Firehose records, and records into `PutRecordBatch` calls.
 //!
 //! # Layout
-//! - Firehose limits as named constants ([`MAX_RECORD_BYTES`], [`MAX_BATCH_RECORDS`],
-//!   [`MAX_BATCH_BYTES`]) and the ndjson de-aggregation cap [`MAX_EVENTS_PER_NDJSON_RECORD`].
-//! - [`RecordFormat`]: `json` | `ndjson` | `ndjson-gzip`.
-//! - [`Packer`]: pure state machine; events in, [`Batch`]es out. Each [`Record`] carries the
-//!   acknowledgement tokens of the events inside it, so the sender can acknowledge exactly the
-//!   events whose record Firehose accepted.
+//! - [`Limits`]: what a record and a call may hold ([`Limits::FIREHOSE`] outside tests).
+//! - [`Packer`]: pure state machine; encoded events in, [`Batch`]es out, in the layout of a
+//!   [`RecordFormat`] (see `firetail_wire::format`). Each [`Record`] carries the
+//!   acknowledgement tokens of the events inside it, so the sender can acknowledge exactly
+//!   the events whose record Firehose accepted.
 //! - [`split_line`]: cuts a line that cannot fit one record into pieces on UTF-8 boundaries.
 //!
 //! Firehose bills every record rounded up to 5 KiB, so packing many small events into one
 //! record is what keeps the bill close to the raw volume.
 
-use std::io::Write as _;
-
-use bytes::Bytes;
-use flate2::Compression;
-use flate2::write::GzEncoder;
-
-/// Largest record Firehose accepts, before base64 encoding.
-/// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
-pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
-
-/// Most records in one `PutRecordBatch` call.
-/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
-pub const MAX_BATCH_RECORDS: usize = 500;
-
-/// Most bytes (sum of record data) in one `PutRecordBatch` call.
-/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
-pub const MAX_BATCH_BYTES: usize = 4 * 1024 * 1024;
-
-/// Firehose bills ingestion per record rounded up to the next 5 KiB.
-/// <https://aws.amazon.com/firehose/pricing/>
-pub const BILLING_INCREMENT_BYTES: usize = 5 * 1024;
-
-/// Firehose's own de-aggregation of newline-delimited records (dynamic partitioning) handles
-/// at most 500 JSON objects per record, so an `ndjson` record never holds more.
-/// <https://docs.aws.amazon.com/firehose/latest/dev/dynamic-partitioning-multirecord-deaggergation.html>
-pub const MAX_EVENTS_PER_NDJSON_RECORD: usize = 500;
-
-/// How events are laid out inside a Firehose record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum RecordFormat {
-    /// One event per record (OpenSearch; what Fluent Bit's Firehose output does).
-    Json,
-    /// Many newline-terminated events per record, at most [`MAX_EVENTS_PER_NDJSON_RECORD`].
-    Ndjson,
-    /// Newline-terminated events in one gzip member per record.
-    NdjsonGzip,
-}
-
-impl RecordFormat {
-    /// The name used on the command line.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Json => "json",
-            Self::Ndjson => "ndjson",
-            Self::NdjsonGzip => "ndjson-gzip",
-        }
-    }
-}
+use firetail_firehose::{Batch, Batcher, CallLimits, Record};
+use firetail_wire::RecordFormat;
+use firetail_wire::gzip::Gzipper;
+use firetail_wire::limits::{
+    FIREHOSE_MAX_RECORD_BYTES, NDJSON_MAX_EVENTS_PER_RECORD, PUT_RECORD_BATCH_MAX_BYTES,
+    PUT_RECORD_BATCH_MAX_RECORDS,
+};
 
 /// Bytes every record may need beyond its events for gzip framing, even on incompressible
 /// input (deflate stored blocks cost 5 bytes per <=64 KiB; the gzip header and trailer 18).
@@ -84,46 +42,18 @@ pub struct Limits {
 impl Limits {
     /// Firehose's service limits.
     pub const FIREHOSE: Self = Self {
-        record_bytes: MAX_RECORD_BYTES,
-        batch_records: MAX_BATCH_RECORDS,
-        batch_bytes: MAX_BATCH_BYTES,
-        ndjson_events: MAX_EVENTS_PER_NDJSON_RECORD,
+        record_bytes: FIREHOSE_MAX_RECORD_BYTES,
+        batch_records: PUT_RECORD_BATCH_MAX_RECORDS,
+        batch_bytes: PUT_RECORD_BATCH_MAX_BYTES,
+        ndjson_events: NDJSON_MAX_EVENTS_PER_RECORD,
     };
-}
 
-/// One Firehose record and the events inside it.
-#[derive(Debug)]
-pub struct Record<T> {
-    /// What goes on the wire.
-    pub data: Bytes,
-    /// Uncompressed bytes of the events (including newlines).
-    pub raw_bytes: usize,
-    /// Acknowledgement tokens, one per event, in order.
-    pub tokens: Vec<T>,
-}
-
-/// Records for one `PutRecordBatch` call, within its record-count and byte limits.
-#[derive(Debug)]
-pub struct Batch<T> {
-    /// The records, in the order they were packed.
-    pub records: Vec<Record<T>>,
-}
-
-impl<T> Batch<T> {
-    /// Sum of the record data sizes.
-    pub fn data_bytes(&self) -> usize {
-        self.records.iter().map(|r| r.data.len()).sum()
+    fn call(&self) -> CallLimits {
+        CallLimits {
+            records: self.batch_records,
+            bytes: self.batch_bytes,
+        }
     }
-
-    /// Number of events in the batch.
-    pub fn events(&self) -> usize {
-        self.records.iter().map(|r| r.tokens.len()).sum()
-    }
-}
-
-/// Bytes Firehose bills for a record of `len` bytes.
-pub fn billed_bytes(len: usize) -> usize {
-    len.div_ceil(BILLING_INCREMENT_BYTES).max(1) * BILLING_INCREMENT_BYTES
 }
 
 #[derive(Debug)]
@@ -148,9 +78,8 @@ pub struct Packer<T> {
     format: RecordFormat,
     limits: Limits,
     open: Option<OpenRecord<T>>,
-    batch: Vec<Record<T>>,
-    batch_bytes: usize,
-    ready: std::collections::VecDeque<Batch<T>>,
+    batches: Batcher<T>,
+    gzipper: Gzipper,
 }
 
 impl<T> Packer<T> {
@@ -160,9 +89,9 @@ impl<T> Packer<T> {
             format,
             limits,
             open: None,
-            batch: Vec::new(),
-            batch_bytes: 0,
-            ready: std::collections::VecDeque::new(),
+            batches: Batcher::new(limits.call()),
+            // zlib-rs level 1, the level the benchmarks in docs/BENCHMARKS.md measure.
+            gzipper: Gzipper::new(flate2::Compression::fast()),
         }
     }
 
@@ -230,90 +159,45 @@ impl<T> Packer<T> {
         let data = match open.body {
             Body::Plain(buf) => buf,
             Body::Gzip(raw) => {
-                // Deflate output is rarely above a third of its input for log lines.
-                let mut enc =
-                    GzEncoder::new(Vec::with_capacity(raw.len() / 3), Compression::fast());
-                // Writing into a Vec-backed encoder cannot fail.
-                let _ = enc.write_all(&raw);
-                enc.finish().unwrap_or_default()
+                let mut out = Vec::with_capacity(raw.len() / 3);
+                self.gzipper.gzip_into(&raw, &mut out);
+                out
             }
         };
         debug_assert!(data.len() <= self.limits.record_bytes);
-        if self.batch.len() + 1 > self.limits.batch_records
-            || self.batch_bytes + data.len() > self.limits.batch_bytes
-        {
-            self.cut_batch();
-        }
-        self.batch_bytes += data.len();
-        self.batch.push(Record {
-            data: Bytes::from(data),
+        self.batches.push(Record {
+            data: data.into(),
             raw_bytes: open.raw_bytes,
             tokens: open.tokens,
         });
-        if self.batch.len() == self.limits.batch_records {
-            self.cut_batch();
-        }
-    }
-
-    fn cut_batch(&mut self) {
-        if !self.batch.is_empty() {
-            self.ready.push_back(Batch {
-                records: std::mem::take(&mut self.batch),
-            });
-            self.batch_bytes = 0;
-        }
     }
 
     /// Closes everything pending into ready batches (flush interval, drain).
     pub fn flush(&mut self) {
         self.seal();
-        self.cut_batch();
+        self.batches.cut();
     }
 
     /// Next batch that is full or was flushed.
     pub fn take_ready(&mut self) -> Option<Batch<T>> {
-        self.ready.pop_front()
+        self.batches.take_ready()
     }
 
     /// True when nothing is buffered or waiting.
     pub fn is_empty(&self) -> bool {
-        self.open.is_none() && self.batch.is_empty() && self.ready.is_empty()
+        self.open.is_none() && self.batches.is_empty()
     }
 
     /// Uncompressed bytes buffered and not yet in a ready batch.
     pub fn pending_raw_bytes(&self) -> usize {
         self.open.as_ref().map_or(0, |o| o.raw_bytes)
-            + self.batch.iter().map(|r| r.raw_bytes).sum::<usize>()
+            + self
+                .batches
+                .open_records()
+                .iter()
+                .map(|r| r.raw_bytes)
+                .sum::<usize>()
     }
-}
-
-/// Groups records that exist already (each within [`Limits::record_bytes`]) into batches within
-/// the call limits, keeping their order. `firetail redrive` uses it: its records come whole from
-/// the backup bucket and must be sent byte for byte, so they cannot go through [`Packer`].
-pub fn batch_records<T>(
-    records: impl IntoIterator<Item = Record<T>>,
-    limits: &Limits,
-) -> Vec<Batch<T>> {
-    let mut batches = Vec::new();
-    let mut current: Vec<Record<T>> = Vec::new();
-    let mut bytes = 0;
-    for record in records {
-        if !current.is_empty()
-            && (current.len() >= limits.batch_records
-                || bytes + record.data.len() > limits.batch_bytes)
-        {
-            batches.push(Batch {
-                records: std::mem::take(&mut current),
-            });
-            bytes = 0;
-        }
-        bytes += record.data.len();
-        current.push(record);
-    }
-    if !current.is_empty() {
-        batches.push(Batch { records: current });
-    }
-    batches
 }
 
 /// Splits `line` into pieces of at most `max_piece` bytes, cutting on UTF-8 character
@@ -343,7 +227,7 @@ pub fn split_line(line: &[u8], max_piece: usize) -> Vec<&[u8]> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use std::io::Read as _;
+    use firetail_firehose::Batch;
 
     fn small(record_bytes: usize) -> Limits {
         Limits {
@@ -354,43 +238,13 @@ mod tests {
         }
     }
 
-    #[test]
-    fn batch_records_keeps_order_within_call_limits() {
-        let limits = Limits {
-            record_bytes: 10,
-            batch_records: 3,
-            batch_bytes: 20,
-            ndjson_events: 4,
-        };
-        let records = [10, 10, 1, 1, 1, 1, 5]
-            .into_iter()
-            .enumerate()
-            .map(|(i, n)| Record {
-                data: Bytes::from(vec![b'x'; n]),
-                raw_bytes: n,
-                tokens: vec![i],
-            });
-        let batches = batch_records(records, &limits);
-        let shape: Vec<Vec<usize>> = batches
-            .iter()
-            .map(|b| b.records.iter().map(|r| r.tokens[0]).collect())
-            .collect();
-        // 20 bytes fill the first call; three records fill the second.
-        assert_eq!(shape, vec![vec![0, 1], vec![2, 3, 4], vec![5, 6]]);
-        assert!(batch_records(Vec::<Record<usize>>::new(), &limits).is_empty());
-    }
-
     fn drain<T>(p: &mut Packer<T>) -> Vec<Batch<T>> {
         p.flush();
         std::iter::from_fn(|| p.take_ready()).collect()
     }
 
     fn gunzip(data: &[u8]) -> Vec<u8> {
-        let mut out = Vec::new();
-        flate2::read::MultiGzDecoder::new(data)
-            .read_to_end(&mut out)
-            .unwrap();
-        out
+        firetail_wire::gzip::gunzip_capped(data, 1 << 30).unwrap()
     }
 
     fn check_limits<T>(batches: &[Batch<T>], limits: Limits) {
@@ -526,14 +380,6 @@ mod tests {
         assert!(p.push(&[b'a'; 99], 1));
         let batches = drain(&mut p);
         assert_eq!(batches[0].records[0].tokens, vec![1]);
-    }
-
-    #[test]
-    fn billing_rounds_up_to_five_kib() {
-        assert_eq!(billed_bytes(0), 5120);
-        assert_eq!(billed_bytes(1), 5120);
-        assert_eq!(billed_bytes(5120), 5120);
-        assert_eq!(billed_bytes(5121), 10240);
     }
 
     proptest::proptest! {

@@ -1,0 +1,155 @@
+//! Engine settings, drain modes and the drain report.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use super::error::TailError;
+use super::multiline::MultilineConfig;
+
+/// Where to start in a file that has no checkpoint and already existed when the engine started.
+/// Files that appear later are always read from their beginning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ReadFrom {
+    /// Read what the app wrote before the sidecar started (default).
+    #[default]
+    Beginning,
+    /// Skip existing content; only new lines are shipped.
+    End,
+}
+
+impl FromStr for ReadFrom {
+    type Err = TailError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "beginning" => Ok(Self::Beginning),
+            "end" => Ok(Self::End),
+            other => Err(TailError::InvalidConfig(format!(
+                "read-from must be `beginning` or `end`, got {other:?}"
+            ))),
+        }
+    }
+}
+
+/// Default in-flight budget ([`TailConfig::max_inflight_bytes`]).
+pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Tailing engine settings. Durations are `Duration`s; the CLI layer owns the `_secs`/`_ms`
+/// flag names.
+#[derive(Debug, Clone)]
+pub struct TailConfig {
+    /// Globs of files to tail (`*` stays within a directory, `**` crosses directories).
+    pub paths: Vec<String>,
+    /// Where checkpoints live; skipped by discovery even when it lies under a watched root.
+    pub data_dir: PathBuf,
+    /// Start position for files without a checkpoint that exist at startup.
+    pub read_from: ReadFrom,
+    /// Lines longer than this are split into [`super::Part`]s.
+    pub max_line_bytes: usize,
+    /// Join continuation lines (stack traces) into one event.
+    pub multiline: Option<MultilineConfig>,
+    /// Stop reading while this many emitted bytes are unacknowledged (default 4 MiB, as the
+    /// sidecar's; peak RSS is about 6 MiB + 1.5 × this when the consumer falls behind).
+    pub max_inflight_bytes: u64,
+    /// Rescan globs and re-check every file this often; the only discovery on volumes without
+    /// inotify, and a safety net where inotify exists.
+    pub poll_interval: Duration,
+    /// How long a rotated-away or deleted file is kept open after its last new byte.
+    pub rotate_grace: Duration,
+    /// An unterminated last line is emitted after its file has been quiet this long.
+    pub quiet_flush: Duration,
+    /// How often acknowledged positions are persisted (when they changed).
+    pub checkpoint_interval: Duration,
+    /// Overrides the container name derived from the directory layout.
+    pub container_name: Option<String>,
+    /// Use inotify (through `notify`) in addition to polling.
+    pub use_inotify: bool,
+}
+
+impl Default for TailConfig {
+    fn default() -> Self {
+        Self {
+            paths: vec!["/var/log/app/**/*.log".to_owned()],
+            data_dir: PathBuf::from("/var/log/app/.firetail"),
+            read_from: ReadFrom::Beginning,
+            max_line_bytes: 256 * 1024,
+            multiline: None,
+            max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
+            poll_interval: Duration::from_secs(1),
+            rotate_grace: Duration::from_secs(5),
+            quiet_flush: Duration::from_secs(1),
+            checkpoint_interval: Duration::from_secs(1),
+            container_name: None,
+            use_inotify: true,
+        }
+    }
+}
+
+impl TailConfig {
+    pub(crate) fn validate(&self) -> Result<(), TailError> {
+        let bad = |m: &str| Err(TailError::InvalidConfig(m.to_owned()));
+        if self.paths.is_empty() {
+            return bad("at least one path glob is required");
+        }
+        if self.max_line_bytes == 0 {
+            return bad("max_line_bytes must be positive");
+        }
+        if self.max_inflight_bytes == 0 {
+            return bad("max_inflight_bytes must be positive");
+        }
+        if self.poll_interval.is_zero() {
+            return bad("poll_interval must be positive (zero would busy-poll)");
+        }
+        if let Some(m) = &self.multiline
+            && m.max_bytes == 0
+        {
+            return bad("multiline max_bytes must be positive");
+        }
+        Ok(())
+    }
+}
+
+/// How [`super::TailHandle::drain`] winds the engine down. Either way the engine then emits any
+/// unterminated last lines and held multiline groups, ends the stream, waits (until the
+/// deadline) for the consumer to acknowledge everything, and writes a final checkpoint.
+#[derive(Debug, Clone, Copy)]
+pub enum DrainMode {
+    /// Read every file to its current end, then finish. Gives up reading at `deadline`.
+    ReadToEof { deadline: Instant },
+    /// Keep tailing until no file has grown for `quiet` (the app has stopped writing), or until
+    /// `deadline`.
+    Quiet { quiet: Duration, deadline: Instant },
+}
+
+impl DrainMode {
+    pub(crate) fn deadline(&self) -> Instant {
+        match *self {
+            Self::ReadToEof { deadline } | Self::Quiet { deadline, .. } => deadline,
+        }
+    }
+}
+
+/// Why reading stopped during a drain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DrainEnd {
+    /// Every file was read to its end.
+    AllRead,
+    /// The deadline passed first; unread bytes stay in the files for the next start.
+    Deadline,
+    /// The engine stopped before the drain completed (consumer dropped the stream).
+    Stopped,
+}
+
+/// Outcome of a drain.
+#[derive(Debug, Clone)]
+pub struct DrainReport {
+    pub end: DrainEnd,
+    /// Events handed to the consumer over the engine's life.
+    pub events_emitted: u64,
+    /// Bytes read from files over the engine's life.
+    pub bytes_read: u64,
+    /// Bytes emitted but never acknowledged (they will be read again after a restart).
+    pub unacked_bytes: u64,
+    /// Whether the final checkpoint was written.
+    pub checkpoint_saved: bool,
+}

@@ -1,0 +1,817 @@
+//! The engine loop: discovery, reading, framing, emission, timers, checkpoints and drain, on
+//! one dedicated thread (file I/O is blocking; keeping it off the async runtime keeps the
+//! shipper's tasks responsive).
+
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, Read, Seek, SeekFrom};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::ack::{AckCell, AckShared};
+use super::checkpoint::{CheckpointStore, Entry};
+use super::config::{DrainEnd, DrainMode, DrainReport, ReadFrom, TailConfig};
+use super::discovery::Matcher;
+use super::event::{LogEvent, SourceFile};
+use super::framing::{Frame, Framer};
+use super::identity::{FINGERPRINT_BYTES, FileId, Fingerprint};
+use super::multiline::Aggregator;
+use super::emit::Fault;
+use super::stats::Counters;
+use super::wake::Wake;
+use super::watch::{FsSignals, FsWatcher};
+
+/// Bytes per `read(2)`; also the engine's only read buffer.
+pub(crate) const READ_CHUNK_BYTES: usize = 64 * 1024;
+/// Bytes read from one file before moving on to the next, so one busy file cannot starve the
+/// others.
+const TURN_BYTES: usize = 4 * READ_CHUNK_BYTES;
+/// Events per batch sent to the consumer.
+const BATCH_EVENTS: usize = 1024;
+/// Batches the output channel holds; the in-flight byte budget is the real bound.
+pub(crate) const OUT_BATCHES: usize = 64;
+
+/// The consumer dropped the event stream; nothing more can be delivered.
+#[derive(Debug)]
+struct Stopped;
+
+/// One open file (one read generation of it: a truncation replaces `cell` and `source`).
+#[derive(Debug)]
+struct Tracked {
+    id: FileId,
+    file: File,
+    source: Arc<SourceFile>,
+    cell: Arc<AckCell>,
+    framer: Framer,
+    agg: Option<Aggregator>,
+    fp: Fingerprint,
+    /// Last time bytes were read.
+    last_growth: Instant,
+    /// The last look found nothing more to read.
+    at_eof: bool,
+    /// Should be looked at on the next pass.
+    dirty: bool,
+    /// Not found by the last scan: rotated away or deleted, read to EOF then released.
+    orphaned_since: Option<Instant>,
+    /// The last stat/read failed (already logged).
+    failing: bool,
+}
+
+#[derive(Debug)]
+struct DrainState {
+    mode: DrainMode,
+    reply: oneshot::Sender<DrainReport>,
+}
+
+/// Everything the read path needs besides the file table (split so a file and the context can
+/// be borrowed mutably at once).
+#[derive(Debug)]
+struct Ctx {
+    cfg: TailConfig,
+    counters: Arc<Counters>,
+    acks: Arc<AckShared>,
+    out: Option<mpsc::Sender<Vec<LogEvent>>>,
+    buf: Vec<u8>,
+    frames: Vec<Frame>,
+    joined: Vec<Frame>,
+    batch: Vec<LogEvent>,
+    /// Any bytes read since the drain (quiet mode) last looked.
+    last_progress: Instant,
+}
+
+#[derive(Debug)]
+pub(crate) struct Engine {
+    ctx: Ctx,
+    files: HashMap<FileId, Tracked>,
+    /// Visiting order for fair reading; `cursor` is where the next pass starts.
+    order: Vec<FileId>,
+    cursor: usize,
+    by_path: HashMap<PathBuf, FileId>,
+    matcher: Matcher,
+    watcher: Option<FsWatcher>,
+    signals: Arc<FsSignals>,
+    rx: Receiver<Wake>,
+    store: CheckpointStore,
+    /// Loaded checkpoint entries not yet matched to a file.
+    saved: HashMap<FileId, Entry>,
+    /// The checkpoint existed but could not be read: never skip content (`read_from` is
+    /// ignored) because positions are unknown.
+    saved_unreadable: bool,
+    /// Paths whose open failed and was already logged.
+    failed: HashSet<PathBuf>,
+    last_poll: Instant,
+    last_checkpoint: Instant,
+    checkpointed_ack_seq: u64,
+    files_changed: bool,
+    drain: Option<DrainState>,
+    final_report: Option<DrainReport>,
+    dirty_scratch: Vec<PathBuf>,
+    /// Exclusive lock on the data directory, held for the engine's life.
+    _lock: Option<File>,
+}
+
+impl Engine {
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn new(
+        cfg: TailConfig,
+        matcher: Matcher,
+        counters: Arc<Counters>,
+        acks: Arc<AckShared>,
+        signals: Arc<FsSignals>,
+        watcher: Option<FsWatcher>,
+        out: mpsc::Sender<Vec<LogEvent>>,
+        rx: Receiver<Wake>,
+        lock: Option<File>,
+    ) -> Self {
+        let store = CheckpointStore::new(cfg.data_dir.clone());
+        let (saved, saved_unreadable) = match store.load() {
+            Ok(saved) => (saved, false),
+            Err(error) => {
+                counters.fault(Fault::CheckpointLoad);
+                tracing::warn!(%error, "checkpoint unreadable; reading every file from its start (duplicates possible, nothing skipped)");
+                (HashMap::new(), true)
+            }
+        };
+        let now = Instant::now();
+        Self {
+            ctx: Ctx {
+                cfg,
+                counters,
+                acks,
+                out: Some(out),
+                buf: vec![0; READ_CHUNK_BYTES],
+                frames: Vec::new(),
+                joined: Vec::new(),
+                batch: Vec::new(),
+                last_progress: now,
+            },
+            files: HashMap::new(),
+            order: Vec::new(),
+            cursor: 0,
+            by_path: HashMap::new(),
+            matcher,
+            watcher,
+            signals,
+            rx,
+            store,
+            saved,
+            saved_unreadable,
+            failed: HashSet::new(),
+            last_poll: now,
+            last_checkpoint: now,
+            checkpointed_ack_seq: 0,
+            files_changed: false,
+            drain: None,
+            final_report: None,
+            dirty_scratch: Vec::new(),
+            _lock: lock,
+        }
+    }
+
+    pub(crate) fn run(mut self) {
+        self.scan(Instant::now(), true);
+        loop {
+            match self.step() {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(Stopped) => {
+                    // The consumer is gone: persist what it confirmed and stop.
+                    let saved = self.checkpoint(Instant::now(), true);
+                    self.final_report = Some(self.report(DrainEnd::Stopped, saved));
+                    break;
+                }
+            }
+        }
+        let reply = self.drain.take();
+        let report = self.final_report.take();
+        // Close every file and release the data-dir lock before answering, so a caller may
+        // start a new engine on the same directory as soon as `drain` returns.
+        drop(self);
+        if let (Some(drain), Some(report)) = (reply, report) {
+            let _ = drain.reply.send(report);
+        }
+    }
+
+    /// One iteration: look at signals, read, run timers, maybe sleep. `Ok(false)` = exit.
+    fn step(&mut self) -> Result<bool, Stopped> {
+        Counters::add(&self.ctx.counters.engine_iterations, 1);
+        // Non-blocking: take everything queued.
+        while let Ok(wake) = self.rx.try_recv() {
+            if !self.on_wake(wake) {
+                return Ok(false);
+            }
+        }
+        let now = Instant::now();
+        if now >= self.last_poll + self.ctx.cfg.poll_interval {
+            self.scan(now, false);
+            for t in self.files.values_mut() {
+                t.dirty = true;
+            }
+            self.last_poll = now;
+        }
+        let blocked = self.read_pass(now)?;
+        let now = Instant::now();
+        self.timers(now)?;
+        self.checkpoint(now, false);
+
+        if let Some(drain) = &self.drain {
+            let all_read = !blocked && self.files.values().all(|t| t.at_eof && !t.dirty);
+            let done = match drain.mode {
+                DrainMode::ReadToEof { .. } => all_read,
+                DrainMode::Quiet { quiet, .. } => all_read && now >= self.ctx.last_progress + quiet,
+            };
+            if done || now >= drain.mode.deadline() {
+                let end = if done {
+                    DrainEnd::AllRead
+                } else {
+                    DrainEnd::Deadline
+                };
+                self.finish(end)?;
+                return Ok(false);
+            }
+        }
+
+        if !blocked && self.files.values().any(|t| t.dirty) {
+            return Ok(true);
+        }
+        let mut timeout = self.next_wait(now);
+        if blocked {
+            self.ctx.acks.wake_on_ack.store(true, Ordering::SeqCst);
+            if self.ctx.acks.inflight.load(Ordering::SeqCst) < self.ctx.cfg.max_inflight_bytes {
+                return Ok(true);
+            }
+        } else if timeout.is_zero() {
+            return Ok(true);
+        }
+        timeout = timeout.max(Duration::from_millis(1));
+        match self.rx.recv_timeout(timeout) {
+            Ok(wake) => Ok(self.on_wake(wake)),
+            Err(RecvTimeoutError::Timeout) => Ok(true),
+            Err(RecvTimeoutError::Disconnected) => Ok(false),
+        }
+    }
+
+    /// Returns false when the engine must stop.
+    fn on_wake(&mut self, wake: Wake) -> bool {
+        match wake {
+            Wake::Fs => {
+                let mut dirty = std::mem::take(&mut self.dirty_scratch);
+                let mut rescan = self.signals.take(&mut dirty);
+                for path in dirty.drain(..) {
+                    match self
+                        .by_path
+                        .get(&path)
+                        .and_then(|id| self.files.get_mut(id))
+                    {
+                        Some(t) => t.dirty = true,
+                        None => rescan |= self.matcher.is_match(&path),
+                    }
+                }
+                self.dirty_scratch = dirty;
+                if rescan {
+                    self.scan(Instant::now(), false);
+                }
+                true
+            }
+            Wake::Acked => true,
+            Wake::Drain(mode, reply) => {
+                let now = Instant::now();
+                tracing::info!(?mode, files = self.files.len(), "tail engine draining");
+                self.scan(now, false);
+                for t in self.files.values_mut() {
+                    t.dirty = true;
+                }
+                self.ctx.last_progress = now;
+                self.drain = Some(DrainState { mode, reply });
+                true
+            }
+            Wake::Abort => false,
+        }
+    }
+
+    /// Reads every dirty file once (up to its turn). Returns whether the budget ran out.
+    /// Files are visited round-robin from where the previous pass stopped, so under sustained
+    /// backpressure the budget rotates over all files instead of favouring a few.
+    fn read_pass(&mut self, now: Instant) -> Result<bool, Stopped> {
+        let max = self.ctx.cfg.max_inflight_bytes;
+        let n = self.order.len();
+        for k in 0..n {
+            let at = (self.cursor + k) % n;
+            let Some(t) = self.files.get_mut(&self.order[at]) else {
+                continue;
+            };
+            if !t.dirty {
+                continue;
+            }
+            if self.ctx.acks.inflight.load(Ordering::SeqCst) >= max {
+                Counters::add(&self.ctx.counters.backpressure_stalls, 1);
+                self.cursor = at;
+                return Ok(true);
+            }
+            self.ctx.service(t, now)?;
+        }
+        self.cursor = if n == 0 { 0 } else { (self.cursor + 1) % n };
+        Ok(false)
+    }
+
+    /// Quiet-period flushes, multiline timeouts and release of rotated/deleted files.
+    fn timers(&mut self, now: Instant) -> Result<(), Stopped> {
+        let cfg = &self.ctx.cfg;
+        let quiet = cfg.quiet_flush;
+        let grace = cfg.rotate_grace;
+        let ml_timeout = cfg.multiline.as_ref().map(|m| m.flush_timeout);
+        let mut released = Vec::new();
+        for t in self.files.values_mut() {
+            if t.dirty || !t.at_eof {
+                continue;
+            }
+            let idle = now.saturating_duration_since(t.last_growth);
+            if t.framer.has_partial() && idle >= quiet {
+                self.ctx.flush_partial(t);
+            }
+            if let (Some(agg), Some(timeout)) = (&mut t.agg, ml_timeout)
+                && agg.is_holding()
+                && idle >= timeout
+            {
+                agg.flush(&mut self.ctx.joined);
+            }
+            if let Some(since) = t.orphaned_since
+                && now.saturating_duration_since(since.max(t.last_growth)) >= grace
+            {
+                // Whatever is left is all there will ever be.
+                self.ctx.flush_partial(t);
+                if let Some(agg) = &mut t.agg {
+                    agg.flush(&mut self.ctx.joined);
+                }
+                released.push(t.id);
+            }
+            self.ctx.emit(t, SystemTime::now());
+        }
+        self.ctx.send()?;
+        for id in released {
+            self.order.retain(|o| *o != id);
+            if let Some(t) = self.files.remove(&id) {
+                tracing::info!(path = %t.source.path.display(), offset = t.framer.position(), "released rotated or deleted file after reading it to the end");
+                Counters::add(&self.ctx.counters.files_released, 1);
+                self.files_changed = true;
+            }
+        }
+        self.update_gauges();
+        Ok(())
+    }
+
+    fn update_gauges(&self) {
+        let c = &self.ctx.counters;
+        Counters::set(&c.files_open, self.files.len() as u64);
+        let orphaned = self
+            .files
+            .values()
+            .filter(|t| t.orphaned_since.is_some())
+            .count();
+        Counters::set(&c.files_orphaned, orphaned as u64);
+    }
+
+    /// The time until the next timer-driven action.
+    fn next_wait(&self, now: Instant) -> Duration {
+        let cfg = &self.ctx.cfg;
+        let mut next = self.last_poll + cfg.poll_interval;
+        // A deadline already behind us was acted on in this step, or cannot be acted on yet
+        // (file still dirty, drain waiting for acks); counting it would spin the loop.
+        let mut consider = |at: Instant| {
+            if at > now {
+                next = next.min(at);
+            }
+        };
+        if self.files_changed
+            || self.ctx.acks.ack_seq.load(Ordering::SeqCst) != self.checkpointed_ack_seq
+        {
+            consider(self.last_checkpoint + cfg.checkpoint_interval);
+        }
+        let ml_timeout = cfg.multiline.as_ref().map(|m| m.flush_timeout);
+        for t in self.files.values() {
+            if t.framer.has_partial() {
+                consider(t.last_growth + cfg.quiet_flush);
+            }
+            if let (Some(agg), Some(timeout)) = (&t.agg, ml_timeout)
+                && agg.is_holding()
+            {
+                consider(t.last_growth + timeout);
+            }
+            if let Some(since) = t.orphaned_since {
+                consider(since.max(t.last_growth) + cfg.rotate_grace);
+            }
+        }
+        if let Some(drain) = &self.drain {
+            consider(drain.mode.deadline());
+            if let DrainMode::Quiet { quiet, .. } = drain.mode {
+                consider(self.ctx.last_progress + quiet);
+            }
+        }
+        next.saturating_duration_since(now)
+    }
+
+    /// Finds matching files, opens new ones, notices renames and disappearances.
+    fn scan(&mut self, now: Instant, startup: bool) {
+        if let Some(watcher) = &mut self.watcher {
+            for (root, error) in watcher.sync_roots(self.matcher.roots()) {
+                self.ctx.counters.fault(Fault::Watch);
+                tracing::warn!(root = %root.display(), %error, "cannot watch directory; relying on polling");
+            }
+        }
+        let mut found = Vec::new();
+        let counters = &self.ctx.counters;
+        self.matcher.scan(&mut found, &mut |dir, error| {
+            counters.fault(Fault::Discovery);
+            tracing::warn!(dir = %dir.display(), %error, "cannot list directory; skipping it this scan");
+        });
+        let mut seen = HashSet::with_capacity(found.len());
+        let mut by_path = HashMap::with_capacity(found.len());
+        for path in found {
+            let meta = match fs::metadata(&path) {
+                Ok(meta) if meta.is_file() => meta,
+                // Vanished between listing and stat, or a dangling symlink.
+                _ => continue,
+            };
+            let id = FileId::of(&meta);
+            if !seen.insert(id) {
+                continue; // a second name (hard link or symlink) for a file already seen
+            }
+            by_path.insert(path.clone(), id);
+            if let Some(t) = self.files.get_mut(&id) {
+                if t.orphaned_since.take().is_some() {
+                    tracing::debug!(path = %path.display(), "file found again");
+                }
+                if t.source.path != path {
+                    t.source = Arc::new(SourceFile::tracked(
+                        id,
+                        path,
+                        t.source.container.clone(),
+                        Arc::clone(&t.cell),
+                    ));
+                }
+                continue;
+            }
+            self.open(path, &meta, id, now, startup);
+        }
+        self.failed.retain(|p| by_path.contains_key(p));
+        // Checkpointed files that still exist but could not be opened yet keep their saved
+        // position (it is written back with every checkpoint); the rest are gone for good.
+        self.saved.retain(|id, _| seen.contains(id));
+        self.by_path = by_path;
+        for t in self.files.values_mut() {
+            if !seen.contains(&t.id) && t.orphaned_since.is_none() {
+                tracing::info!(path = %t.source.path.display(), "file rotated away or deleted; reading it to the end before releasing it");
+                t.orphaned_since = Some(now);
+                t.dirty = true;
+            }
+        }
+        self.update_gauges();
+    }
+
+    fn open(
+        &mut self,
+        path: PathBuf,
+        meta: &fs::Metadata,
+        id: FileId,
+        now: Instant,
+        startup: bool,
+    ) {
+        let opened = File::open(&path).and_then(|file| {
+            let fp = Fingerprint::read(&file, FINGERPRINT_BYTES)?;
+            Ok((file, fp))
+        });
+        let (mut file, fp) = match opened {
+            Ok(opened) => opened,
+            Err(error) => {
+                if self.failed.insert(path.clone()) {
+                    self.ctx.counters.fault(Fault::Open);
+                    tracing::warn!(path = %path.display(), %error, "cannot open log file; will retry on every scan");
+                }
+                return;
+            }
+        };
+        self.failed.remove(&path);
+        let size = meta.len();
+        let fresh_start =
+            if startup && self.ctx.cfg.read_from == ReadFrom::End && !self.saved_unreadable {
+                size
+            } else {
+                0
+            };
+        let start = match self.saved.remove(&id) {
+            Some(entry)
+                if entry.offset <= size && entry.fingerprint().matches(&file).unwrap_or(false) =>
+            {
+                tracing::debug!(path = %path.display(), offset = entry.offset, "resuming from checkpoint");
+                entry.offset
+            }
+            Some(entry) => {
+                // Not the checkpointed file (inode reuse) or rewritten while we were down: the
+                // content is new to us, so read all of it whatever `read_from` says.
+                tracing::info!(path = %path.display(), checkpoint_path = %entry.path, "checkpointed inode now holds different content (inode reuse or rewrite); reading it from the start");
+                0
+            }
+            None => fresh_start,
+        };
+        if let Err(error) = file.seek(SeekFrom::Start(start)) {
+            self.ctx.counters.fault(Fault::Read);
+            tracing::warn!(path = %path.display(), %error, "cannot seek log file; will retry");
+            return;
+        }
+        let cell = Arc::new(AckCell::new(start));
+        let container = self
+            .ctx
+            .cfg
+            .container_name
+            .clone()
+            .or_else(|| self.matcher.container_for(&path))
+            .unwrap_or_default();
+        tracing::debug!(path = %path.display(), start, container, "tailing file");
+        let source = Arc::new(SourceFile::tracked(id, path, container, Arc::clone(&cell)));
+        let agg = self.ctx.cfg.multiline.clone().map(Aggregator::new);
+        self.order.push(id);
+        self.files.insert(
+            id,
+            Tracked {
+                id,
+                file,
+                source,
+                cell,
+                framer: Framer::new(start, self.ctx.cfg.max_line_bytes),
+                agg,
+                fp,
+                last_growth: now,
+                at_eof: false,
+                dirty: true,
+                orphaned_since: None,
+                failing: false,
+            },
+        );
+        self.files_changed = true;
+    }
+
+    /// Persists acknowledged positions if they changed and the interval passed (or `force`).
+    /// Returns whether the checkpoint on disk is current.
+    fn checkpoint(&mut self, now: Instant, force: bool) -> bool {
+        let seq = self.ctx.acks.ack_seq.load(Ordering::SeqCst);
+        let changed = self.files_changed || seq != self.checkpointed_ack_seq;
+        if !changed {
+            return true;
+        }
+        if !force && now < self.last_checkpoint + self.ctx.cfg.checkpoint_interval {
+            return false;
+        }
+        self.last_checkpoint = now;
+        let mut lag = 0;
+        let entries: Vec<Entry> = self
+            .files
+            .values()
+            .map(|t| {
+                let offset = t.cell.acked_to();
+                lag += t.framer.position().saturating_sub(offset);
+                Entry {
+                    dev: t.id.dev,
+                    ino: t.id.ino,
+                    fp_len: t.fp.len,
+                    fp_hash: t.fp.hash,
+                    offset,
+                    path: t.source.path.to_string_lossy().into_owned(),
+                }
+            })
+            .chain(self.saved.values().cloned())
+            .collect();
+        Counters::set(&self.ctx.counters.checkpoint_lag_bytes, lag);
+        match self.store.save(&entries) {
+            Ok(()) => {
+                Counters::add(&self.ctx.counters.checkpoint_writes, 1);
+                self.checkpointed_ack_seq = seq;
+                self.files_changed = false;
+                true
+            }
+            Err(error) => {
+                self.ctx.counters.fault(Fault::CheckpointWrite);
+                tracing::warn!(path = %self.store.path().display(), %error, "cannot write checkpoint; will retry (a restart now would re-send more)");
+                false
+            }
+        }
+    }
+
+    /// Emits every remaining complete piece, closes the stream, waits for acks, checkpoints.
+    fn finish(&mut self, end: DrainEnd) -> Result<(), Stopped> {
+        for t in self.files.values_mut() {
+            // A file not at EOF still has the rest of its pending line on disk; leaving the
+            // fragment unemitted means a restart re-reads the whole line.
+            if t.at_eof {
+                self.ctx.flush_partial(t);
+            }
+            if let Some(agg) = &mut t.agg {
+                agg.flush(&mut self.ctx.joined);
+            }
+            self.ctx.emit(t, SystemTime::now());
+        }
+        self.ctx.send()?;
+        self.ctx.out = None;
+        let deadline = self
+            .drain
+            .as_ref()
+            .map_or_else(Instant::now, |d| d.mode.deadline());
+        loop {
+            if self.ctx.acks.inflight.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            self.ctx.acks.wake_on_ack.store(true, Ordering::SeqCst);
+            if self.ctx.acks.inflight.load(Ordering::SeqCst) == 0 {
+                break;
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                break;
+            }
+            match self.rx.recv_timeout(deadline - now) {
+                Ok(Wake::Abort) | Err(RecvTimeoutError::Disconnected) => break,
+                Ok(_) | Err(RecvTimeoutError::Timeout) => {}
+            }
+        }
+        let saved = self.checkpoint(Instant::now(), true);
+        let report = self.report(end, saved);
+        tracing::info!(?report, "tail engine drained");
+        self.final_report = Some(report);
+        Ok(())
+    }
+
+    fn report(&self, end: DrainEnd, checkpoint_saved: bool) -> DrainReport {
+        let c = &self.ctx.counters;
+        DrainReport {
+            end,
+            events_emitted: c.events_emitted.load(Ordering::Relaxed),
+            bytes_read: c.bytes_read.load(Ordering::Relaxed),
+            unacked_bytes: self.ctx.acks.inflight.load(Ordering::SeqCst),
+            checkpoint_saved,
+        }
+    }
+}
+
+impl Ctx {
+    /// Reads one turn of `t`: truncation check, then chunks until EOF, budget or turn limit.
+    fn service(&mut self, t: &mut Tracked, now: Instant) -> Result<(), Stopped> {
+        t.dirty = false;
+        let size = match t.file.metadata() {
+            Ok(meta) => meta.len(),
+            Err(error) => {
+                self.counters.fault(Fault::Read);
+                if !std::mem::replace(&mut t.failing, true) {
+                    tracing::warn!(path = %t.source.path.display(), %error, "cannot stat open log file; will retry");
+                }
+                // Nothing readable now; the next poll retries.
+                t.at_eof = true;
+                return Ok(());
+            }
+        };
+        let pos = t.framer.position();
+        if size == pos {
+            t.at_eof = true;
+            return Ok(());
+        }
+        if size < pos || !t.fp.matches(&t.file).unwrap_or(true) {
+            self.truncated(t, now);
+        }
+        let max = self.cfg.max_inflight_bytes;
+        let mut turn = 0;
+        loop {
+            if turn >= TURN_BYTES || self.acks.inflight.load(Ordering::SeqCst) >= max {
+                t.dirty = true;
+                break;
+            }
+            match t.file.read(&mut self.buf) {
+                Ok(0) => {
+                    t.at_eof = true;
+                    break;
+                }
+                Ok(n) => {
+                    turn += n;
+                    t.at_eof = false;
+                    t.failing = false;
+                    t.last_growth = now;
+                    self.last_progress = now;
+                    Counters::add(&self.counters.bytes_read, n as u64);
+                    t.framer.feed(&self.buf[..n], &mut self.frames);
+                    self.route(t);
+                    self.emit(t, SystemTime::now());
+                    if self.batch.len() >= BATCH_EVENTS {
+                        self.send()?;
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    self.counters.fault(Fault::Read);
+                    // One line per failure episode, not one per retry.
+                    if !std::mem::replace(&mut t.failing, true) {
+                        tracing::warn!(path = %t.source.path.display(), %error, "cannot read log file; will retry on every poll");
+                    }
+                    t.at_eof = true;
+                    break;
+                }
+            }
+        }
+        if !t.fp.is_complete()
+            && let Ok(fp) = Fingerprint::read(&t.file, FINGERPRINT_BYTES)
+        {
+            t.fp = fp;
+        }
+        self.send()
+    }
+
+    /// The file shrank or its first bytes changed under us: copytruncate (or a rewrite).
+    /// Start a new read generation at 0; what was already read stays emitted.
+    fn truncated(&mut self, t: &mut Tracked, now: Instant) {
+        self.counters.truncated();
+        tracing::info!(path = %t.source.path.display(), read_to = t.framer.position(), "file truncated; reading it again from the start");
+        self.flush_partial(t);
+        if let Some(agg) = &mut t.agg {
+            agg.flush(&mut self.joined);
+        }
+        self.emit(t, SystemTime::now());
+        let cell = Arc::new(AckCell::new(0));
+        t.source = Arc::new(SourceFile::tracked(
+            t.id,
+            t.source.path.clone(),
+            t.source.container.clone(),
+            Arc::clone(&cell),
+        ));
+        t.cell = cell;
+        t.framer = Framer::new(0, self.cfg.max_line_bytes);
+        t.agg = self.cfg.multiline.clone().map(Aggregator::new);
+        t.last_growth = now;
+        if let Err(error) = t.file.seek(SeekFrom::Start(0)) {
+            self.counters.fault(Fault::Read);
+            tracing::warn!(path = %t.source.path.display(), %error, "cannot seek truncated file");
+        }
+        t.fp = Fingerprint::read(&t.file, FINGERPRINT_BYTES).unwrap_or_default();
+    }
+
+    /// Emits the unterminated line of `t`, if any.
+    fn flush_partial(&mut self, t: &mut Tracked) {
+        if t.framer.flush_partial(&mut self.frames) {
+            Counters::add(&self.counters.partial_flushes, 1);
+            self.route(t);
+        }
+    }
+
+    /// Moves framed lines through the multiline joiner (if any) into `joined`.
+    fn route(&mut self, t: &mut Tracked) {
+        match &mut t.agg {
+            Some(agg) => {
+                for frame in self.frames.drain(..) {
+                    agg.push(frame, &mut self.joined);
+                }
+            }
+            None => self.joined.append(&mut self.frames),
+        }
+    }
+
+    /// Turns `joined` frames into events in the outgoing batch and charges the budget.
+    fn emit(&mut self, t: &mut Tracked, read_time: SystemTime) {
+        if self.joined.is_empty() {
+            return;
+        }
+        let mut bytes = 0;
+        let mut parts = 0;
+        let mut last_end = 0;
+        let count = self.joined.len() as u64;
+        for frame in self.joined.drain(..) {
+            bytes += frame.end_offset - frame.offset;
+            last_end = frame.end_offset;
+            parts += u64::from(frame.part.is_some());
+            self.batch.push(LogEvent {
+                source: Arc::clone(&t.source),
+                bytes: frame.bytes,
+                offset: frame.offset,
+                end_offset: frame.end_offset,
+                read_time,
+                part: frame.part,
+            });
+        }
+        // Register before sending, so an ack can never arrive for a range the cell has not
+        // seen.
+        t.cell.emitted(last_end);
+        self.acks.inflight.fetch_add(bytes, Ordering::SeqCst);
+        Counters::add(&self.counters.events_emitted, count);
+        Counters::add(&self.counters.line_parts, parts);
+    }
+
+    fn send(&mut self) -> Result<(), Stopped> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let Some(out) = &self.out else {
+            return Err(Stopped);
+        };
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS.min(64)));
+        out.blocking_send(batch).map_err(|_| Stopped)
+    }
+}

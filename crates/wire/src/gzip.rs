@@ -1,0 +1,172 @@
+//! Gzip as both halves use it: the sidecar's `ndjson-gzip` records, the transform's inflating
+//! of them (and of CloudWatch Logs envelopes) with a cap, and its gzip outputs.
+
+use std::io::Read as _;
+
+use flate2::read::MultiGzDecoder;
+
+/// The first two bytes of every gzip member (RFC 1952).
+pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
+
+/// Whether `bytes` starts like a gzip member.
+pub fn is_gzip(bytes: &[u8]) -> bool {
+    bytes.starts_with(&GZIP_MAGIC)
+}
+
+/// Why gzip data could not be inflated.
+#[derive(Debug, thiserror::Error)]
+pub enum InflateError {
+    /// Not valid gzip, or cut short.
+    #[error("gzip payload is corrupt or truncated: {0}")]
+    Corrupt(std::io::Error),
+    /// Inflates past the cap: a gzip bomb, or a payload far larger than any real record.
+    #[error("gzip payload inflates past {limit_bytes} bytes; refusing a possible gzip bomb")]
+    TooLarge {
+        /// The cap.
+        limit_bytes: usize,
+    },
+}
+
+/// Inflates every gzip member in `bytes` (concatenated members are one payload), never holding
+/// more than `max_bytes` + 1 bytes of output.
+pub fn gunzip_capped(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, InflateError> {
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max_bytes.saturating_add(1)));
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    MultiGzDecoder::new(bytes)
+        .take(limit)
+        .read_to_end(&mut out)
+        .map_err(InflateError::Corrupt)?;
+    if out.len() > max_bytes {
+        return Err(InflateError::TooLarge {
+            limit_bytes: max_bytes,
+        });
+    }
+    Ok(out)
+}
+
+/// `bytes` inflated when it is gzip, else as it is.
+pub fn maybe_gunzip(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<std::borrow::Cow<'_, [u8]>, InflateError> {
+    if is_gzip(bytes) {
+        gunzip_capped(bytes, max_bytes).map(std::borrow::Cow::Owned)
+    } else {
+        Ok(std::borrow::Cow::Borrowed(bytes))
+    }
+}
+
+/// Compresses `bytes` as one gzip member (one-off use; hot paths keep a [`Gzipper`]).
+pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
+    let mut out = Vec::new();
+    Gzipper::new(level).gzip_into(bytes, &mut out);
+    out
+}
+
+/// A gzip writer that keeps its deflate state between members: setting up a compressor costs
+/// more than compressing a small log record, so both halves reuse one.
+pub struct Gzipper {
+    deflate: flate2::Compress,
+    level: flate2::Compression,
+}
+
+impl std::fmt::Debug for Gzipper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gzipper")
+            .field("level", &self.level.level())
+            .finish()
+    }
+}
+
+impl Gzipper {
+    /// A writer at `level`.
+    pub fn new(level: flate2::Compression) -> Self {
+        Gzipper {
+            deflate: flate2::Compress::new(level, false),
+            level,
+        }
+    }
+
+    /// The compression level.
+    pub fn level(&self) -> flate2::Compression {
+        self.level
+    }
+
+    /// Appends `input` as one gzip member (RFC 1952) to `out`: a fixed header (no name, mtime
+    /// 0 so equal input gives equal bytes, OS unknown), deflate, CRC-32 and length.
+    pub fn gzip_into(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        self.deflate.reset();
+        let mut consumed = 0;
+        loop {
+            // Log JSON deflates 5-20x; start small and let the Vec double if it must, so
+            // outputs do not hold reserved-but-unused memory.
+            out.reserve((input.len() - consumed) / 8 + 64);
+            let before = self.deflate.total_in();
+            let status =
+                self.deflate
+                    .compress_vec(&input[consumed..], out, flate2::FlushCompress::Finish);
+            consumed += usize::try_from(self.deflate.total_in() - before).unwrap_or(0);
+            match status {
+                Ok(flate2::Status::StreamEnd) => break,
+                Ok(_) => continue,
+                // Deflate into memory has no failure mode other than misuse; stop rather
+                // than spin (the CRC below then fails any reader loudly).
+                Err(_) => break,
+            }
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(input);
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        // ISIZE is the input length modulo 2^32 (RFC 1952).
+        out.extend_from_slice(&(input.len() as u32).to_le_bytes());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use flate2::Compression;
+
+    #[test]
+    fn reused_gzipper_writes_valid_members() {
+        let mut g = Gzipper::new(Compression::fast());
+        let mut out = Vec::new();
+        let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for input in [&b""[..], b"short", &big, b"again"] {
+            out.clear();
+            g.gzip_into(input, &mut out);
+            assert!(is_gzip(&out));
+            assert_eq!(gunzip_capped(&out, 1 << 20).unwrap(), input);
+        }
+    }
+
+    #[test]
+    fn concatenated_members_are_one_payload() {
+        let mut gz = gzip(b"{\"a\":1}\n", Compression::fast());
+        gz.extend(gzip(b"{\"a\":2}\n", Compression::best()));
+        assert_eq!(gunzip_capped(&gz, 100).unwrap(), b"{\"a\":1}\n{\"a\":2}\n");
+    }
+
+    #[test]
+    fn bombs_and_corrupt_input_are_errors() {
+        let gz = gzip(&[b'x'; 10_000], Compression::best());
+        assert!(matches!(
+            gunzip_capped(&gz, 9_999),
+            Err(InflateError::TooLarge { limit_bytes: 9_999 })
+        ));
+        assert_eq!(gunzip_capped(&gz, 10_000).unwrap().len(), 10_000);
+        assert!(matches!(
+            gunzip_capped(&gz[..gz.len() / 2], 1 << 20),
+            Err(InflateError::Corrupt(_))
+        ));
+        assert!(matches!(
+            gunzip_capped(&GZIP_MAGIC, 100),
+            Err(InflateError::Corrupt(_))
+        ));
+        assert_eq!(&*maybe_gunzip(b"plain", 1).unwrap(), b"plain");
+    }
+}

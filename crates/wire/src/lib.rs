@@ -1,0 +1,27 @@
+//! firetail-wire: what the sidecar writes and the transform reads — the contract between the
+//! two halves of firetail, in one place.
+//!
+//! No AWS and no async runtime: both halves, the test kit and the fuzz targets build on it.
+//! A name changed here changes both sides; a name one side spells on its own is a bug the
+//! contract test (`tests/tests/contract.rs`) catches.
+//!
+//! # Layout
+//! - [`event`]: the event's field names, [`event::encode`] (the sidecar's writer).
+//! - [`kube`]: the `kubernetes` object's field names and [`kube::KubeObject`] (its writer).
+//! - [`format`]: record formats (`json`, `ndjson`, `ndjson-gzip`) and layout versions.
+//! - [`limits`]: Firehose and Lambda limits with their documentation, and billing.
+//! - [`destination`]: [`Destination`] (Datadog, OpenSearch, S3).
+//! - [`json`]: the JSON string writer. [`time`]: RFC 3339 and epoch numbers.
+//! - [`gzip`]: the capped inflater and a reusable gzip writer.
+
+pub mod destination;
+pub mod event;
+pub mod format;
+pub mod gzip;
+pub mod json;
+pub mod kube;
+pub mod limits;
+pub mod time;
+
+pub use destination::Destination;
+pub use format::RecordFormat;
