@@ -1,31 +1,15 @@
 //! Configuration from the Lambda function's environment (`FIRETAIL_*`).
+//!
+//! A Lambda function has no command line, so this reads the environment directly (rather than
+//! through clap, as the sidecar's binary does); every error names the variable.
 
+use firetail_wire::limits::{FIREHOSE_MAX_RECORD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES};
 use regex::Regex;
 use thiserror::Error;
 
-use crate::tags::{TagMapping, TagSource};
+pub use firetail_wire::Destination;
 
-/// Lambda's limit on a synchronous response payload is 6 MB; Firehose fails the whole
-/// invocation when the response is larger. We stay under 6,000,000 bytes, as AWS's own
-/// CloudWatch Logs processor blueprint does, to leave room for JSON framing.
-/// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>
-pub const LAMBDA_RESPONSE_LIMIT_BYTES: usize = 6_000_000;
-
-/// Largest record Firehose accepts (before base64), which also bounds what we hand back for
-/// the HTTP-endpoint and S3 destinations.
-/// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
-pub const FIREHOSE_MAX_RECORD_BYTES: usize = 1_000 * 1024;
-
-/// Where the delivery stream sends records; decides the shape of every output record.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    /// Datadog's Firehose HTTP endpoint: JSON logs, or gzip CloudWatch-Logs envelopes of them.
-    Datadog,
-    /// Amazon OpenSearch Service: one single-line JSON document per record.
-    OpenSearch,
-    /// Amazon S3: newline-delimited JSON, one event per line.
-    S3,
-}
+use crate::tags::{TagMapping, TagRules};
 
 /// Compression of records produced for the S3 destination.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,11 +26,10 @@ pub enum S3Compression {
 pub struct Config {
     /// `FIRETAIL_DESTINATION`: `datadog` (default), `opensearch` or `s3`.
     pub destination: Destination,
-    /// `FIRETAIL_TAG_MAP`: `source=tag,...` entries merged over the default mapping;
-    /// `source=` removes a default.
-    pub tag_map: Vec<TagMapping>,
-    /// `FIRETAIL_EXTRA_TAGS`: static `key:value,...` tags added to every event.
-    pub extra_tags: Vec<(String, String)>,
+    /// `FIRETAIL_TAG_MAP` (`source=tag,...` entries merged over the default mapping;
+    /// `source=` removes a default) and `FIRETAIL_EXTRA_TAGS` (static `key:value,...` tags
+    /// added to every event).
+    pub tags: TagRules,
     /// `FIRETAIL_DROP_REGEX`: events whose message matches are removed.
     pub drop_regex: Option<Regex>,
     /// `FIRETAIL_S3_COMPRESSION`: `gzip` (default) or `none`.
@@ -72,8 +55,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             destination: Destination::Datadog,
-            tag_map: TagMapping::defaults(),
-            extra_tags: Vec::new(),
+            tags: TagRules::default(),
             drop_regex: None,
             s3_compression: S3Compression::Gzip,
             keep_kubernetes: false,
@@ -108,25 +90,18 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
         if let Some(v) = get("FIRETAIL_DESTINATION") {
-            config.destination = match v.trim().to_ascii_lowercase().as_str() {
-                "datadog" => Destination::Datadog,
-                "opensearch" | "elasticsearch" => Destination::OpenSearch,
-                "s3" => Destination::S3,
-                _ => {
-                    return Err(invalid(
-                        "FIRETAIL_DESTINATION",
-                        &v,
-                        "expected datadog, opensearch or s3",
-                    ));
-                }
-            };
+            config.destination = v
+                .parse()
+                .map_err(|e: firetail_wire::destination::UnknownDestination| {
+                    invalid("FIRETAIL_DESTINATION", &v, &e.to_string())
+                })?;
         }
         if let Some(v) = get("FIRETAIL_TAG_MAP") {
-            config.tag_map = TagMapping::parse_overrides(&v)
+            config.tags.tag_map = TagMapping::parse_overrides(&v)
                 .map_err(|reason| invalid("FIRETAIL_TAG_MAP", &v, &reason))?;
         }
         if let Some(v) = get("FIRETAIL_EXTRA_TAGS") {
-            config.extra_tags = parse_extra_tags(&v)
+            config.tags.extra_tags = parse_extra_tags(&v)
                 .map_err(|reason| invalid("FIRETAIL_EXTRA_TAGS", &v, &reason))?;
         }
         if let Some(v) = get("FIRETAIL_DROP_REGEX") {
@@ -153,10 +128,10 @@ impl Config {
         }
         if let Some(v) = get("FIRETAIL_MAX_DECOMPRESSED_BYTES") {
             config.max_decompressed_bytes =
-                parse_size("FIRETAIL_MAX_DECOMPRESSED_BYTES", &v, 1024, usize::MAX)?;
+                parse_in("FIRETAIL_MAX_DECOMPRESSED_BYTES", &v, 1024, usize::MAX)?;
         }
         if let Some(v) = get("FIRETAIL_RESPONSE_LIMIT_BYTES") {
-            config.response_limit_bytes = parse_size(
+            config.response_limit_bytes = parse_in(
                 "FIRETAIL_RESPONSE_LIMIT_BYTES",
                 &v,
                 1024,
@@ -164,7 +139,7 @@ impl Config {
             )?;
         }
         if let Some(v) = get("FIRETAIL_MAX_OUTPUT_RECORD_BYTES") {
-            config.max_output_record_bytes = parse_size(
+            config.max_output_record_bytes = parse_in(
                 "FIRETAIL_MAX_OUTPUT_RECORD_BYTES",
                 &v,
                 1024,
@@ -172,8 +147,7 @@ impl Config {
             )?;
         }
         if let Some(v) = get("FIRETAIL_REINGEST_MAX_ATTEMPTS") {
-            config.reingest_max_attempts =
-                parse_size("FIRETAIL_REINGEST_MAX_ATTEMPTS", &v, 1, 20)? as u32;
+            config.reingest_max_attempts = parse_in("FIRETAIL_REINGEST_MAX_ATTEMPTS", &v, 1, 20)?;
         }
         Ok(config)
     }
@@ -195,8 +169,12 @@ fn parse_bool(v: &str) -> Option<bool> {
     }
 }
 
-fn parse_size(var: &'static str, v: &str, min: usize, max: usize) -> Result<usize, ConfigError> {
-    let n: usize = v
+/// A whole number between `min` and `max` (a size in bytes, or a count).
+fn parse_in<T>(var: &'static str, v: &str, min: T, max: T) -> Result<T, ConfigError>
+where
+    T: std::str::FromStr + PartialOrd + std::fmt::Display + Copy,
+{
+    let n: T = v
         .trim()
         .parse()
         .map_err(|_| invalid(var, v, "expected a whole number"))?;
@@ -223,24 +201,6 @@ fn parse_extra_tags(v: &str) -> Result<Vec<(String, String)>, String> {
     Ok(tags)
 }
 
-impl TagSource {
-    /// Parses `kubernetes.pod_name`, `kubernetes.labels.team`, `kubernetes.annotations.x`.
-    pub fn parse(path: &str) -> Result<TagSource, String> {
-        let rest = path
-            .strip_prefix("kubernetes.")
-            .ok_or_else(|| format!("{path:?}: sources start with \"kubernetes.\""))?;
-        if let Some(key) = rest.strip_prefix("labels.") {
-            return Ok(TagSource::Label(key.to_owned()));
-        }
-        if let Some(key) = rest.strip_prefix("annotations.") {
-            return Ok(TagSource::Annotation(key.to_owned()));
-        }
-        crate::kube::KubeField::from_name(rest)
-            .map(TagSource::Field)
-            .ok_or_else(|| format!("{path:?}: unknown kubernetes field"))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -259,7 +219,7 @@ mod tests {
     fn defaults() {
         let c = cfg(&[]).unwrap();
         assert_eq!(c.destination, Destination::Datadog);
-        assert_eq!(c.tag_map.len(), 4);
+        assert_eq!(c.tags.tag_map.len(), 4);
         assert!(c.drop_regex.is_none());
     }
 
@@ -277,7 +237,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.destination, Destination::OpenSearch);
         assert_eq!(
-            c.extra_tags,
+            c.tags.extra_tags,
             vec![
                 ("team".into(), "payments".into()),
                 ("cost-center".into(), "42".into())

@@ -1,14 +1,11 @@
 //! Record payloads: base64, optional gzip (capped), and what kind of payload is inside.
 
-use std::io::Read;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use flate2::read::MultiGzDecoder;
+use firetail_wire::format::{self, UnsupportedVersion, Version};
+use firetail_wire::gzip::{InflateError, gunzip_capped, is_gzip};
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
-
-pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Why a record's payload could not be read; the record becomes `ProcessingFailed` and
 /// Firehose keeps its original bytes in the backup bucket.
@@ -16,12 +13,8 @@ pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 pub enum DecodeError {
     #[error("record data is not valid base64: {0}")]
     Base64(#[from] base64::DecodeError),
-    #[error("gzip payload is corrupt or truncated: {0}")]
-    Gzip(std::io::Error),
-    #[error(
-        "gzip payload inflates past {limit_bytes} bytes (FIRETAIL_MAX_DECOMPRESSED_BYTES); refusing a possible gzip bomb"
-    )]
-    TooLarge { limit_bytes: usize },
+    #[error("{0} (cap: FIRETAIL_MAX_DECOMPRESSED_BYTES)")]
+    Inflate(#[from] InflateError),
 }
 
 /// A record's bytes after base64 and gzip.
@@ -54,30 +47,12 @@ pub fn decode_record(
 
 /// [`decode_record`] for bytes already out of base64.
 pub fn decode_raw(raw: Vec<u8>, max_decompressed_bytes: usize) -> Result<Decoded, DecodeError> {
-    let inflated = if raw.starts_with(&GZIP_MAGIC) {
+    let inflated = if is_gzip(&raw) {
         Some(gunzip_capped(&raw, max_decompressed_bytes)?)
     } else {
         None
     };
     Ok(Decoded { raw, inflated })
-}
-
-/// Inflates every gzip member in `bytes`, failing once the output passes `max_bytes`.
-pub fn gunzip_capped(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, DecodeError> {
-    let mut out = Vec::with_capacity((bytes.len() * 4).min(max_bytes.saturating_add(1)));
-    let limit = u64::try_from(max_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    MultiGzDecoder::new(bytes)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(DecodeError::Gzip)?;
-    if out.len() > max_bytes {
-        return Err(DecodeError::TooLarge {
-            limit_bytes: max_bytes,
-        });
-    }
-    Ok(out)
 }
 
 /// A CloudWatch Logs subscription message.
@@ -120,6 +95,8 @@ pub enum Payload<'a> {
     Text(&'a [u8]),
     /// Nothing but white space.
     Empty,
+    /// A firetail record of a layout version this build does not read.
+    Unsupported(UnsupportedVersion),
 }
 
 /// Classifies a payload; never fails — what is not recognised is text.
@@ -137,18 +114,10 @@ pub fn classify(payload: &[u8]) -> Payload<'_> {
     if trimmed[0] != b'{' {
         return Payload::Text(trimmed);
     }
-    let mut lines = Vec::new();
-    let mut start = 0;
-    let ends = memchr::memchr_iter(b'\n', trimmed).chain(std::iter::once(trimmed.len()));
-    for end in ends {
-        let line = &trimmed[start..end];
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if !line.trim_ascii().is_empty() {
-            lines.push(line);
-        }
-        start = end + 1;
+    match format::version_of(trimmed) {
+        Ok(Version::V1) => Payload::Lines(format::lines(trimmed).collect()),
+        Err(unsupported) => Payload::Unsupported(unsupported),
     }
-    Payload::Lines(lines)
 }
 
 /// CloudWatch Logs writes `messageType` first; checking the head avoids a failed full parse
@@ -159,66 +128,11 @@ fn looks_like_cloudwatch(payload: &[u8]) -> bool {
         && memchr::memmem::find(payload, b"\"logEvents\"").is_some()
 }
 
-/// Compresses `bytes` as one gzip member (one-off use; hot paths keep a [`Gzipper`]).
-pub fn gzip(bytes: &[u8], level: flate2::Compression) -> Vec<u8> {
-    let mut out = Vec::new();
-    Gzipper::new(level).gzip_into(bytes, &mut out);
-    out
-}
-
-/// A gzip writer that keeps its deflate state between records: setting up a compressor costs
-/// more than compressing a small log record, so the transform reuses one.
-pub struct Gzipper {
-    deflate: flate2::Compress,
-}
-
-impl std::fmt::Debug for Gzipper {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Gzipper")
-    }
-}
-
-impl Gzipper {
-    pub fn new(level: flate2::Compression) -> Self {
-        Gzipper {
-            deflate: flate2::Compress::new(level, false),
-        }
-    }
-
-    /// Appends `input` as one gzip member (RFC 1952) to `out`.
-    pub fn gzip_into(&mut self, input: &[u8], out: &mut Vec<u8>) {
-        // Fixed header: no name, mtime 0 (reproducible output), OS unknown.
-        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-        self.deflate.reset();
-        let mut consumed = 0;
-        loop {
-            // Log JSON deflates 5-20x; start small and let the Vec double if it must, so an
-            // invocation's outputs do not hold reserved-but-unused memory.
-            out.reserve((input.len() - consumed) / 8 + 64);
-            let before = self.deflate.total_in();
-            let status =
-                self.deflate
-                    .compress_vec(&input[consumed..], out, flate2::FlushCompress::Finish);
-            consumed += usize::try_from(self.deflate.total_in() - before).unwrap_or(0);
-            match status {
-                Ok(flate2::Status::StreamEnd) => break,
-                Ok(_) => continue,
-                // Deflate into memory has no failure mode other than misuse; stop rather
-                // than spin.
-                Err(_) => break,
-            }
-        }
-        let mut crc = flate2::Crc::new();
-        crc.update(input);
-        out.extend_from_slice(&crc.sum().to_le_bytes());
-        out.extend_from_slice(&(input.len() as u32).to_le_bytes());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use firetail_wire::gzip::gzip;
 
     fn b64(bytes: &[u8]) -> String {
         STANDARD.encode(bytes)
@@ -237,25 +151,6 @@ mod tests {
     }
 
     #[test]
-    fn reused_gzipper_writes_valid_members() {
-        let mut g = Gzipper::new(flate2::Compression::fast());
-        let mut out = Vec::new();
-        let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
-        for input in [&b""[..], b"short", &big, b"again"] {
-            out.clear();
-            g.gzip_into(input, &mut out);
-            assert_eq!(gunzip_capped(&out, 1 << 20).unwrap(), input);
-        }
-    }
-
-    #[test]
-    fn concatenated_members_are_one_payload() {
-        let mut gz = gzip(b"{\"a\":1}\n", flate2::Compression::fast());
-        gz.extend(gzip(b"{\"a\":2}\n", flate2::Compression::fast()));
-        assert_eq!(gunzip_capped(&gz, 100).unwrap(), b"{\"a\":1}\n{\"a\":2}\n");
-    }
-
-    #[test]
     fn bad_input_is_an_error_not_a_panic() {
         assert!(matches!(
             decode_record("not base64!!", 10),
@@ -264,16 +159,16 @@ mod tests {
         let gz = gzip(&[b'x'; 10_000], flate2::Compression::best());
         assert!(matches!(
             decode_record(&b64(&gz[..gz.len() / 2]), 1 << 20),
-            Err(DecodeError::Gzip(_))
+            Err(DecodeError::Inflate(InflateError::Corrupt(_)))
         ));
         assert!(matches!(
             decode_record(&b64(&gz), 9_999),
-            Err(DecodeError::TooLarge { limit_bytes: 9_999 })
+            Err(DecodeError::Inflate(InflateError::TooLarge { limit_bytes: 9_999 }))
         ));
         assert!(decode_record(&b64(&gz), 10_000).is_ok());
         assert!(matches!(
             decode_record(&b64(&[0x1f, 0x8b]), 100),
-            Err(DecodeError::Gzip(_))
+            Err(DecodeError::Inflate(InflateError::Corrupt(_)))
         ));
     }
 
@@ -290,6 +185,10 @@ mod tests {
         let cwl = br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#;
         assert!(
             matches!(classify(cwl), Payload::CloudWatch(e) if e.message_type == "CONTROL_MESSAGE")
+        );
+        // A later layout version than this build reads: refused by what it declares.
+        assert!(
+            matches!(classify(b"{\"firetail_format\":9}\n{\"log\":\"x\"}\n"), Payload::Unsupported(u) if u.declared == "9")
         );
         // Looks like CloudWatch but is not: falls back to lines, nothing lost.
         assert!(

@@ -2,11 +2,10 @@
 
 use std::io::Write as _;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use firetail_transform::{
-    Config, FirehoseEvent, FirehoseResponse, FirehoseSink, handle, metrics, now_ms,
-};
+use firetail_firehose::{ClientSettings, SdkClient};
+use firetail_transform::{Config, FirehoseEvent, FirehoseResponse, emf, handle, now_ms};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -15,10 +14,13 @@ async fn main() -> Result<(), Error> {
     let config = Arc::new(
         Config::from_env().inspect_err(|e| tracing::error!(error = %e, "invalid configuration"))?,
     );
-    let sink = Arc::new(FirehoseSink::new());
+    // Built at its first re-ingest: a cold start that re-ingests nothing pays nothing for it.
+    let client = Arc::new(SdkClient::lazy(ClientSettings {
+        attempt_timeout: firetail_transform::reingest::ATTEMPT_TIMEOUT,
+    }));
     lambda_runtime::run(service_fn(move |event: LambdaEvent<FirehoseEvent>| {
-        let (config, sink) = (Arc::clone(&config), Arc::clone(&sink));
-        async move { invoke(event, &config, &sink).await }
+        let (config, client) = (Arc::clone(&config), Arc::clone(&client));
+        async move { invoke(event, &config, &client).await }
     }))
     .await
 }
@@ -26,13 +28,13 @@ async fn main() -> Result<(), Error> {
 async fn invoke(
     event: LambdaEvent<FirehoseEvent>,
     config: &Config,
-    sink: &FirehoseSink,
+    client: &SdkClient,
 ) -> Result<FirehoseResponse, Error> {
     let (payload, context) = (event.payload, event.context);
-    sink.set_fallback_region(&payload.region);
+    client.set_fallback_region(&payload.region);
     let deadline = deadline_instant(context.deadline);
-    let (response, stats) = handle(&payload, config, sink, deadline).await;
-    let line = metrics::emf_line(
+    let (response, stats) = handle(&payload, config, client, deadline).await;
+    let line = emf::emf_line(
         &stats,
         &context.env_config.function_name,
         config.destination,
@@ -44,9 +46,9 @@ async fn invoke(
     Ok(response)
 }
 
-/// The invocation deadline (epoch ms from the Runtime API) as an `Instant`.
-fn deadline_instant(deadline_ms: u64) -> Option<Instant> {
+/// The invocation deadline (epoch ms from the Runtime API) on tokio's clock.
+fn deadline_instant(deadline_ms: u64) -> Option<tokio::time::Instant> {
     let deadline = UNIX_EPOCH + Duration::from_millis(deadline_ms);
     let left = deadline.duration_since(SystemTime::now()).ok()?;
-    Some(Instant::now() + left)
+    Some(tokio::time::Instant::now() + left)
 }

@@ -5,8 +5,7 @@
 
 use serde::Deserialize;
 
-use crate::config::Config;
-use crate::kube::{KubeField, KubeMeta};
+use crate::kube_meta::{KubeField, KubeMeta};
 
 /// Where a mapped tag's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -17,6 +16,42 @@ pub enum TagSource {
     Label(String),
     /// `kubernetes.annotations.<key>`.
     Annotation(String),
+}
+
+impl TagSource {
+    /// Parses `kubernetes.pod_name`, `kubernetes.labels.team`, `kubernetes.annotations.x`.
+    pub fn parse(path: &str) -> Result<TagSource, String> {
+        let rest = path
+            .strip_prefix("kubernetes.")
+            .ok_or_else(|| format!("{path:?}: sources start with \"kubernetes.\""))?;
+        if let Some(key) = rest.strip_prefix("labels.") {
+            return Ok(TagSource::Label(key.to_owned()));
+        }
+        if let Some(key) = rest.strip_prefix("annotations.") {
+            return Ok(TagSource::Annotation(key.to_owned()));
+        }
+        KubeField::from_name(rest)
+            .map(TagSource::Field)
+            .ok_or_else(|| format!("{path:?}: unknown kubernetes field"))
+    }
+}
+
+/// What decides an event's tags besides its metadata: the mapping and the static tags.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TagRules {
+    /// `FIRETAIL_TAG_MAP` over the defaults.
+    pub tag_map: Vec<TagMapping>,
+    /// `FIRETAIL_EXTRA_TAGS`.
+    pub extra_tags: Vec<(String, String)>,
+}
+
+impl Default for TagRules {
+    fn default() -> Self {
+        TagRules {
+            tag_map: TagMapping::defaults(),
+            extra_tags: Vec::new(),
+        }
+    }
 }
 
 /// One `source → tag` entry of `FIRETAIL_TAG_MAP`.
@@ -126,9 +161,9 @@ const UST_LABELS: [(&str, &str); 3] = [
 ];
 
 /// Derives every tag of an event's pod metadata.
-pub fn derive(meta: &KubeMeta<'_>, config: &Config) -> TagSet {
+pub fn derive(meta: &KubeMeta<'_>, rules: &TagRules) -> TagSet {
     let mut set = TagSet::default();
-    for m in &config.tag_map {
+    for m in &rules.tag_map {
         let value = match &m.source {
             TagSource::Field(f) => meta.field(*f),
             TagSource::Label(k) => meta.label(k),
@@ -161,7 +196,7 @@ pub fn derive(meta: &KubeMeta<'_>, config: &Config) -> TagSet {
             set.push(tag, v);
         }
     }
-    for (k, v) in &config.extra_tags {
+    for (k, v) in &rules.extra_tags {
         set.push(k, v);
     }
 
@@ -314,8 +349,8 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn tags(kube: &str, config: &Config) -> TagSet {
-        derive(&KubeMeta::parse(kube), config)
+    fn tags(kube: &str, rules: &TagRules) -> TagSet {
+        derive(&KubeMeta::parse(kube), rules)
     }
 
     #[test]
@@ -327,7 +362,7 @@ mod tests {
                "labels":{"pod-template-hash":"7d4b9c8f6d","app.kubernetes.io/name":"web",
                          "app.kubernetes.io/part-of":"shop",
                          "tags.datadoghq.com/env":"prod","tags.datadoghq.com/version":"1.4.2"}}"#,
-            &Config::default(),
+            &TagRules::default(),
         );
         assert_eq!(
             t.ddtags(),
@@ -346,11 +381,11 @@ mod tests {
 
     #[test]
     fn no_deployment_guess_for_plain_names() {
-        let t = tags(r#"{"pod_name":"my-cool-app"}"#, &Config::default());
+        let t = tags(r#"{"pod_name":"my-cool-app"}"#, &TagRules::default());
         assert_eq!(t.get("kube_deployment"), None);
         let t = tags(
             r#"{"pod_name":"billing-0","labels":{"statefulset.kubernetes.io/pod-name":"billing-0"}}"#,
-            &Config::default(),
+            &TagRules::default(),
         );
         assert_eq!(t.get("kube_stateful_set"), Some("billing"));
     }
@@ -359,13 +394,13 @@ mod tests {
     fn owner_references_win() {
         let t = tags(
             r#"{"pod_name":"nightly-29012345-abcde","ownerReferences":[{"kind":"Job","name":"nightly-29012345"}]}"#,
-            &Config::default(),
+            &TagRules::default(),
         );
         assert_eq!(t.get("kube_job"), Some("nightly-29012345"));
         assert_eq!(t.get("kube_cronjob"), Some("nightly"));
         let t = tags(
             r#"{"owner_references":[{"kind":"ReplicaSet","name":"api-5c9f8d7b6"}]}"#,
-            &Config::default(),
+            &TagRules::default(),
         );
         assert_eq!(t.get("kube_deployment"), Some("api"));
     }
@@ -374,14 +409,14 @@ mod tests {
     fn ust_service_and_autodiscovery_annotation() {
         let t = tags(
             r#"{"container_name":"app","labels":{"tags.datadoghq.com/service":"checkout"}}"#,
-            &Config::default(),
+            &TagRules::default(),
         );
         assert_eq!(t.service.as_deref(), Some("checkout"));
         assert_eq!(t.get("service"), Some("checkout"));
         let t = tags(
             r#"{"container_name":"app","container_image":"eclipse-temurin:21",
                 "annotations":{"ad.datadoghq.com/app.logs":"[{\"source\":\"java\",\"service\":\"pay\"}]"}}"#,
-            &Config::default(),
+            &TagRules::default(),
         );
         assert_eq!(t.ddsource.as_deref(), Some("java"));
         assert_eq!(t.service.as_deref(), Some("pay"));
@@ -389,17 +424,16 @@ mod tests {
 
     #[test]
     fn tag_map_overrides_and_extra_tags() {
-        let config = Config {
+        let rules = TagRules {
             tag_map: TagMapping::parse_overrides(
                 "kubernetes.docker_id=,kubernetes.pod_name=pod,kubernetes.labels.team=team",
             )
             .unwrap(),
             extra_tags: vec![("cluster".into(), "prod-eu".into())],
-            ..Config::default()
         };
         let t = tags(
             r#"{"pod_name":"p","docker_id":"x","namespace_name":"n","labels":{"team":"a,b"}}"#,
-            &config,
+            &rules,
         );
         assert_eq!(
             t.ddtags(),
@@ -432,7 +466,7 @@ mod tests {
 
     #[test]
     fn missing_metadata_gives_no_tags() {
-        let t = tags("{}", &Config::default());
+        let t = tags("{}", &TagRules::default());
         assert!(t.pairs.is_empty());
         assert_eq!(t.service, None);
     }

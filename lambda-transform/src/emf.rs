@@ -4,7 +4,7 @@
 use serde_json::{Map, Value, json};
 
 use crate::config::Destination;
-use crate::transform::Stats;
+use crate::plan::Stats;
 
 /// CloudWatch namespace of every firetail-transform metric.
 pub const NAMESPACE: &str = "Firetail/Transform";
@@ -47,19 +47,12 @@ pub fn emf_line(
     root.insert("FunctionName".into(), Value::from(function_name));
     root.insert(
         "Destination".into(),
-        Value::from(destination_name(destination)),
+        Value::from(destination.as_str()),
     );
     root.extend(values);
     Value::Object(root).to_string()
 }
 
-fn destination_name(d: Destination) -> &'static str {
-    match d {
-        Destination::Datadog => "datadog",
-        Destination::OpenSearch => "opensearch",
-        Destination::S3 => "s3",
-    }
-}
 
 #[cfg(test)]
 mod tests {

@@ -1,4 +1,5 @@
-//! The `kubernetes` map written by Fluent Bit's kubernetes filter and by our sidecar.
+//! The `kubernetes` map of an event, as the sidecar and Fluent Bit's kubernetes filter write
+//! it (field names from `firetail_wire::kube`).
 //!
 //! Parsed leniently and without copying: a field of the wrong type is treated as absent, so a
 //! malformed map costs tags, never the event.
@@ -6,6 +7,7 @@
 use std::borrow::Cow;
 use std::fmt;
 
+use firetail_wire::kube as names;
 use serde::Deserialize;
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
 
@@ -23,47 +25,46 @@ pub enum KubeField {
 }
 
 impl KubeField {
+    /// Every scalar field.
+    pub const ALL: [KubeField; 8] = [
+        KubeField::NamespaceName,
+        KubeField::PodName,
+        KubeField::PodId,
+        KubeField::ContainerName,
+        KubeField::DockerId,
+        KubeField::Host,
+        KubeField::ContainerImage,
+        KubeField::ContainerHash,
+    ];
+
     /// The field's key in the `kubernetes` map.
+    pub fn name(self) -> &'static str {
+        match self {
+            KubeField::NamespaceName => names::NAMESPACE_NAME,
+            KubeField::PodName => names::POD_NAME,
+            KubeField::PodId => names::POD_ID,
+            KubeField::ContainerName => names::CONTAINER_NAME,
+            KubeField::DockerId => names::DOCKER_ID,
+            KubeField::Host => names::HOST,
+            KubeField::ContainerImage => names::CONTAINER_IMAGE,
+            KubeField::ContainerHash => names::CONTAINER_HASH,
+        }
+    }
+
+    /// The field named `name`.
     pub fn from_name(name: &str) -> Option<KubeField> {
-        Some(match name {
-            "namespace_name" => KubeField::NamespaceName,
-            "pod_name" => KubeField::PodName,
-            "pod_id" => KubeField::PodId,
-            "container_name" => KubeField::ContainerName,
-            "docker_id" => KubeField::DockerId,
-            "host" => KubeField::Host,
-            "container_image" => KubeField::ContainerImage,
-            "container_hash" => KubeField::ContainerHash,
-            _ => return None,
-        })
+        KubeField::ALL.into_iter().find(|f| f.name() == name)
     }
 }
 
 /// Pod metadata of one event. Strings borrow from the record where they contain no escapes.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct KubeMeta<'a> {
-    #[serde(borrow, default)]
-    pub namespace_name: Text<'a>,
-    #[serde(borrow, default)]
-    pub pod_name: Text<'a>,
-    #[serde(borrow, default)]
-    pub pod_id: Text<'a>,
-    #[serde(borrow, default)]
-    pub container_name: Text<'a>,
-    #[serde(borrow, default)]
-    pub docker_id: Text<'a>,
-    #[serde(borrow, default)]
-    pub host: Text<'a>,
-    #[serde(borrow, default)]
-    pub container_image: Text<'a>,
-    #[serde(borrow, default)]
-    pub container_hash: Text<'a>,
-    #[serde(borrow, default)]
+    /// The scalar fields, in [`KubeField::ALL`] order.
+    fields: [Text<'a>; 8],
     pub labels: Pairs<'a>,
-    #[serde(borrow, default)]
     pub annotations: Pairs<'a>,
-    /// Fluent Bit's `Owner_References On` and our sidecar's pod lookup.
-    #[serde(borrow, default, alias = "ownerReferences")]
+    /// Fluent Bit's `Owner_References On` and the sidecar's pod lookup.
     pub owner_references: Owners<'a>,
 }
 
@@ -75,16 +76,7 @@ impl<'a> KubeMeta<'a> {
 
     /// The value of a scalar field.
     pub fn field(&self, field: KubeField) -> Option<&str> {
-        match field {
-            KubeField::NamespaceName => self.namespace_name.get(),
-            KubeField::PodName => self.pod_name.get(),
-            KubeField::PodId => self.pod_id.get(),
-            KubeField::ContainerName => self.container_name.get(),
-            KubeField::DockerId => self.docker_id.get(),
-            KubeField::Host => self.host.get(),
-            KubeField::ContainerImage => self.container_image.get(),
-            KubeField::ContainerHash => self.container_hash.get(),
-        }
+        self.fields[field as usize].get()
     }
 
     pub fn label(&self, key: &str) -> Option<&str> {
@@ -93,6 +85,39 @@ impl<'a> KubeMeta<'a> {
 
     pub fn annotation(&self, key: &str) -> Option<&str> {
         self.annotations.get(key)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for KubeMeta<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = KubeMeta<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a kubernetes object")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut meta = KubeMeta::default();
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    let key = key.0.unwrap_or_default();
+                    match key.as_ref() {
+                        names::LABELS => meta.labels = map.next_value()?,
+                        names::ANNOTATIONS => meta.annotations = map.next_value()?,
+                        names::OWNER_REFERENCES | names::OWNER_REFERENCES_SNAKE => {
+                            meta.owner_references = map.next_value()?;
+                        }
+                        other => match KubeField::from_name(other) {
+                            Some(field) => meta.fields[field as usize] = map.next_value()?,
+                            None => {
+                                map.next_value::<IgnoredAny>()?;
+                            }
+                        },
+                    }
+                }
+                Ok(meta)
+            }
+        }
+        d.deserialize_map(V)
     }
 }
 
@@ -194,12 +219,36 @@ impl<'de: 'a, 'a> Deserialize<'de> for Pairs<'a> {
 }
 
 /// One owner reference (`kind`, `name`).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default)]
 pub struct Owner<'a> {
-    #[serde(borrow, default)]
     pub kind: Text<'a>,
-    #[serde(borrow, default)]
     pub name: Text<'a>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Owner<'a> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Owner<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("an owner reference")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut owner = Owner::default();
+                while let Some(key) = map.next_key::<Text<'de>>()? {
+                    match key.0.as_deref() {
+                        Some(names::OWNER_KIND) => owner.kind = map.next_value()?,
+                        Some(names::OWNER_NAME) => owner.name = map.next_value()?,
+                        _ => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(owner)
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// Owner references; a value of the wrong shape is treated as none.
@@ -233,7 +282,10 @@ mod tests {
             "container_image":"public.ecr.aws/nginx/nginx:1.27"}"#;
         let m = KubeMeta::parse(raw);
         assert_eq!(m.field(KubeField::PodName), Some("web-7d4b9c8f6d-x2x9k"));
-        assert!(matches!(m.pod_name.0, Some(Cow::Borrowed(_))));
+        assert!(matches!(
+            m.fields[KubeField::PodName as usize].0,
+            Some(Cow::Borrowed(_))
+        ));
         assert_eq!(m.label("pod-template-hash"), Some("7d4b9c8f6d"));
         assert_eq!(m.label("n"), Some("3"));
         assert_eq!(m.field(KubeField::DockerId), Some("abc"));
@@ -250,7 +302,7 @@ mod tests {
         assert!(m.labels.0.is_empty());
         assert!(m.owner_references.0.is_empty());
         assert!(KubeMeta::parse("[1]").labels.0.is_empty());
-        assert!(KubeMeta::parse("not json").pod_name.get().is_none());
+        assert!(KubeMeta::parse("not json").field(KubeField::PodName).is_none());
     }
 
     #[test]
@@ -260,5 +312,53 @@ mod tests {
         );
         assert_eq!(m.field(KubeField::PodName), Some("a\"b"));
         assert_eq!(m.owner_references.0[0].name.get(), Some("rs-1"));
+        let snake = KubeMeta::parse(r#"{"owner_references":[{"kind":"Job","name":"j"}]}"#);
+        assert_eq!(snake.owner_references.0[0].kind.get(), Some("Job"));
+    }
+
+    #[test]
+    fn reads_every_field_the_sidecar_writes() {
+        use firetail_wire::kube::{KubeObject, OwnerRef};
+        let labels = std::collections::BTreeMap::from([("app".to_owned(), "web".to_owned())]);
+        let annotations = std::collections::BTreeMap::from([("a".to_owned(), "b".to_owned())]);
+        let owners = [OwnerRef {
+            kind: "ReplicaSet".into(),
+            name: "web-1".into(),
+            controller: Some(true),
+        }];
+        let json = KubeObject {
+            namespace_name: Some("ns"),
+            pod_name: Some("pod"),
+            pod_id: Some("uid"),
+            container_name: Some("app"),
+            docker_id: Some("d0"),
+            host: Some("node"),
+            container_image: Some("img:1"),
+            labels: Some(&labels),
+            annotations: Some(&annotations),
+            owner_references: &owners,
+        }
+        .to_json();
+        let text = String::from_utf8(json).unwrap_or_default();
+        let m = KubeMeta::parse(&text);
+        let got: Vec<Option<&str>> = [
+            KubeField::NamespaceName,
+            KubeField::PodName,
+            KubeField::PodId,
+            KubeField::ContainerName,
+            KubeField::DockerId,
+            KubeField::Host,
+            KubeField::ContainerImage,
+        ]
+        .into_iter()
+        .map(|f| m.field(f))
+        .collect();
+        assert_eq!(
+            got,
+            vec![Some("ns"), Some("pod"), Some("uid"), Some("app"), Some("d0"), Some("node"), Some("img:1")]
+        );
+        assert_eq!(m.label("app"), Some("web"));
+        assert_eq!(m.annotation("a"), Some("b"));
+        assert_eq!(m.owner_references.0[0].kind.get(), Some("ReplicaSet"));
     }
 }

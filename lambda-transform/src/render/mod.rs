@@ -1,9 +1,26 @@
 //! One event in, one destination-shaped JSON object out.
 //!
-//! Events are parsed one level deep: known keys (`log`, `message`, `time`, `kubernetes`) are
-//! interpreted, every other value is copied through as raw JSON text without being rebuilt.
-//! `log` holding a JSON object is merged like Fluent Bit's `Merge_Log`, and nothing an app logs
-//! can overwrite the tags: a colliding key is kept under `app.<key>`.
+//! Events are parsed one level deep: the keys the sidecar and Fluent Bit write (names from
+//! `firetail_wire::event`) and an app's own `message`/time keys are interpreted, every other
+//! value is copied through as raw JSON text without being rebuilt. `log` holding a JSON object
+//! is merged like Fluent Bit's `Merge_Log`, and nothing an app logs can overwrite the tags: a
+//! colliding key is kept under `app.<key>`.
+//!
+//! # Layout
+//! - [`Renderer`]: reads an event, derives its tags (cached per distinct `kubernetes` map) and
+//!   writes the object; what differs per destination is in [`datadog`] and [`document`].
+//! - [`datadog`]: the Datadog log (`message`, `timestamp`, `hostname`, `service`, `ddsource`,
+//!   `status`, `ddtags`, tags as attributes) and the CloudWatch-Logs-style envelope that
+//!   carries several of them in one record.
+//! - [`document`]: the OpenSearch / S3 document (`@timestamp`, `message`, `hostname`, tags),
+//!   one per OpenSearch record, newline-delimited (optionally gzip) for S3.
+//!
+//! Fields written for every destination besides the message and the tags: `message_base64`
+//! (the exact bytes of a line that is not UTF-8), `part` (`{"index","last"}`, the piece of a
+//! line too long for one event), `aws.awslogs` (a CloudWatch Logs event's origin).
+
+pub mod datadog;
+pub mod document;
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -14,10 +31,13 @@ use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+use firetail_wire::event::{self as wire, PartMark};
+use firetail_wire::json::write_str;
+use firetail_wire::time;
+
 use crate::config::{Config, Destination};
-use crate::kube::{KubeMeta, Text};
+use crate::kube_meta::{KubeMeta, Text};
 use crate::tags::{self, TagSet};
-use crate::time;
 
 /// Keys an app's level is found under, most specific first.
 const LEVEL_KEYS: [&str; 6] = [
@@ -128,8 +148,8 @@ impl<'c> Renderer<'c> {
         write_message_and_time(&mut w, self.config.destination, message, time_ms);
         w.raw(&prepared.head);
         if let Some(b64) = exact_base64 {
-            w.key("message_base64");
-            write_json_str(w.out, b64);
+            w.key(MESSAGE_BASE64);
+            write_str(w.out, b64);
         }
         write_cloudwatch(&mut w, ctx.cloudwatch);
         w.finish();
@@ -143,22 +163,32 @@ impl<'c> Renderer<'c> {
         out: &mut Vec<u8>,
     ) -> Rendered {
         let mut log: Option<Cow<'a, str>> = None;
+        let mut log_base64: Option<Cow<'a, str>> = None;
+        let mut part: Option<PartMark> = None;
         let mut top_message: Option<Cow<'a, str>> = None;
         let mut time_ms: Option<i64> = None;
         let mut kube: Option<&'a RawValue> = None;
         let mut rest: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(fields.len());
         for (key, value) in fields {
             match key.as_ref() {
-                "log" if log.is_none() => match string_of(value) {
+                wire::LOG if log.is_none() => match string_of(value) {
                     Some(s) => log = Some(s),
+                    None => rest.push((key, value)),
+                },
+                wire::LOG_BASE64 if log_base64.is_none() => match string_of(value) {
+                    Some(s) => log_base64 = Some(s),
+                    None => rest.push((key, value)),
+                },
+                wire::PART if part.is_none() => match part_of(value) {
+                    Some(p) => part = Some(p),
                     None => rest.push((key, value)),
                 },
                 "message" if top_message.is_none() => match string_of(value) {
                     Some(s) => top_message = Some(s),
                     None => rest.push((key, value)),
                 },
-                "kubernetes" if kube.is_none() => kube = Some(value),
-                "time" | "@timestamp" | "timestamp" | "date" if time_ms.is_none() => {
+                wire::KUBERNETES if kube.is_none() => kube = Some(value),
+                wire::TIME | "@timestamp" | "timestamp" | "date" if time_ms.is_none() => {
                     match time_of(value) {
                         Some(ms) => time_ms = Some(ms),
                         None => rest.push((key, value)),
@@ -208,30 +238,39 @@ impl<'c> Renderer<'c> {
         if destination == Destination::Datadog
             && let Some(level) = level
         {
-            w.key("status");
-            write_json_str(w.out, &level.to_ascii_lowercase());
+            w.key(datadog::STATUS);
+            write_str(w.out, &level.to_ascii_lowercase());
         }
         w.raw(&prepared.head);
+        if let Some(exact) = &log_base64 {
+            w.key(MESSAGE_BASE64);
+            write_str(w.out, exact);
+        }
+        if let Some(p) = part {
+            write_part(&mut w, p);
+        }
         write_cloudwatch(&mut w, ctx.cloudwatch);
         if self.config.keep_kubernetes
             && let Some(k) = kube
         {
-            w.key("kubernetes");
+            w.key(wire::KUBERNETES);
             w.out.extend_from_slice(k.get().as_bytes());
         }
         if let Some(m) = &displaced {
             w.key("app.message");
-            write_json_str(w.out, m);
+            write_str(w.out, m);
         }
+        // `part` belongs to the sidecar only when it marked this event as a piece.
+        let rename = |key: &str| prepared.reserved.contains(key) || (part.is_some() && key == wire::PART);
         for (key, value) in &rest {
-            w.field(key, value, &prepared.reserved);
+            w.field(key, value, rename(key));
         }
         for (key, value) in &merged {
             // Already at the top level when Fluent Bit merged the log before us.
             if rest.iter().any(|(k, _)| k == key) {
                 continue;
             }
-            w.field(key, value, &prepared.reserved);
+            w.field(key, value, rename(key));
         }
         w.finish();
         Rendered::Written { time_ms }
@@ -250,62 +289,30 @@ impl<'c> Renderer<'c> {
             return;
         }
         let meta = KubeMeta::parse(kube_raw);
-        let tags = tags::derive(&meta, self.config);
+        let tags = tags::derive(&meta, &self.config.tags);
         self.cache = Some(prepare_tags(tags, self.config.destination));
         self.cache_key.clear();
         self.cache_key.push_str(kube_raw);
     }
 }
 
+/// Keys every destination's object owns, whatever the app logs.
+const RESERVED: [&str; 4] = ["message", MESSAGE_BASE64, "aws", wire::KUBERNETES];
+
+/// The exact bytes of a line that is not UTF-8, standard base64 (the sidecar's `log_base64`).
+pub const MESSAGE_BASE64: &str = "message_base64";
+
 fn prepare_tags(tags: TagSet, destination: Destination) -> Prepared {
-    let mut reserved: HashSet<String> = ["message", "message_base64", "aws", "kubernetes"]
-        .into_iter()
-        .map(str::to_owned)
-        .collect();
+    let mut reserved: HashSet<String> = RESERVED.into_iter().map(str::to_owned).collect();
     let mut head = Vec::with_capacity(256);
-    let field = |head: &mut Vec<u8>, key: &str, value: &str| {
-        head.push(b',');
-        write_json_str(head, key);
-        head.push(b':');
-        write_json_str(head, value);
+    let owned = match destination {
+        Destination::Datadog => datadog::write_head(&tags, &mut head),
+        Destination::OpenSearch | Destination::S3 => document::write_head(&tags, &mut head),
     };
-    match destination {
-        Destination::Datadog => {
-            reserved.extend(
-                [
-                    "timestamp",
-                    "status",
-                    "hostname",
-                    "service",
-                    "ddsource",
-                    "ddtags",
-                ]
-                .into_iter()
-                .map(str::to_owned),
-            );
-            for (key, value) in [
-                ("hostname", tags.hostname.as_deref()),
-                ("service", tags.service.as_deref()),
-                ("ddsource", tags.ddsource.as_deref()),
-            ] {
-                if let Some(v) = value {
-                    field(&mut head, key, v);
-                }
-            }
-            if !tags.pairs.is_empty() {
-                field(&mut head, "ddtags", &tags.ddtags());
-            }
-        }
-        Destination::OpenSearch | Destination::S3 => {
-            reserved.extend(["@timestamp", "hostname"].into_iter().map(str::to_owned));
-            if let Some(h) = tags.hostname.as_deref() {
-                field(&mut head, "hostname", h);
-            }
-        }
-    }
+    reserved.extend(owned.iter().map(|k| (*k).to_owned()));
     for (key, value) in &tags.pairs {
         if reserved.insert(key.clone()) {
-            field(&mut head, key, value);
+            write_member(&mut head, key, value);
         }
     }
     Prepared {
@@ -315,6 +322,14 @@ fn prepare_tags(tags: TagSet, destination: Destination) -> Prepared {
     }
 }
 
+/// `,"key":"value"` — a member of a pre-rendered head.
+fn write_member(head: &mut Vec<u8>, key: &str, value: &str) {
+    head.push(b',');
+    write_str(head, key);
+    head.push(b':');
+    write_str(head, value);
+}
+
 fn write_message_and_time(
     w: &mut ObjectWriter<'_>,
     destination: Destination,
@@ -322,36 +337,41 @@ fn write_message_and_time(
     time_ms: i64,
 ) {
     match destination {
-        Destination::Datadog => {
-            w.key("message");
-            write_json_str(w.out, message);
-            w.key("timestamp");
-            w.out.extend_from_slice(time_ms.to_string().as_bytes());
-        }
+        Destination::Datadog => datadog::write_message_and_time(w, message, time_ms),
         Destination::OpenSearch | Destination::S3 => {
-            w.key("@timestamp");
-            write_json_str(w.out, &time::format_rfc3339_ms(time_ms));
-            w.key("message");
-            write_json_str(w.out, message);
+            document::write_message_and_time(w, message, time_ms);
         }
     }
+}
+
+/// `"part":{"index":N,"last":B}`, in the sidecar's own spelling.
+fn write_part(w: &mut ObjectWriter<'_>, part: PartMark) {
+    w.key(wire::PART);
+    w.out.push(b'{');
+    write_str(w.out, wire::PART_INDEX);
+    w.out.push(b':');
+    w.out.extend_from_slice(part.index.to_string().as_bytes());
+    w.out.push(b',');
+    write_str(w.out, wire::PART_LAST);
+    w.out.extend_from_slice(if part.last { b":true}" } else { b":false}" });
 }
 
 fn write_cloudwatch(w: &mut ObjectWriter<'_>, origin: Option<&CloudWatchOrigin>) {
     let Some(o) = origin else { return };
     w.key("aws");
     w.out.extend_from_slice(b"{\"awslogs\":{\"owner\":");
-    write_json_str(w.out, &o.owner);
+    write_str(w.out, &o.owner);
     w.out.extend_from_slice(b",\"logGroup\":");
-    write_json_str(w.out, &o.log_group);
+    write_str(w.out, &o.log_group);
     w.out.extend_from_slice(b",\"logStream\":");
-    write_json_str(w.out, &o.log_stream);
+    write_str(w.out, &o.log_stream);
     w.out.extend_from_slice(b"}}");
 }
 
 /// Appends `{"k":v,...}` members to a buffer, tracking the separator.
-struct ObjectWriter<'o> {
-    out: &'o mut Vec<u8>,
+pub(crate) struct ObjectWriter<'o> {
+    /// The buffer; after [`ObjectWriter::key`], the caller writes the value here.
+    pub out: &'o mut Vec<u8>,
     empty: bool,
 }
 
@@ -361,12 +381,13 @@ impl<'o> ObjectWriter<'o> {
         ObjectWriter { out, empty: true }
     }
 
-    fn key(&mut self, key: &str) {
+    /// Starts a member: separator, key, colon.
+    pub fn key(&mut self, key: &str) {
         if !self.empty {
             self.out.push(b',');
         }
         self.empty = false;
-        write_json_str(self.out, key);
+        write_str(self.out, key);
         self.out.push(b':');
     }
 
@@ -383,8 +404,9 @@ impl<'o> ObjectWriter<'o> {
         self.empty = false;
     }
 
-    fn field(&mut self, key: &str, value: &RawValue, reserved: &HashSet<String>) {
-        if reserved.contains(key) {
+    /// A copied app field, as `app.<key>` when `rename` (its name is taken).
+    fn field(&mut self, key: &str, value: &RawValue, rename: bool) {
+        if rename {
             let renamed = format!("app.{key}");
             self.key(&renamed);
         } else {
@@ -398,73 +420,6 @@ impl<'o> ObjectWriter<'o> {
     }
 }
 
-/// Writes `s` as a JSON string.
-pub fn write_json_str(out: &mut Vec<u8>, s: &str) {
-    out.reserve(s.len() + 2);
-    out.push(b'"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = 0;
-    while i < bytes.len() {
-        // Most text needs no escaping: step over it a word at a time.
-        if let Some(word) = bytes
-            .get(i..i + 8)
-            .and_then(|w| <[u8; 8]>::try_from(w).ok())
-            && !needs_escape(u64::from_le_bytes(word))
-        {
-            i += 8;
-            continue;
-        }
-        let b = bytes[i];
-        let escape: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            b'\n' => b"\\n",
-            b'\r' => b"\\r",
-            b'\t' => b"\\t",
-            0x08 => b"\\b",
-            0x0c => b"\\f",
-            0..=0x1f => {
-                out.extend_from_slice(&bytes[start..i]);
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.extend_from_slice(&[
-                    b'\\',
-                    b'u',
-                    b'0',
-                    b'0',
-                    HEX[(b >> 4) as usize],
-                    HEX[(b & 0xf) as usize],
-                ]);
-                i += 1;
-                start = i;
-                continue;
-            }
-            _ => {
-                i += 1;
-                continue;
-            }
-        };
-        out.extend_from_slice(&bytes[start..i]);
-        out.extend_from_slice(escape);
-        i += 1;
-        start = i;
-    }
-    out.extend_from_slice(&bytes[start..]);
-    out.push(b'"');
-}
-
-/// Whether any byte of `word` is `"`, `\` or a control character — the bytes JSON strings
-/// must escape. Each test is the classic "has a byte below n" bit trick, exact for n ≤ 128.
-fn needs_escape(word: u64) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const HIGHS: u64 = 0x8080_8080_8080_8080;
-    let below = |v: u64, n: u8| v.wrapping_sub(ONES * u64::from(n)) & !v & HIGHS;
-    (below(word ^ (ONES * u64::from(b'"')), 1)
-        | below(word ^ (ONES * u64::from(b'\\')), 1)
-        | below(word, 0x20))
-        != 0
-}
-
 fn string_of(value: &RawValue) -> Option<Cow<'_, str>> {
     if !value.get().starts_with('"') {
         return None;
@@ -472,6 +427,31 @@ fn string_of(value: &RawValue) -> Option<Cow<'_, str>> {
     serde_json::from_str::<Text<'_>>(value.get())
         .ok()
         .and_then(|t| t.0)
+}
+
+/// A sidecar piece mark: exactly `{"index": <u32>, "last": <bool>}`; anything else is an app's
+/// own field and is copied through.
+fn part_of(value: &RawValue) -> Option<PartMark> {
+    if !value.get().starts_with('{') {
+        return None;
+    }
+    let fields = serde_json::from_str::<Fields<'_>>(value.get()).ok()?.0;
+    if fields.len() != 2 {
+        return None;
+    }
+    let mut index = None;
+    let mut last = None;
+    for (key, v) in fields {
+        match key.as_ref() {
+            wire::PART_INDEX => index = v.get().parse::<u32>().ok(),
+            wire::PART_LAST => last = v.get().parse::<bool>().ok(),
+            _ => return None,
+        }
+    }
+    Some(PartMark {
+        index: index?,
+        last: last?,
+    })
 }
 
 fn time_of(value: &RawValue) -> Option<i64> {
@@ -535,35 +515,29 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use proptest::prelude::*;
 
-    fn escaped(s: &str) -> String {
-        let mut out = Vec::new();
-        write_json_str(&mut out, s);
-        String::from_utf8(out).unwrap()
+    fn raw(json: &str) -> Box<RawValue> {
+        RawValue::from_string(json.to_owned()).unwrap()
     }
 
     #[test]
-    fn escapes_every_special_byte_at_every_offset() {
-        let specials: Vec<char> = (0u8..0x20)
-            .map(char::from)
-            .chain(['"', '\\', 'é', '€', '\u{7f}'])
-            .collect();
-        for pad in 0..17 {
-            for &c in &specials {
-                let s = format!("{}{c}{}", "a".repeat(pad), "b".repeat(9));
-                let out = escaped(&s);
-                assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s, "{out}");
-            }
-        }
-        assert_eq!(escaped("a\"b\\c\nd\u{1}"), r#""a\"b\\c\nd\u0001""#);
-    }
-
-    proptest! {
-        #[test]
-        fn round_trips_through_serde(s in any::<String>()) {
-            let out = escaped(&s);
-            prop_assert_eq!(serde_json::from_str::<String>(&out).unwrap(), s);
+    fn part_marks_are_exactly_the_sidecar_shape() {
+        assert_eq!(
+            part_of(&raw(r#"{"index":3,"last":true}"#)),
+            Some(PartMark {
+                index: 3,
+                last: true
+            })
+        );
+        for other in [
+            r#"{"index":3}"#,
+            r#"{"index":-1,"last":true}"#,
+            r#"{"index":1,"last":"yes"}"#,
+            r#"{"index":1,"last":true,"x":1}"#,
+            r#""part""#,
+            "7",
+        ] {
+            assert_eq!(part_of(&raw(other)), None, "{other}");
         }
     }
 }

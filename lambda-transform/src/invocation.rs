@@ -43,7 +43,7 @@ impl InputRecord {
         self.approximate_arrival_timestamp
             .as_ref()
             .and_then(serde_json::Value::as_f64)
-            .and_then(crate::time::epoch_number_to_ms)
+            .and_then(firetail_wire::time::epoch_number_to_ms)
     }
 }
 
@@ -86,18 +86,6 @@ impl OutputRecord {
             RecordResult::ProcessingFailed => 16,
         };
         // {"recordId":"…","result":"…","data":"…"} and a comma.
-        40 + json_escaped_len(record_id) + result_len + data_b64_len
+        40 + firetail_wire::json::escaped_len(record_id) + result_len + data_b64_len
     }
-}
-
-/// Length of `s` once written as a JSON string body (record ids are base64-like in practice,
-/// but a hostile id must not break the response budget).
-pub fn json_escaped_len(s: &str) -> usize {
-    s.bytes()
-        .map(|b| match b {
-            b'"' | b'\\' | b'\n' | b'\r' | b'\t' | 0x08 | 0x0c => 2,
-            0..=0x1f => 6,
-            _ => 1,
-        })
-        .sum()
 }

@@ -1,0 +1,566 @@
+//! The pure transform: a Firehose invocation in, a planned result for every record out.
+//!
+//! No I/O happens here. Records that cannot go back in this response (the 6 MB budget, or the
+//! tail of a packed record whose output would pass the record limit) come back as re-ingest
+//! payloads; the shell in `lib.rs` sends them and settles each record's final result.
+//!
+//! # Passes
+//! 1. [`shape_all`]: decode and render every record into its destination's output.
+//! 2. [`compact`] (only if the outputs do not fit the response): wrap single-event Datadog
+//!    logs into one-event gzip envelopes.
+//! 3. [`densify`] (only if still over): re-compress gzip outputs at a denser level. Cheaper
+//!    than re-ingesting (a second Firehose ingest, a second invocation, later delivery).
+//! 4. [`allot`]: hand out the response budget in record order; what does not fit is
+//!    re-ingested (its original bytes), as AWS's CloudWatch Logs processor blueprint does.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use firetail_wire::gzip::{Gzipper, gunzip_capped, is_gzip};
+use flate2::Compression;
+use serde::Serialize;
+use tracing::warn;
+
+use crate::config::{Config, Destination, S3Compression};
+use crate::decode::{self, CwlEnvelope, Decoded, Payload};
+use crate::invocation::{FirehoseEvent, OutputRecord, RecordResult};
+use crate::render::datadog::Envelope;
+use crate::render::{CloudWatchOrigin, EventContext, Rendered, Renderer};
+
+/// The decision for one input record, before re-ingest.
+#[derive(Debug)]
+pub struct PlannedRecord {
+    pub record_id: String,
+    pub result: RecordResult,
+    /// Base64 of the output (only for `Ok`).
+    pub data: Option<String>,
+    /// Payloads to put back into the delivery stream. The record's result stands only if all
+    /// of them are accepted; otherwise it becomes `ProcessingFailed`.
+    pub reingest: Vec<Vec<u8>>,
+    /// Events in `data`.
+    pub events_out: u64,
+    /// Bytes of `data` before base64.
+    pub bytes_out: u64,
+}
+
+/// What shaping counted over the whole invocation.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShapingCounts {
+    /// Events read from the records.
+    pub events_in: u64,
+    /// Events removed by `FIRETAIL_DROP_REGEX`.
+    pub events_filtered: u64,
+    /// Decoded (and inflated) payload bytes.
+    pub bytes_in: u64,
+}
+
+/// Counters for one invocation (emitted as CloudWatch metrics).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct Stats {
+    pub records_in: u64,
+    pub records_ok: u64,
+    pub records_dropped: u64,
+    pub records_failed: u64,
+    /// Payloads (whole records or their overflowing tails) Firehose accepted back into the
+    /// stream.
+    pub records_reingested: u64,
+    pub events_in: u64,
+    pub events_out: u64,
+    pub events_filtered: u64,
+    /// Decoded (and inflated) payload bytes.
+    pub bytes_in: u64,
+    /// Output bytes before base64.
+    pub bytes_out: u64,
+}
+
+impl Stats {
+    /// The counters of an invocation whose records ended as `records`, `reingested` payloads
+    /// of which Firehose accepted.
+    pub fn tally(records: &[PlannedRecord], shaping: ShapingCounts, reingested: u64) -> Stats {
+        let mut stats = Stats {
+            records_in: records.len() as u64,
+            records_reingested: reingested,
+            events_in: shaping.events_in,
+            events_filtered: shaping.events_filtered,
+            bytes_in: shaping.bytes_in,
+            ..Stats::default()
+        };
+        for r in records {
+            match r.result {
+                RecordResult::Ok => {
+                    stats.records_ok += 1;
+                    stats.events_out += r.events_out;
+                    stats.bytes_out += r.bytes_out;
+                }
+                RecordResult::Dropped => stats.records_dropped += 1,
+                RecordResult::ProcessingFailed => stats.records_failed += 1,
+            }
+        }
+        stats
+    }
+}
+
+/// The outcome of [`plan`].
+#[derive(Debug)]
+pub struct Plan {
+    pub records: Vec<PlannedRecord>,
+    pub shaping: ShapingCounts,
+}
+
+impl Plan {
+    /// The counters as they will be if every re-ingest payload is accepted.
+    pub fn stats(&self) -> Stats {
+        let reingest = self.records.iter().map(|r| r.reingest.len() as u64).sum();
+        Stats::tally(&self.records, self.shaping, reingest)
+    }
+}
+
+/// Transforms every record of `event`. `now_ms` stands in for a missing arrival time.
+pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
+    let mut shaper = Shaper::new(config);
+    let mut shaped = shape_all(event, &mut shaper, now_ms);
+    let budget = data_budget(event, config);
+    let mut total: usize = shaped.iter().map(Shaped::cost).sum();
+    if total > budget {
+        total = compact(&mut shaped, total, budget, &mut shaper.scratch);
+    }
+    if total > budget {
+        densify(&mut shaped, total, budget, config);
+    }
+    Plan {
+        records: allot(event, shaped, budget),
+        shaping: shaper.counts,
+    }
+}
+
+/// Every record needs its id and result in the response whatever happens; that is reserved
+/// first, the rest of the response goes to data in record order.
+fn data_budget(event: &FirehoseEvent, config: &Config) -> usize {
+    let skeleton: usize = 16
+        + event
+            .records
+            .iter()
+            .map(|r| OutputRecord::encoded_len(&r.record_id, RecordResult::ProcessingFailed, 0))
+            .sum::<usize>();
+    config.response_limit_bytes.saturating_sub(skeleton)
+}
+
+/// Pass 1: every record decoded and rendered.
+fn shape_all(event: &FirehoseEvent, shaper: &mut Shaper<'_>, now_ms: i64) -> Vec<Shaped> {
+    event
+        .records
+        .iter()
+        .map(|record| {
+            let decoded = match decode::decode_record(
+                &record.data,
+                shaper.config.max_decompressed_bytes,
+            ) {
+                Ok(d) => d,
+                Err(error) => {
+                    warn!(record_id = %record.record_id, %error, "record cannot be decoded; Firehose keeps the original in the backup bucket");
+                    return Shaped::Failed(error.to_string());
+                }
+            };
+            shaper.counts.bytes_in += decoded.payload().len() as u64;
+            let shaped = shaper.shape(decoded, record.arrival_ms().unwrap_or(now_ms));
+            if let Shaped::Failed(reason) = &shaped {
+                warn!(record_id = %record.record_id, reason, "record cannot be transformed; Firehose keeps the original in the backup bucket");
+            }
+            shaped
+        })
+        .collect()
+}
+
+/// Pass 2: single-event Datadog logs as one-event gzip envelopes, in record order, until the
+/// outputs fit. Returns the new total cost.
+fn compact(shaped: &mut [Shaped], mut total: usize, budget: usize, scratch: &mut Scratch) -> usize {
+    for s in shaped.iter_mut() {
+        if total <= budget {
+            break;
+        }
+        if let Shaped::Output(out) = s
+            && let Some(c) = &out.compact
+        {
+            let before = base64_len(out.bytes.len());
+            let mut smaller = Vec::new();
+            c.envelope.gzip(
+                std::iter::once((&out.bytes[..], c.time_ms)),
+                &mut scratch.text,
+                &mut scratch.gzipper,
+                &mut smaller,
+            );
+            if smaller.len() < out.bytes.len() {
+                total = total + base64_len(smaller.len()) - before;
+                out.bytes = smaller;
+            }
+        }
+    }
+    total
+}
+
+/// The gzip level used when the fastest one leaves a response over its budget.
+const DENSE_GZIP_LEVEL: u32 = 6;
+
+/// Pass 3: gzip outputs re-compressed at [`DENSE_GZIP_LEVEL`], in record order, until the
+/// outputs fit. Our own fast-level output is inflated and deflated again; the source record
+/// is not decoded or rendered a second time.
+fn densify(shaped: &mut [Shaped], mut total: usize, budget: usize, config: &Config) {
+    let mut dense = Gzipper::new(Compression::new(DENSE_GZIP_LEVEL));
+    // Our outputs inflate to at most what was rendered for them, which the record limit and
+    // the inflate cap of the input already bound.
+    let cap = config
+        .max_output_record_bytes
+        .max(config.max_decompressed_bytes)
+        .saturating_mul(8);
+    for s in shaped.iter_mut() {
+        if total <= budget {
+            break;
+        }
+        let Shaped::Output(out) = s else { continue };
+        if out.compact.is_some() || !is_gzip(&out.bytes) {
+            continue;
+        }
+        let Ok(text) = gunzip_capped(&out.bytes, cap) else {
+            continue;
+        };
+        let mut denser = Vec::with_capacity(out.bytes.len());
+        dense.gzip_into(&text, &mut denser);
+        if denser.len() < out.bytes.len() {
+            total = total + base64_len(denser.len()) - base64_len(out.bytes.len());
+            denser.shrink_to_fit();
+            out.bytes = denser;
+        }
+    }
+}
+
+/// Pass 4: the response budget in record order.
+fn allot(event: &FirehoseEvent, shaped: Vec<Shaped>, budget: usize) -> Vec<PlannedRecord> {
+    let mut left = budget;
+    event
+        .records
+        .iter()
+        .zip(shaped)
+        .map(|(record, s)| {
+            let mut planned = PlannedRecord {
+                record_id: record.record_id.clone(),
+                result: RecordResult::ProcessingFailed,
+                data: None,
+                reingest: Vec::new(),
+                events_out: 0,
+                bytes_out: 0,
+            };
+            match s {
+                Shaped::Dropped => planned.result = RecordResult::Dropped,
+                Shaped::Failed(_) => {}
+                Shaped::Output(out) => {
+                    let cost = base64_len(out.bytes.len());
+                    if cost > budget {
+                        warn!(record_id = %record.record_id, output_bytes = out.bytes.len(), "transformed record alone exceeds the response limit; Firehose keeps the original in the backup bucket");
+                    } else if cost > left {
+                        // No room in this response: hand the original back to the stream.
+                        planned.result = RecordResult::Dropped;
+                        planned.reingest.push(out.raw);
+                    } else {
+                        left -= cost;
+                        planned.result = RecordResult::Ok;
+                        planned.events_out = out.events as u64;
+                        planned.bytes_out = out.bytes.len() as u64;
+                        planned.data = Some(STANDARD.encode(&out.bytes));
+                        planned.reingest.extend(out.remainder);
+                    }
+                }
+            }
+            planned
+        })
+        .collect()
+}
+
+fn base64_len(n: usize) -> usize {
+    n.div_ceil(3) * 4
+}
+
+/// A record after shaping.
+enum Shaped {
+    Output(Output),
+    Dropped,
+    Failed(String),
+}
+
+impl Shaped {
+    /// Response bytes the record's data would take.
+    fn cost(&self) -> usize {
+        match self {
+            Shaped::Output(out) => base64_len(out.bytes.len()),
+            Shaped::Dropped | Shaped::Failed(_) => 0,
+        }
+    }
+}
+
+/// A record's output, and what is needed if it cannot go back in this response.
+struct Output {
+    bytes: Vec<u8>,
+    /// Events in `bytes`.
+    events: usize,
+    /// The record exactly as the producer sent it (re-ingested if there is no room for it).
+    raw: Vec<u8>,
+    /// The source events that did not fit the output record, to re-ingest.
+    remainder: Option<Vec<u8>>,
+    /// Set for a plain single-event Datadog log, which can still be wrapped in a gzip
+    /// envelope if the response runs out of room.
+    compact: Option<Compact>,
+}
+
+/// How to rewrite a single-event Datadog log as a one-event gzip envelope.
+struct Compact {
+    envelope: Envelope,
+    time_ms: i64,
+}
+
+/// Reused buffers: rendered events back to back, with their ends, times and source indexes,
+/// the uncompressed text of an output record, and the gzip state.
+struct Scratch {
+    buf: Vec<u8>,
+    events: Vec<RenderedEvent>,
+    gzipper: Gzipper,
+    text: Vec<u8>,
+}
+
+struct RenderedEvent {
+    end: usize,
+    time_ms: i64,
+    source_index: usize,
+}
+
+/// The source of a record's events, kept to rebuild a re-ingest payload for a tail.
+enum Source<'a> {
+    Lines(Vec<&'a [u8]>),
+    CloudWatch(CwlEnvelope),
+    Text(&'a [u8]),
+}
+
+/// Shapes records one after another, reusing its renderer and buffers.
+struct Shaper<'c> {
+    config: &'c Config,
+    renderer: Renderer<'c>,
+    scratch: Scratch,
+    counts: ShapingCounts,
+}
+
+impl<'c> Shaper<'c> {
+    fn new(config: &'c Config) -> Self {
+        Shaper {
+            config,
+            renderer: Renderer::new(config),
+            scratch: Scratch {
+                buf: Vec::new(),
+                events: Vec::new(),
+                gzipper: Gzipper::new(Compression::fast()),
+                text: Vec::new(),
+            },
+            counts: ShapingCounts::default(),
+        }
+    }
+
+    /// Renders the events of one decoded record and assembles its output.
+    fn shape(&mut self, decoded: Decoded, arrival_ms: i64) -> Shaped {
+        let source = match decode::classify(decoded.payload()) {
+            Payload::Empty => return Shaped::Dropped,
+            Payload::CloudWatch(env) if env.message_type == "CONTROL_MESSAGE" => {
+                return Shaped::Dropped;
+            }
+            Payload::CloudWatch(env) => Source::CloudWatch(env),
+            Payload::Lines(lines) => Source::Lines(lines),
+            Payload::Text(text) => Source::Text(text),
+            Payload::Unsupported(why) => return Shaped::Failed(why.to_string()),
+        };
+        let origin = self.render_source(&source, arrival_ms);
+        let n = self.scratch.events.len();
+        if n == 0 {
+            return Shaped::Dropped;
+        }
+        let config = self.config;
+        if n > 1 && config.destination == Destination::OpenSearch {
+            return Shaped::Failed(format!(
+                "a packed record ({n} events) cannot become one OpenSearch document; \
+                 set FIRETAIL_RECORD_FORMAT=json on the firetail sidecar"
+            ));
+        }
+        let envelope = Envelope::new(origin.as_ref(), self.renderer.last_tags());
+        let max = config.max_output_record_bytes;
+        let mut count = n;
+        loop {
+            let (bytes, plain_single) = self.assemble(count, &envelope);
+            if bytes.len() <= max || config.destination == Destination::OpenSearch {
+                let remainder = (count < n).then(|| {
+                    let first = self.scratch.events[count].source_index;
+                    remainder_payload(
+                        &source,
+                        first,
+                        decoded.was_gzip(),
+                        &mut self.scratch.gzipper,
+                    )
+                });
+                let compact = plain_single.then(|| Compact {
+                    time_ms: self.scratch.events[0].time_ms,
+                    envelope,
+                });
+                // Outputs live until the response is built; keep only what they use.
+                let mut bytes = bytes;
+                bytes.shrink_to_fit();
+                drop(source);
+                return Shaped::Output(Output {
+                    bytes,
+                    events: count,
+                    raw: decoded.raw,
+                    remainder,
+                    compact,
+                });
+            }
+            if count == 1 {
+                return Shaped::Failed(format!(
+                    "one event's output is {} bytes, over the {max}-byte record limit",
+                    bytes.len()
+                ));
+            }
+            // Shrink in proportion to the overshoot, with a margin so one retry usually fits.
+            let estimate = (count as u128 * max as u128 * 9 / 10 / bytes.len() as u128) as usize;
+            count = estimate.clamp(1, count - 1);
+        }
+    }
+
+    /// Renders every event of `source` into the scratch buffer; the CloudWatch origin, if any.
+    fn render_source(&mut self, source: &Source<'_>, arrival_ms: i64) -> Option<CloudWatchOrigin> {
+        self.scratch.buf.clear();
+        self.scratch.events.clear();
+        let Shaper {
+            renderer,
+            scratch,
+            counts,
+            ..
+        } = self;
+        let mut render = |bytes: &[u8], ctx: EventContext<'_>, index: usize| {
+            counts.events_in += 1;
+            match renderer.render(bytes, ctx, &mut scratch.buf) {
+                Rendered::Written { time_ms } => scratch.events.push(RenderedEvent {
+                    end: scratch.buf.len(),
+                    time_ms,
+                    source_index: index,
+                }),
+                Rendered::Filtered => counts.events_filtered += 1,
+            }
+        };
+        let plain = EventContext {
+            default_time_ms: arrival_ms,
+            cloudwatch: None,
+        };
+        match source {
+            Source::Lines(lines) => {
+                for (i, line) in lines.iter().enumerate() {
+                    render(line, plain, i);
+                }
+                None
+            }
+            Source::Text(text) => {
+                render(text, plain, 0);
+                None
+            }
+            Source::CloudWatch(env) => {
+                let o = CloudWatchOrigin {
+                    owner: env.owner.clone(),
+                    log_group: env.log_group.clone(),
+                    log_stream: env.log_stream.clone(),
+                };
+                for (i, e) in env.log_events.iter().enumerate() {
+                    let ctx = EventContext {
+                        default_time_ms: if e.timestamp > 0 {
+                            e.timestamp
+                        } else {
+                            arrival_ms
+                        },
+                        cloudwatch: Some(&o),
+                    };
+                    render(e.message.as_bytes(), ctx, i);
+                }
+                Some(o)
+            }
+        }
+    }
+
+    /// The output record from the first `count` rendered events. The flag is true when the
+    /// output is a plain single Datadog log (which could still be compacted).
+    fn assemble(&mut self, count: usize, envelope: &Envelope) -> (Vec<u8>, bool) {
+        let config = self.config;
+        let Scratch {
+            buf,
+            events,
+            gzipper,
+            text,
+        } = &mut self.scratch;
+        let events = &events[..count];
+        let total_len = events.last().map_or(0, |e| e.end);
+        let mut start = 0;
+        let objects = events.iter().map(|e| {
+            let object = &buf[start..e.end];
+            start = e.end;
+            (object, e.time_ms)
+        });
+        match config.destination {
+            Destination::Datadog => {
+                if count == 1 && total_len <= config.max_output_record_bytes {
+                    return (buf[..total_len].to_vec(), true);
+                }
+                let mut out = Vec::new();
+                envelope.gzip(objects, text, gzipper, &mut out);
+                (out, false)
+            }
+            Destination::OpenSearch => (buf[..total_len].to_vec(), false),
+            Destination::S3 => {
+                text.clear();
+                for (object, _) in objects {
+                    text.extend_from_slice(object);
+                    text.push(b'\n');
+                }
+                match config.s3_compression {
+                    S3Compression::Gzip => {
+                        let mut out = Vec::new();
+                        gzipper.gzip_into(text, &mut out);
+                        (out, false)
+                    }
+                    S3Compression::None => (text.clone(), false),
+                }
+            }
+        }
+    }
+}
+
+/// The source events from `first` on, in the record's original encoding.
+fn remainder_payload(
+    source: &Source<'_>,
+    first: usize,
+    gzip: bool,
+    gzipper: &mut Gzipper,
+) -> Vec<u8> {
+    let plain = match source {
+        Source::Lines(lines) => {
+            let mut out = Vec::new();
+            for line in &lines[first..] {
+                out.extend_from_slice(line);
+                out.push(b'\n');
+            }
+            out
+        }
+        Source::CloudWatch(env) => {
+            let mut rest = env.clone();
+            rest.log_events.drain(..first);
+            serde_json::to_vec(&rest).expect("a CloudWatch envelope of strings serialises")
+        }
+        Source::Text(text) => text.to_vec(),
+    };
+    if gzip {
+        let mut out = Vec::with_capacity(plain.len() / 4);
+        gzipper.gzip_into(&plain, &mut out);
+        out
+    } else {
+        plain
+    }
+}

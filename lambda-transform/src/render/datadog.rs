@@ -1,0 +1,128 @@
+//! What Datadog receives: one JSON log per event, and, for a record of several events, a gzip
+//! CloudWatch-Logs-style envelope of such logs, which Datadog's Firehose intake splits.
+//!
+//! A log: `message`, `timestamp` (epoch milliseconds), `status` (from the app's level),
+//! `hostname`, `service`, `ddsource`, `ddtags` (`key:value,...`), then every tag as an
+//! attribute of its own name (`kube_namespace`, `pod_name`, `kube_container_name`,
+//! `container_id`, ...), then the app's fields.
+
+use firetail_wire::gzip::Gzipper;
+use firetail_wire::json::write_str;
+
+use super::{ObjectWriter, write_member};
+use crate::tags::TagSet;
+
+/// The log's level.
+pub const STATUS: &str = "status";
+
+/// Keys a Datadog log owns besides the common ones; an app's fields of these names are kept
+/// as `app.<key>`.
+const OWNED: [&str; 6] = [
+    "timestamp",
+    STATUS,
+    "hostname",
+    "service",
+    "ddsource",
+    "ddtags",
+];
+
+/// Writes the members derived from the tags (`,"hostname":…,"ddtags":…`); returns the keys a
+/// Datadog log owns.
+pub(super) fn write_head(tags: &TagSet, head: &mut Vec<u8>) -> &'static [&'static str] {
+    for (key, value) in [
+        ("hostname", tags.hostname.as_deref()),
+        ("service", tags.service.as_deref()),
+        ("ddsource", tags.ddsource.as_deref()),
+    ] {
+        if let Some(v) = value {
+            write_member(head, key, v);
+        }
+    }
+    if !tags.pairs.is_empty() {
+        write_member(head, "ddtags", &tags.ddtags());
+    }
+    &OWNED
+}
+
+/// `"message":…,"timestamp":…`.
+pub(super) fn write_message_and_time(w: &mut ObjectWriter<'_>, message: &str, time_ms: i64) {
+    w.key("message");
+    write_str(w.out, message);
+    w.key("timestamp");
+    w.out.extend_from_slice(time_ms.to_string().as_bytes());
+}
+
+/// How a packed record is named when it is not a CloudWatch message already.
+#[derive(Debug, Clone)]
+pub struct Envelope {
+    /// `owner`.
+    pub owner: String,
+    /// `logGroup`.
+    pub log_group: String,
+    /// `logStream`.
+    pub log_stream: String,
+}
+
+impl Envelope {
+    /// The envelope of a record: a CloudWatch message keeps its own origin; anything else is
+    /// named after the pod of its events (`/firetail/<namespace>`, `<pod>/<container>`).
+    pub fn new(origin: Option<&super::CloudWatchOrigin>, tags: Option<&TagSet>) -> Envelope {
+        if let Some(o) = origin {
+            return Envelope {
+                owner: o.owner.clone(),
+                log_group: o.log_group.clone(),
+                log_stream: o.log_stream.clone(),
+            };
+        }
+        let tag = |k: &str| tags.and_then(|t| t.get(k)).unwrap_or("unknown").to_owned();
+        Envelope {
+            owner: "firetail".to_owned(),
+            log_group: format!("/firetail/{}", tag("kube_namespace")),
+            log_stream: format!("{}/{}", tag("pod_name"), tag("kube_container_name")),
+        }
+    }
+
+    /// `{"messageType":"DATA_MESSAGE",…,"logEvents":[` — the caller adds events and `]}`.
+    fn write_head(&self, json: &mut Vec<u8>) {
+        json.extend_from_slice(b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":");
+        write_str(json, &self.owner);
+        json.extend_from_slice(b",\"logGroup\":");
+        write_str(json, &self.log_group);
+        json.extend_from_slice(b",\"logStream\":");
+        write_str(json, &self.log_stream);
+        json.extend_from_slice(b",\"subscriptionFilters\":[\"firetail\"],\"logEvents\":[");
+    }
+
+    /// Appends the gzip envelope of `logs` (rendered objects with their times) to `out`,
+    /// using `text` as scratch space.
+    pub fn gzip<'a>(
+        &self,
+        logs: impl Iterator<Item = (&'a [u8], i64)>,
+        text: &mut Vec<u8>,
+        gzipper: &mut Gzipper,
+        out: &mut Vec<u8>,
+    ) {
+        text.clear();
+        self.write_head(text);
+        for (i, (object, time_ms)) in logs.enumerate() {
+            if i > 0 {
+                text.push(b',');
+            }
+            write_log_event(text, i, time_ms, object);
+        }
+        text.extend_from_slice(b"]}");
+        gzipper.gzip_into(text, out);
+    }
+}
+
+/// One CloudWatch Logs event whose message is the rendered log object.
+fn write_log_event(json: &mut Vec<u8>, id: usize, time_ms: i64, object: &[u8]) {
+    json.extend_from_slice(b"{\"id\":\"");
+    json.extend_from_slice(id.to_string().as_bytes());
+    json.extend_from_slice(b"\",\"timestamp\":");
+    json.extend_from_slice(time_ms.to_string().as_bytes());
+    json.extend_from_slice(b",\"message\":");
+    // Rendered objects are built from &str pieces only, so this never replaces anything.
+    write_str(json, &String::from_utf8_lossy(object));
+    json.push(b'}');
+}
