@@ -48,18 +48,10 @@ use tokio::net::TcpListener;
 
 use crate::server::{DropConnection, Reply, Server, read_body, reply};
 
-/// Records per PutRecordBatch call.
-/// <https://docs.aws.amazon.com/firehose/latest/APIReference/API_PutRecordBatch.html>
-pub const MAX_RECORDS_PER_CALL: usize = 500;
-/// Decoded bytes per PutRecordBatch call (4 MiB).
-/// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
-pub const MAX_BYTES_PER_CALL: usize = 4 * 1024 * 1024;
-/// Decoded bytes per record (1,000 KiB).
-/// <https://docs.aws.amazon.com/firehose/latest/dev/limits.html>
-pub const MAX_RECORD_BYTES: usize = 1_000 * 1024;
-/// Firehose bills ingestion per record, rounded up to the next 5 KB (5,120 bytes).
-/// <https://aws.amazon.com/firehose/pricing/>
-pub const BILLING_INCREMENT_BYTES: u64 = 5 * 1024;
+use firetail_wire::limits::{
+    FIREHOSE_MAX_RECORD_BYTES as MAX_RECORD_BYTES, PUT_RECORD_BATCH_MAX_BYTES as MAX_BYTES_PER_CALL,
+    PUT_RECORD_BATCH_MAX_RECORDS as MAX_RECORDS_PER_CALL,
+};
 
 /// `GET` on this path answers the counters as JSON ([`Stats`]), for scripts polling a
 /// standalone endpoint.
@@ -176,7 +168,7 @@ pub struct Stats {
     /// Decoded bytes of the accepted records.
     pub bytes_accepted: u64,
     /// What Firehose would bill for the accepted records: each rounded up to
-    /// [`BILLING_INCREMENT_BYTES`].
+    /// `firetail_wire::limits::BILLING_INCREMENT_BYTES`.
     pub billed_bytes: u64,
     /// Newline-terminated events inside the accepted records (gzip records decompressed);
     /// 0 unless [`EndpointOptions::count_events`]. A gzip record that does not decompress
@@ -230,14 +222,14 @@ struct CallFaults {
 struct Faults {
     plan: FaultPlan,
     since: Instant,
-    rng: SplitMix64,
+    rng: Seeded,
     burst_left: u32,
 }
 
 impl Faults {
     fn new(plan: FaultPlan) -> Self {
         Self {
-            rng: SplitMix64(plan.seed),
+            rng: Seeded(fastrand::Rng::with_seed(plan.seed)),
             since: Instant::now(),
             burst_left: 0,
             plan,
@@ -268,28 +260,15 @@ impl Faults {
     }
 }
 
-/// SplitMix64: tiny, seedable, and good enough to spread faults; not for cryptography.
+/// The fault draws: seeded, so a plan's faults repeat run after run.
 #[derive(Debug)]
-struct SplitMix64(u64);
+struct Seeded(fastrand::Rng);
 
-impl SplitMix64 {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
+impl Seeded {
     /// True with probability `ratio`; draws nothing for 0 so an unused fault does not shift
     /// the sequence of the others.
     fn chance(&mut self, ratio: f64) -> bool {
-        if ratio <= 0.0 {
-            return false;
-        }
-        // 53 random bits as a float in [0, 1).
-        let unit = (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
-        unit < ratio
+        ratio > 0.0 && self.0.f64() < ratio
     }
 }
 
@@ -631,7 +610,7 @@ async fn put(
         for (end, failed) in ends.iter().zip(&failed) {
             if !failed {
                 let record = &data[start..*end];
-                billed += billed_bytes(record.len() as u64);
+                billed += firetail_wire::limits::billed_bytes(record.len()) as u64;
                 if shared.count_events {
                     events.add(record);
                 }
@@ -705,11 +684,6 @@ async fn put(
     Ok(ok_reply(out))
 }
 
-/// Bytes Firehose bills for one record of `len` bytes.
-pub fn billed_bytes(len: u64) -> u64 {
-    len.div_ceil(BILLING_INCREMENT_BYTES).max(1) * BILLING_INCREMENT_BYTES
-}
-
 /// Events (newlines) found in records, gzip members decompressed.
 #[derive(Debug, Default)]
 struct EventCount {
@@ -719,7 +693,7 @@ struct EventCount {
 
 impl EventCount {
     fn add(&mut self, record: &[u8]) {
-        if !record.starts_with(&[0x1f, 0x8b]) {
+        if !firetail_wire::gzip::is_gzip(record) {
             self.events += count_newlines(record);
             return;
         }
@@ -872,19 +846,11 @@ mod tests {
 
     #[test]
     fn ratios_are_respected_roughly_and_zero_never_fires() {
-        let mut rng = SplitMix64(1);
+        let mut rng = Seeded(fastrand::Rng::with_seed(1));
         let hits = (0..10_000).filter(|_| rng.chance(0.3)).count();
         assert!((2_700..3_300).contains(&hits), "{hits}");
         assert!((0..1_000).all(|_| !rng.chance(0.0)));
         assert!((0..1_000).all(|_| rng.chance(1.0)));
-    }
-
-    #[test]
-    fn billing_rounds_every_record_up_to_5_kib() {
-        assert_eq!(billed_bytes(0), 5_120);
-        assert_eq!(billed_bytes(1), 5_120);
-        assert_eq!(billed_bytes(5_120), 5_120);
-        assert_eq!(billed_bytes(5_121), 10_240);
     }
 
     #[test]

@@ -13,8 +13,8 @@
 //! - [`recorder`]: a RECORDING pass-through in front of moto's Firehose that keeps record
 //!   boundaries (moto concatenates a call's records into one S3 object).
 //! - [`route`]: the end-to-end route helpers (fake pod, sidecar command, Firehose's processor
-//!   role, decoding per destination, counting by sequence number), used by `tests/e2e_*.rs`
-//!   and the demo (`bash tests/demo`).
+//!   role, counting by sequence number), used by the end-to-end tests and the demo.
+//! - [`records`]: sidecar records and transform outputs back into JSON events.
 //!
 //! - [`free_port`], [`workspace_bin`]: small shared helpers.
 //!
@@ -29,6 +29,7 @@ pub mod moto;
 pub mod process;
 pub mod procfs;
 pub mod recorder;
+pub mod records;
 pub mod route;
 pub mod runtime_api;
 mod server;
@@ -37,6 +38,8 @@ pub use firehose_endpoint::{FaultPlan, FirehoseEndpoint};
 pub use moto::MotoServer;
 pub use process::ChildGuard;
 pub use recorder::RecordingProxy;
+/// The record contract both halves share, for tests that build or read records.
+pub use firetail_wire as wire;
 pub use runtime_api::{InvokeError, RuntimeApi, spawn_function};
 
 /// A port on 127.0.0.1 that was free a moment ago, for servers that must be told a port

@@ -11,12 +11,12 @@
 //! - [`sidecar_command`]: the `firetail` binary's environment for a pod and an endpoint.
 //! - [`Processor`]: Firehose's side of the processor contract — batching records into
 //!   invocations and checking that every record id comes back exactly once.
-//! - [`sidecar_events`] / [`destination_events`]: records back into JSON events.
 //! - [`seq_of`], [`Tally`]: counting events by their unique sequence numbers.
-//! - [`billed_bytes`]: Firehose's per-record billing (5 KB increments).
+//!
+//! Records decode into events with [`crate::records`].
 
 use std::collections::BTreeMap;
-use std::io::{self, Read as _};
+use std::io;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -32,56 +32,8 @@ use tokio::net::TcpListener;
 use crate::runtime_api::RuntimeApi;
 use crate::server::{DropConnection, Reply, Server, reply};
 
-/// Firehose bills ingestion per record, rounded up to the next 5 KB (5,120 bytes).
-/// <https://aws.amazon.com/firehose/pricing/>
-pub const BILLING_INCREMENT_BYTES: u64 = 5 * 1024;
-
-/// Most a Lambda invocation request may carry: 6 MB (synchronous invocation payload).
-/// <https://docs.aws.amazon.com/lambda/latest/dg/gettingstarted-limits.html>
-pub const INVOCATION_REQUEST_LIMIT_BYTES: usize = 6_000_000;
-
-/// Firehose's default processor buffer: it invokes the Lambda with about this much record data
-/// (1 MB, configurable 0.2-3 MB).
-/// <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>
-pub const DEFAULT_PROCESSOR_BUFFER_BYTES: usize = 1024 * 1024;
-
-/// Bytes Firehose bills for one record of `len` bytes.
-pub fn billed_bytes(len: u64) -> u64 {
-    len.div_ceil(BILLING_INCREMENT_BYTES).max(1) * BILLING_INCREMENT_BYTES
-}
-
-/// The destination profile of the transform (`FIRETAIL_DESTINATION`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Destination {
-    /// Datadog's Firehose HTTP endpoint.
-    Datadog,
-    /// Amazon OpenSearch Service (one document per record).
-    OpenSearch,
-    /// Amazon S3 (newline-delimited JSON, gzip by default).
-    S3,
-}
-
-impl Destination {
-    /// Every profile.
-    pub const ALL: [Destination; 3] = [Self::Datadog, Self::OpenSearch, Self::S3];
-
-    /// The `FIRETAIL_DESTINATION` value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Datadog => "datadog",
-            Self::OpenSearch => "opensearch",
-            Self::S3 => "s3",
-        }
-    }
-
-    /// Parses a `FIRETAIL_DESTINATION` value.
-    pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|d| d.as_str() == s)
-    }
-}
-
-/// The sidecar's record formats (`FIRETAIL_RECORD_FORMAT`).
-pub const FORMATS: [&str; 3] = ["json", "ndjson", "ndjson-gzip"];
+pub use firetail_wire::Destination;
+pub use firetail_wire::limits::{LAMBDA_REQUEST_LIMIT_BYTES, PROCESSOR_DEFAULT_BUFFER_BYTES};
 
 /// A pod as the Downward API describes it.
 #[derive(Debug, Clone)]
@@ -372,7 +324,7 @@ impl Processor {
     pub fn new(stream_arn: &str) -> Self {
         Self {
             stream_arn: stream_arn.to_owned(),
-            buffer_bytes: DEFAULT_PROCESSOR_BUFFER_BYTES,
+            buffer_bytes: PROCESSOR_DEFAULT_BUFFER_BYTES,
             arrival_ms: 1_795_341_600_000,
         }
     }
@@ -388,7 +340,7 @@ impl Processor {
             let cost = record.len().div_ceil(3) * 4 + 200;
             if !batch.is_empty()
                 && (bytes + record.len() > self.buffer_bytes
-                    || encoded + cost > INVOCATION_REQUEST_LIMIT_BYTES - 1024)
+                    || encoded + cost > LAMBDA_REQUEST_LIMIT_BYTES - 1024)
             {
                 events.push(self.event(&batch));
                 batch.clear();
@@ -491,60 +443,6 @@ impl Processor {
             }
         }
         Ok(out)
-    }
-}
-
-/// Inflates `bytes` if they are gzip (every member), else returns them.
-pub fn maybe_gunzip(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    if !bytes.starts_with(&[0x1f, 0x8b]) {
-        return Ok(bytes.to_vec());
-    }
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("gzip: {e}"))?;
-    Ok(out)
-}
-
-/// The events in one sidecar record (any format), or in several concatenated ones.
-pub fn sidecar_events(record: &[u8]) -> Result<Vec<Value>, String> {
-    let text = maybe_gunzip(record)?;
-    text.split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(|l| {
-            serde_json::from_slice(l).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(l)))
-        })
-        .collect()
-}
-
-/// The events in one `Ok` output record of the transform for `destination`:
-/// - datadog: one log object, or a gzip CloudWatch Logs envelope whose `logEvents[].message`
-///   are log objects;
-/// - opensearch: one document;
-/// - s3: newline-delimited objects, gzip or not.
-pub fn destination_events(destination: Destination, data: &[u8]) -> Result<Vec<Value>, String> {
-    let parse = |b: &[u8]| -> Result<Value, String> {
-        serde_json::from_slice(b).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(b)))
-    };
-    match destination {
-        Destination::Datadog => {
-            if !data.starts_with(&[0x1f, 0x8b]) {
-                return Ok(vec![parse(data)?]);
-            }
-            let envelope = parse(&maybe_gunzip(data)?)?;
-            envelope["logEvents"]
-                .as_array()
-                .ok_or("gzip record without logEvents")?
-                .iter()
-                .map(|e| parse(e["message"].as_str().unwrap_or_default().as_bytes()))
-                .collect()
-        }
-        Destination::OpenSearch => Ok(vec![parse(data)?]),
-        Destination::S3 => maybe_gunzip(data)?
-            .split(|b| *b == b'\n')
-            .filter(|l| !l.is_empty())
-            .map(parse)
-            .collect(),
     }
 }
 
@@ -676,13 +574,6 @@ mod tests {
     }
 
     #[test]
-    fn billing_rounds_up_to_5_kb() {
-        assert_eq!(billed_bytes(0), 5120);
-        assert_eq!(billed_bytes(5120), 5120);
-        assert_eq!(billed_bytes(5121), 10240);
-    }
-
-    #[test]
     fn processor_batches_by_buffer_size() {
         let p = Processor {
             buffer_bytes: 100,
@@ -695,20 +586,4 @@ mod tests {
         assert_eq!(first["records"][1]["recordId"], "00000001");
     }
 
-    #[test]
-    fn datadog_envelopes_and_s3_lines_decode() {
-        use std::io::Write as _;
-        let env = serde_json::json!({"logEvents": [
-            {"message": "{\"message\":\"seq=1\"}"}, {"message": "{\"message\":\"seq=2\"}"}]});
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(env.to_string().as_bytes()).unwrap();
-        let events = destination_events(Destination::Datadog, &gz.finish().unwrap()).unwrap();
-        assert_eq!(events.len(), 2);
-        let s3 = destination_events(
-            Destination::S3,
-            b"{\"message\":\"a\"}\n{\"message\":\"b\"}\n",
-        )
-        .unwrap();
-        assert_eq!(message_of(&s3[1]), "b");
-    }
 }

@@ -1,7 +1,6 @@
 //! Shipping through the real SDK against the FAULT-INJECTING Firehose endpoint (testkit): the
 //! faults moto cannot produce. Every test counts events: nothing lost, and acknowledged
 //! entries never resent.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -12,11 +11,11 @@ use std::time::Duration;
 use firetail_sidecar::metrics::Observability;
 use firetail_sidecar::pack::Limits;
 use firetail_sidecar::run::RunConfig;
-use firetail_sidecar::tail::DrainEnd;
+use firetail_tail::DrainEnd;
 use firetail_testkit::{FaultPlan, FirehoseEndpoint};
+use firetail_wire::RecordFormat;
 
-mod ship_common;
-use ship_common::{counts, decode, pod, run_until, ship_args, sink_for, tail_config};
+use crate::common::{Running, client_for, counts, decode, pod, ship_with, tail_config};
 
 /// Writes `per_file` lines to each of `files` files under `<root>/logs/<container>/`.
 fn write_lines(root: &Path, files: usize, per_file: usize) -> BTreeMap<String, usize> {
@@ -62,27 +61,21 @@ async fn partial_failures_throttling_5xx_and_resets_lose_nothing_and_resend_only
         ..FaultPlan::default()
     };
     let endpoint = FirehoseEndpoint::start(plan).await.unwrap();
-    for format in ["ndjson", "ndjson-gzip", "json"] {
+    for format in [RecordFormat::Ndjson, RecordFormat::NdjsonGzip, RecordFormat::Json] {
         let dir = tempfile::tempdir().unwrap();
         let expected = write_lines(dir.path(), 3, 800);
         let before = endpoint.accepted().len();
         let obs = Arc::new(Observability::default());
         let config = RunConfig {
-            ship: ship_args("logs", &["--record-format", format]),
+            ship: ship_with("logs", |s| s.record_format = format),
             tail: tail_config(dir.path()),
             pod: pod(),
             obs: Arc::clone(&obs),
             limits: small_limits(),
             kube: None,
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let task = tokio::spawn(run_until(
-            config,
-            sink_for(&endpoint.url(), "logs"),
-            stopped,
-        ));
-        stop.send(()).unwrap();
-        let report = task.await.unwrap();
+        let running = Running::start(config, client_for(&endpoint.url()));
+        let report = running.stop().await;
         assert_eq!(report.drain.end, DrainEnd::AllRead, "{format}");
         assert_eq!(report.drain.unacked_bytes, 0, "{format}");
 
@@ -123,21 +116,15 @@ async fn lost_acks_cause_bounded_duplicates_never_loss() {
     let dir = tempfile::tempdir().unwrap();
     let expected = write_lines(dir.path(), 2, 1000);
     let config = RunConfig {
-        ship: ship_args("logs", &["--record-format", "ndjson"]),
+        ship: ship_with("logs", |s| s.record_format = RecordFormat::Ndjson),
         tail: tail_config(dir.path()),
         pod: pod(),
         obs: Arc::new(Observability::default()),
         limits: small_limits(),
         kube: None,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(
-        config,
-        sink_for(&endpoint.url(), "logs"),
-        stopped,
-    ));
-    stop.send(()).unwrap();
-    let report = task.await.unwrap();
+    let running = Running::start(config, client_for(&endpoint.url()));
+    let report = running.stop().await;
     assert_eq!(report.drain.unacked_bytes, 0);
     let got = counts(&events_of(&endpoint));
     assert_eq!(
@@ -169,19 +156,14 @@ async fn missing_stream_makes_unready_keeps_data_and_recovers() {
     let expected = write_lines(dir.path(), 1, 300);
     let obs = Arc::new(Observability::default());
     let config = RunConfig {
-        ship: ship_args("logs", &["--record-format", "ndjson-gzip"]),
+        ship: ship_with("logs", |s| s.record_format = RecordFormat::NdjsonGzip),
         tail: tail_config(dir.path()),
         pod: pod(),
         obs: Arc::clone(&obs),
         limits: Limits::FIREHOSE,
         kube: None,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(
-        config,
-        sink_for(&endpoint.url(), "logs"),
-        stopped,
-    ));
+    let running = Running::start(config, client_for(&endpoint.url()));
     // Wait until the sender has met the permanent error and marked the sidecar unready.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
     loop {
@@ -199,8 +181,7 @@ async fn missing_stream_makes_unready_keeps_data_and_recovers() {
     assert!(endpoint.accepted().is_empty());
     // The operator creates the stream; the slow retry delivers everything.
     endpoint.set_plan(FaultPlan::default());
-    stop.send(()).unwrap();
-    let report = task.await.unwrap();
+    let report = running.stop().await;
     assert_eq!(report.drain.unacked_bytes, 0);
     assert_eq!(counts(&events_of(&endpoint)), expected);
     assert!(obs.health.readiness().is_ok(), "ready again after recovery");
@@ -227,21 +208,15 @@ async fn modelled_throttling_errors_are_retried_too() {
     let expected = write_lines(dir.path(), 2, 500);
     let obs = Arc::new(Observability::default());
     let config = RunConfig {
-        ship: ship_args("logs", &["--record-format", "ndjson-gzip"]),
+        ship: ship_with("logs", |s| s.record_format = RecordFormat::NdjsonGzip),
         tail: tail_config(dir.path()),
         pod: pod(),
         obs: Arc::clone(&obs),
         limits: small_limits(),
         kube: None,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(
-        config,
-        sink_for(&endpoint.url(), "logs"),
-        stopped,
-    ));
-    stop.send(()).unwrap();
-    let report = task.await.unwrap();
+    let running = Running::start(config, client_for(&endpoint.url()));
+    let report = running.stop().await;
     assert_eq!(report.drain.unacked_bytes, 0);
     assert_eq!(counts(&events_of(&endpoint)), expected);
     assert!(endpoint.stats().throttled_calls > 0);
@@ -268,7 +243,7 @@ async fn drain_deadline_leaves_undelivered_lines_in_the_files_for_the_next_start
     let dir = tempfile::tempdir().unwrap();
     let expected = write_lines(dir.path(), 2, 300);
     let config = |obs: &Arc<Observability>| RunConfig {
-        ship: ship_args("logs", &["--drain-timeout-secs", "2"]),
+        ship: ship_with("logs", |s| s.drain.timeout = Duration::from_secs(2)),
         tail: tail_config(dir.path()),
         pod: pod(),
         obs: Arc::clone(obs),
@@ -276,14 +251,9 @@ async fn drain_deadline_leaves_undelivered_lines_in_the_files_for_the_next_start
         kube: None,
     };
     let obs = Arc::new(Observability::default());
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(
-        config(&obs),
-        sink_for(&endpoint.url(), "logs"),
-        stopped,
-    ));
-    stop.send(()).unwrap();
-    let report = task.await.unwrap();
+    let report = Running::start(config(&obs), client_for(&endpoint.url()))
+        .stop()
+        .await;
     assert!(report.drain.unacked_bytes > 0, "{:?}", report.drain);
     assert!(report.abandoned_batches > 0);
     assert!(endpoint.accepted().is_empty());
@@ -291,15 +261,10 @@ async fn drain_deadline_leaves_undelivered_lines_in_the_files_for_the_next_start
 
     // Firehose is back; the next start (same files, same checkpoints) delivers everything.
     endpoint.set_plan(FaultPlan::none());
-    let (stop, stopped) = tokio::sync::oneshot::channel();
     let obs = Arc::new(Observability::default());
-    let task = tokio::spawn(run_until(
-        config(&obs),
-        sink_for(&endpoint.url(), "logs"),
-        stopped,
-    ));
-    stop.send(()).unwrap();
-    let report = task.await.unwrap();
+    let report = Running::start(config(&obs), client_for(&endpoint.url()))
+        .stop()
+        .await;
     assert_eq!(report.drain.unacked_bytes, 0);
     assert_eq!(
         counts(&events_of(&endpoint)),

@@ -3,6 +3,11 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::BTreeSet;
+
+use firetail_testkit::wire::limits::{
+    FIREHOSE_MAX_RECORD_BYTES as MAX_RECORD_BYTES, PUT_RECORD_BATCH_MAX_BYTES as MAX_BYTES_PER_CALL,
+    PUT_RECORD_BATCH_MAX_RECORDS as MAX_RECORDS_PER_CALL,
+};
 use std::time::{Duration, Instant};
 
 use aws_sdk_firehose::Client;
@@ -11,7 +16,7 @@ use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use firetail_testkit::aws::{firehose_client, firehose_config};
 use firetail_testkit::firehose_endpoint::{
-    AcceptedRecord, EndpointOptions, MAX_BYTES_PER_CALL, MAX_RECORD_BYTES, MAX_RECORDS_PER_CALL,
+    AcceptedRecord, EndpointOptions,
 };
 use firetail_testkit::{FaultPlan, FirehoseEndpoint};
 

@@ -5,7 +5,6 @@
 //! (`log_base64`), CRLF stripped only as a line terminator, the huge line split into marked
 //! pieces, and an ordinary file written alongside still fully delivered (binary files do not
 //! wedge the engine).
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -17,6 +16,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_testkit::ChildGuard;
 use firetail_testkit::hostile::{self, HUGE_LINE_BYTES};
+use firetail_wire::event::{FILE, LOG, LOG_BASE64, PART, PART_INDEX, PART_LAST};
 use serde_json::Value;
 
 const MAX_LINE_BYTES: usize = 256 * 1024;
@@ -54,9 +54,9 @@ fn sequence_line(n: usize) -> String {
 
 /// One event's exact bytes: `log_base64` when the line was not UTF-8, else `log`.
 fn event_bytes(event: &Value) -> Vec<u8> {
-    match event.get("log_base64") {
+    match event.get(LOG_BASE64) {
         Some(b64) => STANDARD.decode(b64.as_str().unwrap()).unwrap(),
-        None => event["log"].as_str().unwrap().as_bytes().to_vec(),
+        None => event[LOG].as_str().unwrap().as_bytes().to_vec(),
     }
 }
 
@@ -90,15 +90,15 @@ impl Rebuilt {
             "{file}: event of {} bytes",
             bytes.len()
         );
-        let Some(part) = event.get("part") else {
+        let Some(part) = event.get(PART) else {
             assert!(self.open.is_none(), "{file}: a split line was not finished");
             self.lines.push(bytes);
             return;
         };
-        let index = u32::try_from(part["index"].as_u64().unwrap()).unwrap();
+        let index = u32::try_from(part[PART_INDEX].as_u64().unwrap()).unwrap();
         assert_eq!(index, self.next_part, "{file}: pieces in order");
         self.open.get_or_insert_with(Vec::new).extend(bytes);
-        if part["last"].as_bool().unwrap() {
+        if part[PART_LAST].as_bool().unwrap() {
             self.lines.push(self.open.take().unwrap());
             self.max_parts = self.max_parts.max(index + 1);
             self.next_part = 0;
@@ -163,7 +163,7 @@ fn hostile_files_come_out_byte_for_byte() {
     let stdout = firetail.stdout();
     for line in stdout.lines() {
         let event: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
-        let file = event["file"].as_str().unwrap();
+        let file = event[FILE].as_str().unwrap();
         let name = Path::new(file)
             .file_name()
             .unwrap()

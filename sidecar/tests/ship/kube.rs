@@ -3,21 +3,21 @@
 //! No Kubernetes API server runs on these machines, so a CANNED-RESPONSE HTTP server on
 //! 127.0.0.1 stands in for it (plain HTTP; TLS and the in-cluster discovery are exercised by the
 //! client's unit tests only). Records go to the fault-injecting endpoint with no faults.
-#![allow(clippy::unwrap_used)]
-
 use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 
-use firetail_sidecar::kube::KubeClient;
+use std::time::Duration;
+
 use firetail_sidecar::metrics::Observability;
 use firetail_sidecar::pack::Limits;
+use firetail_sidecar::pod::api::KubeClient;
 use firetail_sidecar::run::RunConfig;
-use firetail_sidecar::tail::DrainMode;
+use firetail_tail::DrainMode;
 use firetail_testkit::{FaultPlan, FirehoseEndpoint};
+use firetail_wire::RecordFormat;
 use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
 
-mod ship_common;
-use ship_common::{decode, pod, run_until, ship_args, sink_for, tail_config};
+use crate::common::{Running, client_for, decode, pod, ship_with, tail_config};
 
 const POD_RUNNING: &str = r#"{"metadata":{"ownerReferences":[{"apiVersion":"apps/v1",
  "kind":"ReplicaSet","name":"web-7d4b9c8f6d","uid":"u","controller":true}]},"spec":{"containers":[{"name":"app","image":"shop/app:3"}]},
@@ -74,22 +74,17 @@ async fn pod_lookup_fills_ids_and_drives_the_drain_mode() {
     let obs = Arc::new(Observability::default());
     let config = RunConfig {
         // A 30 s quiet period: only a read-to-EOF drain can finish this test quickly.
-        ship: ship_args(
-            "logs",
-            &["--record-format", "ndjson", "--drain-quiet-ms", "30000"],
-        ),
+        ship: ship_with("logs", |s| {
+            s.record_format = RecordFormat::Ndjson;
+            s.drain.quiet = Duration::from_secs(30);
+        }),
         tail: tail_config(dir.path()),
         pod: pod(),
         obs: Arc::clone(&obs),
         limits: Limits::FIREHOSE,
         kube: Some(KubeClient::new(&api, None, token).unwrap()),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(
-        config,
-        sink_for(&endpoint.url(), "logs"),
-        stopped,
-    ));
+    let running = Running::start(config, client_for(&endpoint.url()));
     // Probe lines until one arrives with the container details (the lookup has been applied),
     // then every later line must carry them.
     let path = dir.path().join("logs/app/app.log");
@@ -121,8 +116,7 @@ async fn pod_lookup_fills_ids_and_drives_the_drain_mode() {
     // The app container exits; then the kubelet sends SIGTERM.
     *body.lock().unwrap() =
         POD_RUNNING.replace(r#""running":{}"#, r#""terminated":{"exitCode":0}"#);
-    stop.send(()).unwrap();
-    let report = task.await.unwrap();
+    let report = running.stop().await;
     assert!(
         matches!(report.drain_mode, Some(DrainMode::ReadToEof { .. })),
         "{:?}",
@@ -164,21 +158,15 @@ async fn without_api_answers_fields_are_omitted_and_drain_waits_for_quiet() {
     let token = dir.path().join("token");
     std::fs::write(&token, "t").unwrap();
     let config = RunConfig {
-        ship: ship_args("logs", &["--drain-quiet-ms", "300"]),
+        ship: ship_with("logs", |s| s.drain.quiet = Duration::from_millis(300)),
         tail: tail_config(dir.path()),
         pod: pod(),
         obs: Arc::new(Observability::default()),
         limits: Limits::FIREHOSE,
         kube: Some(KubeClient::new(&dead, None, token).unwrap()),
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(
-        config,
-        sink_for(&endpoint.url(), "logs"),
-        stopped,
-    ));
-    stop.send(()).unwrap();
-    let report = task.await.unwrap();
+    let running = Running::start(config, client_for(&endpoint.url()));
+    let report = running.stop().await;
     assert!(
         matches!(report.drain_mode, Some(DrainMode::Quiet { .. })),
         "{:?}",
