@@ -1,20 +1,16 @@
 //! The real `firetail-transform` binary, driven through the Lambda Runtime API on 127.0.0.1,
-//! with moto's Firehose (real AWS wire protocol) or the fault-injecting endpoint behind the
-//! re-ingest path.
-#![allow(clippy::unwrap_used)]
+//! with the fault-injecting endpoint behind the re-ingest path (moto's Firehose behind it is an
+//! end-to-end test).
 
-mod common;
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_testkit::firehose_endpoint::{FaultPlan, FirehoseEndpoint};
-use firetail_testkit::moto::MotoServer;
 use firetail_testkit::runtime_api::{RuntimeApi, spawn_function};
-use firetail_transform::event::InputRecord;
+use firetail_transform::invocation::InputRecord;
 use firetail_transform::{FirehoseEvent, FirehoseResponse, RecordResult};
 use serde_json::Value;
 
@@ -76,9 +72,6 @@ fn seq_of_log_line(bytes: &[u8]) -> u64 {
         .unwrap()
 }
 
-fn seq_of_output(data: &str) -> u64 {
-    seq_of_log_line(&common::datadog_messages(data)[0])
-}
 
 #[tokio::test]
 async fn binary_answers_invocations_over_the_runtime_api() {
@@ -97,9 +90,9 @@ async fn binary_answers_invocations_over_the_runtime_api() {
         let response = invoke(&api, &input).await;
         // The binary answers exactly what the library computes.
         let event: FirehoseEvent = serde_json::from_slice(&input).unwrap();
-        let sink = firetail_transform::FirehoseSink::new();
+        let client = crate::common::Recorder::accepting();
         let (expected, _) =
-            firetail_transform::handle(&event, &firetail_transform::Config::default(), &sink, None)
+            firetail_transform::handle(&event, &firetail_transform::Config::default(), &client, None)
                 .await;
         assert_eq!(response.records.len(), expected.records.len(), "{name}");
         for (got, want) in response.records.iter().zip(&expected.records) {
@@ -153,54 +146,6 @@ async fn invalid_configuration_stops_the_function_with_a_clear_message() {
     assert!(!status.success());
     let logs = format!("{}{}", function.stdout(), function.stderr());
     assert!(logs.contains("FIRETAIL_DESTINATION"), "{logs}");
-}
-
-#[tokio::test]
-async fn overflow_is_reingested_into_moto_firehose_and_nothing_is_lost() {
-    let moto = MotoServer::start();
-    let arn = moto
-        .create_s3_stream("firetail-logs", "firetail-backup")
-        .await;
-    let api = RuntimeApi::start().await.unwrap();
-    let mut env = aws_env(moto.url());
-    // A 20 kB response budget with ~300 records of ~600 bytes: most must be re-ingested.
-    env.push(("FIRETAIL_RESPONSE_LIMIT_BYTES".into(), "20000".into()));
-    let _function = spawn_function(Path::new(BIN), &api, env).unwrap();
-
-    let event = sequenced_event(&arn, 300, 500);
-    let response = invoke(&api, &serde_json::to_vec(&event).unwrap()).await;
-    assert_eq!(response.records.len(), 300);
-    assert!(serde_json::to_vec(&response).unwrap().len() <= 20_000);
-
-    let mut seen: HashMap<u64, u32> = HashMap::new();
-    let mut dropped = 0;
-    for r in &response.records {
-        match r.result {
-            RecordResult::Ok => *seen.entry(seq_of_output(&r.data)).or_default() += 1,
-            RecordResult::Dropped => dropped += 1,
-            RecordResult::ProcessingFailed => panic!("{} failed", r.record_id),
-        }
-    }
-    assert!(dropped > 200, "most records overflow ({dropped})");
-    // moto writes each PutRecordBatch call to S3 with the records concatenated verbatim.
-    let mut reingested = 0;
-    for (_, object) in moto.objects("firetail-backup").await {
-        for value in serde_json::Deserializer::from_slice(&object).into_iter::<Value>() {
-            let line = serde_json::to_vec(&value.unwrap()).unwrap();
-            *seen.entry(seq_of_log_line(&line)).or_default() += 1;
-            reingested += 1;
-        }
-    }
-    assert_eq!(
-        reingested, dropped,
-        "every dropped record is back in the stream"
-    );
-    assert_eq!(
-        seen.len(),
-        300,
-        "every event is either answered or re-ingested"
-    );
-    assert!(seen.values().all(|&n| n == 1), "and only once");
 }
 
 #[tokio::test]

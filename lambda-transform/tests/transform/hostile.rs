@@ -3,11 +3,9 @@
 //! binary over the Lambda Runtime API. Every record is answered exactly once with the result
 //! its sample name promises, ordinary records around the hostile ones are delivered intact,
 //! and the counters (and the EMF metrics line) add up.
-#![allow(clippy::unwrap_used)]
 
-mod common;
 
-use common::Recorder;
+use crate::common::Recorder;
 
 use std::path::Path;
 
@@ -16,7 +14,7 @@ use base64::engine::general_purpose::STANDARD;
 use firetail_testkit::hostile::{self, Expect, HostileRecord};
 use firetail_testkit::runtime_api::{RuntimeApi, spawn_function};
 use firetail_transform::config::Destination;
-use firetail_transform::event::InputRecord;
+use firetail_transform::invocation::InputRecord;
 use firetail_transform::{Config, FirehoseEvent, FirehoseResponse, RecordResult, Stats, handle};
 use serde_json::Value;
 
@@ -84,7 +82,7 @@ fn parse_log(bytes: &[u8]) -> Value {
 
 /// The messages Datadog would receive from one output record.
 fn messages(data: &str) -> Vec<Value> {
-    common::datadog_messages(data)
+    crate::common::datadog_messages(data)
         .iter()
         .map(|m| parse_log(m))
         .collect()
@@ -157,11 +155,11 @@ fn expected_counts(samples: &[HostileRecord]) -> (u64, u64, u64) {
 async fn every_hostile_record_gets_its_result_through_handle() {
     let samples = hostile::records();
     let event = event(&samples);
-    let sink = Recorder::default();
+    let sink = Recorder::accepting();
     let (response, stats) = handle(&event, &Config::default(), &sink, None).await;
     check_response(&samples, &event, &response);
     assert!(
-        sink.0.lock().unwrap().is_empty(),
+        sink.accepted().is_empty(),
         "nothing overflows: the hostile records that cannot be delivered fail on their own"
     );
 
@@ -202,7 +200,7 @@ async fn hostile_records_never_panic_for_any_destination() {
         for sample in &samples {
             let event = event(std::slice::from_ref(sample));
             let (response, stats): (FirehoseResponse, Stats) =
-                handle(&event, &config, &Recorder::default(), None).await;
+                handle(&event, &config, &Recorder::accepting(), None).await;
             assert_eq!(response.records.len(), 2, "{}", sample.name);
             assert_eq!(
                 stats.records_ok + stats.records_dropped + stats.records_failed,

@@ -1,12 +1,9 @@
 //! The transform on the fixture events of every input kind, per destination, as Firehose
 //! would see it: the response is decoded record by record and every log is checked.
-#![allow(clippy::unwrap_used)]
 
-mod common;
 
-use common::Recorder;
+use crate::common::{Recorder, gunzip};
 
-use std::io::Read;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -20,10 +17,10 @@ fn fixture(name: &str) -> FirehoseEvent {
 }
 
 async fn run(event: &FirehoseEvent, config: &Config) -> FirehoseResponse {
-    let sink = Recorder::default();
+    let sink = Recorder::accepting();
     let (response, stats) = handle(event, config, &sink, None).await;
     assert!(
-        sink.0.lock().unwrap().is_empty(),
+        sink.accepted().is_empty(),
         "fixtures must not overflow"
     );
     assert_eq!(stats.records_in as usize, event.records.len());
@@ -42,18 +39,11 @@ async fn run(event: &FirehoseEvent, config: &Config) -> FirehoseResponse {
     response
 }
 
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
 
 /// The logs Datadog's Firehose intake would split an output record into.
 fn datadog_logs(data: &str) -> (Option<Value>, Vec<Value>) {
     let bytes = STANDARD.decode(data).unwrap();
-    if bytes.starts_with(&[0x1f, 0x8b]) {
+    if firetail_wire::gzip::is_gzip(&bytes) {
         let envelope: Value = serde_json::from_slice(&gunzip(&bytes)).unwrap();
         let logs = envelope["logEvents"]
             .as_array()
@@ -405,9 +395,9 @@ async fn single_events_are_compacted_before_anything_is_reingested() {
         response_limit_bytes: plain_size - 200,
         ..Config::default()
     };
-    let sink = Recorder::default();
+    let sink = Recorder::accepting();
     let (response, stats) = handle(&event, &config, &sink, None).await;
-    assert!(sink.0.lock().unwrap().is_empty());
+    assert!(sink.accepted().is_empty());
     assert_eq!(stats.records_ok, 3);
     assert!(serde_json::to_vec(&response).unwrap().len() <= config.response_limit_bytes);
     let mut messages = Vec::new();
@@ -445,7 +435,7 @@ fn packed_event(records: usize, events_per_record: usize) -> FirehoseEvent {
             let mut gz =
                 flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
             gz.write_all(ndjson.as_bytes()).unwrap();
-            firetail_transform::event::InputRecord {
+            firetail_transform::invocation::InputRecord {
                 record_id: format!("r{r}"),
                 approximate_arrival_timestamp: Some(1_795_341_600_000u64.into()),
                 data: STANDARD.encode(gz.finish().unwrap()),
@@ -470,9 +460,9 @@ async fn packed_outputs_are_recompressed_before_anything_is_reingested() {
         response_limit_bytes: fast_size * 9 / 10,
         ..Config::default()
     };
-    let sink = Recorder::default();
+    let sink = Recorder::accepting();
     let (response, stats) = handle(&event, &config, &sink, None).await;
-    assert!(sink.0.lock().unwrap().is_empty(), "nothing re-ingested");
+    assert!(sink.accepted().is_empty(), "nothing re-ingested");
     assert_eq!(stats.records_ok, 6);
     assert!(serde_json::to_vec(&response).unwrap().len() <= config.response_limit_bytes);
     // Every event exactly once, in order.
@@ -492,7 +482,7 @@ async fn packed_outputs_are_recompressed_before_anything_is_reingested() {
         response_limit_bytes: fast_size / 3,
         ..Config::default()
     };
-    let sink = Recorder::default();
+    let sink = Recorder::accepting();
     let (response, stats) = handle(&event, &config, &sink, None).await;
     assert!(stats.records_reingested > 0);
     let delivered: usize = (0..6)
@@ -500,9 +490,7 @@ async fn packed_outputs_are_recompressed_before_anything_is_reingested() {
         .map(|i| datadog_logs(data(&response, i)).1.len())
         .sum();
     let reingested: usize = sink
-        .0
-        .lock()
-        .unwrap()
+        .accepted()
         .iter()
         .map(|r| {
             gunzip(r)

@@ -1,19 +1,17 @@
 //! Properties of the transform over generated invocations: every recordId exactly once and in
 //! order, a response within the limit, no panic on arbitrary bytes, and no event lost when
 //! the response budget and record limit force re-ingest and splitting.
-#![allow(clippy::unwrap_used)]
 
-mod common;
 
-use common::Recorder;
+use crate::common::{Recorder, gunzip};
 
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_transform::config::{Destination, S3Compression};
-use firetail_transform::event::InputRecord;
+use firetail_transform::invocation::InputRecord;
 use firetail_transform::{Config, FirehoseEvent, RecordResult, handle};
 use proptest::prelude::*;
 use serde_json::Value;
@@ -24,13 +22,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.finish().unwrap()
 }
 
-fn gunzip(bytes: &[u8]) -> Vec<u8> {
-    let mut out = Vec::new();
-    flate2::read::MultiGzDecoder::new(bytes)
-        .read_to_end(&mut out)
-        .unwrap();
-    out
-}
 
 fn event(records: Vec<(String, String)>) -> FirehoseEvent {
     FirehoseEvent {
@@ -87,7 +78,7 @@ proptest! {
     ) {
         let event = event(records);
         let config = Config { destination, response_limit_bytes: limit, ..Config::default() };
-        let sink = Recorder::default();
+        let sink = Recorder::accepting();
         let (response, stats) = runtime().block_on(handle(&event, &config, &sink, None));
         let ids: Vec<&str> = response.records.iter().map(|r| r.record_id.as_str()).collect();
         let want: Vec<&str> = event.records.iter().map(|r| r.record_id.as_str()).collect();
@@ -115,7 +106,7 @@ fn line(seq: u64, pad: usize) -> String {
 
 /// Sequence numbers found in a Firehose output record of any destination.
 fn seqs_in_output(bytes: &[u8], out: &mut Vec<u64>) {
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+    let bytes = if firetail_wire::gzip::is_gzip(bytes) {
         gunzip(bytes)
     } else {
         bytes.to_vec()
@@ -144,7 +135,7 @@ fn seqs_in_output(bytes: &[u8], out: &mut Vec<u64>) {
 
 /// Sequence numbers in a payload handed back to the stream (original sidecar lines).
 fn seqs_in_reingested(bytes: &[u8], out: &mut Vec<u64>) {
-    let bytes = if bytes.starts_with(&[0x1f, 0x8b]) {
+    let bytes = if firetail_wire::gzip::is_gzip(bytes) {
         gunzip(bytes)
     } else {
         bytes.to_vec()
@@ -194,7 +185,7 @@ proptest! {
             ..Config::default()
         };
         let event = event(records);
-        let sink = Recorder::default();
+        let sink = Recorder::accepting();
         let (response, stats) = runtime().block_on(handle(&event, &config, &sink, None));
 
         let mut delivered = Vec::new();
@@ -206,7 +197,7 @@ proptest! {
             }
         }
         let mut reingested = Vec::new();
-        for p in sink.0.lock().unwrap().iter() {
+        for p in sink.accepted().iter() {
             seqs_in_reingested(p, &mut reingested);
         }
         // Failed records go whole to the backup bucket: count their events as kept.
