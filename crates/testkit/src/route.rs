@@ -499,6 +499,20 @@ impl Tally {
         self.seen.values().map(|n| u64::from(n - 1)).sum()
     }
 
+    /// Sequence numbers seen more than once, in order.
+    pub fn duplicated(&self) -> Vec<u64> {
+        self.seen
+            .iter()
+            .filter(|(_, n)| **n > 1)
+            .map(|(k, _)| *k)
+            .collect()
+    }
+
+    /// The most times any sequence number was seen (0 when none was).
+    pub fn most_copies(&self) -> u32 {
+        self.seen.values().copied().max().unwrap_or(0)
+    }
+
     /// Distinct sequence numbers seen.
     pub fn distinct(&self) -> usize {
         self.seen.len()

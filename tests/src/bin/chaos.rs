@@ -189,20 +189,12 @@ impl Writer {
 
 /// Sequence numbers in one accepted record (ndjson, ndjson-gzip or a single JSON event).
 fn count_record(record: &[u8], counts: &mut [u32], unknown: &mut u64) {
-    let text = if record.starts_with(&[0x1f, 0x8b]) {
-        let mut s = String::new();
-        if std::io::Read::read_to_string(&mut flate2::read::MultiGzDecoder::new(record), &mut s)
-            .is_err()
-        {
-            *unknown += 1;
-            return;
-        }
-        s
-    } else {
-        String::from_utf8_lossy(record).into_owned()
+    let Ok(text) = firetail_testkit::records::inflate(record) else {
+        *unknown += 1;
+        return;
     };
-    for line in text.lines() {
-        let seq = serde_json::from_str::<serde_json::Value>(line)
+    for line in firetail_testkit::wire::format::lines(&text) {
+        let seq = serde_json::from_slice::<serde_json::Value>(line)
             .ok()
             .and_then(|v| {
                 v["log"]

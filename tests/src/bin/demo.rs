@@ -23,10 +23,16 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use clap::Parser;
+use firetail_testkit::records::{decode_events as sidecar_events, destination_events};
 use firetail_testkit::route::{
-    Destination, FakePod, PodDirs, Processor, RecordResult, billed_bytes, destination_events,
-    message_of, sidecar_command, sidecar_events,
+    Destination, FakePod, PodDirs, Processor, RecordResult, message_of, sidecar_command,
 };
+use firetail_testkit::wire::limits::billed_bytes as billed;
+
+/// Bytes Firehose bills for a record of `len` bytes.
+fn billed_bytes(len: u64) -> u64 {
+    billed(usize::try_from(len).unwrap_or(usize::MAX)) as u64
+}
 use firetail_testkit::{
     ChildGuard, MotoServer, RecordingProxy, RuntimeApi, spawn_function, workspace_bin,
 };
@@ -228,7 +234,7 @@ fn thousands(n: u64) -> String {
 }
 
 async fn demo(args: Args) -> anyhow::Result<bool> {
-    let destination = Destination::parse(&args.destination).context("unknown destination")?;
+    let destination: Destination = args.destination.parse()?;
     let format = args.format.unwrap_or_else(|| {
         if destination == Destination::OpenSearch {
             "json".to_owned()

@@ -6,21 +6,21 @@
 //! The sidecar runs in-process here (the library `run()` its binary calls) so that the
 //! CANNED-RESPONSE Kubernetes API stand-in ([`FakeKubeApi`], plain HTTP) can supply container
 //! ids: the binary only reaches the in-cluster API over TLS with a mounted service-account
-//! token. The binary itself is exercised in `e2e_process.rs`. Records are read back through
+//! token. The binary itself is exercised in `process.rs`. Records are read back through
 //! the testkit's recording pass-through, because moto concatenates a call's records.
-#![allow(clippy::unwrap_used)]
 
 use std::io::Write as _;
 
+use firetail_testkit::records::{decode_events, destination_events};
 use firetail_testkit::route::{
-    Destination, FORMATS, FakeKubeApi, FakePod, PodDirs, Processor, RecordResult, Tally,
-    destination_events, message_of, seq_of, sidecar_events,
+    Destination, FakeKubeApi, FakePod, PodDirs, Processor, RecordResult, Tally, message_of,
+    seq_of,
 };
 use firetail_testkit::{MotoServer, RecordingProxy};
+use firetail_wire::RecordFormat;
 use serde_json::Value;
 
-mod e2e_common;
-use e2e_common::{InProcess, events_in, transform, wait_until, write_numbered};
+use crate::common::{self as e2e_common, InProcess, events_in, transform, wait_until, write_numbered};
 
 const CONTAINERS: [&str; 2] = ["checkout", "worker"];
 const PER_CONTAINER: u64 = 1500;
@@ -43,6 +43,16 @@ fn check_tags(event: &Value, pod: &FakePod) {
     );
 }
 
+/// A line that was not valid UTF-8 arrives with its exact bytes; every other line without.
+fn check_exact_bytes(event: &Value) {
+    let n = seq_of(message_of(event)).unwrap();
+    let line = e2e_common::numbered_line(n);
+    match e2e_common::exact_bytes(event) {
+        Some(exact) => assert_eq!(exact, line, "{event}"),
+        None => assert!(std::str::from_utf8(&line).is_ok(), "lost the exact bytes: {event}"),
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_reaches_every_destination_exactly_once_with_tags() {
     let moto = MotoServer::start();
@@ -55,7 +65,7 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
     }
     let total = PER_CONTAINER * CONTAINERS.len() as u64;
 
-    for format in FORMATS {
+    for format in RecordFormat::ALL {
         let stream = format!("e2e-{format}");
         let arn = moto
             .create_s3_stream(&stream, &format!("{stream}-bucket"))
@@ -67,7 +77,7 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
             .map(|c| dirs.container(c).join("app.log"))
             .collect();
         let sidecar =
-            InProcess::start(&proxy.url(), &stream, &pod, &dirs, format, Some(&kube), &[]);
+            InProcess::start(&proxy.url(), &stream, &pod, &dirs, format, Some(&kube));
         let stream_events = || events_in(&proxy.stream_records(&stream));
 
         // The pod lookup runs beside tailing: probe until every container's events carry
@@ -130,9 +140,9 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
             .unwrap_or_else(|e| panic!("{format} stream: {e}"));
         let per_record: Vec<usize> = records
             .iter()
-            .map(|r| sidecar_events(r).unwrap().len())
+            .map(|r| decode_events(r).unwrap().len())
             .collect();
-        if format == "json" {
+        if format == RecordFormat::Json {
             assert!(
                 per_record.iter().all(|n| *n == 1),
                 "json: one event per record"
@@ -147,7 +157,7 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
         for (destination, (api, _function)) in &functions {
             let processed = Processor::new(&arn).process(api, &records).await.unwrap();
             let mut tally = Tally::default();
-            let packed_to_opensearch = *destination == Destination::OpenSearch && format != "json";
+            let packed_to_opensearch = *destination == Destination::OpenSearch && format != RecordFormat::Json;
             for ((result, data), (record, n)) in processed
                 .results
                 .iter()
@@ -158,7 +168,7 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
                     // By design: one OpenSearch document per record. Firehose keeps the
                     // original in the backup bucket; count its events from there.
                     assert_eq!(*result, RecordResult::ProcessingFailed, "{context}");
-                    for e in sidecar_events(record).unwrap() {
+                    for e in decode_events(record).unwrap() {
                         let log = e["log"].as_str().unwrap();
                         if log != "probe" {
                             tally.add(log);
@@ -172,6 +182,7 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
                         continue;
                     }
                     check_tags(&event, &pod);
+                    check_exact_bytes(&event);
                     tally.add(message_of(&event));
                 }
             }
@@ -305,7 +316,7 @@ async fn six_mb_overflow_is_reingested_and_every_event_comes_out_once() {
         text.push_str(&format!("GET /products seq={n} 200 {}\n", "p".repeat(160)));
     }
     std::fs::write(&path, text).unwrap();
-    let sidecar = InProcess::start(&proxy.url(), stream, &pod, &dirs, "ndjson-gzip", None, &[]);
+    let sidecar = InProcess::start(&proxy.url(), stream, &pod, &dirs, RecordFormat::NdjsonGzip, None);
     wait_until(
         "every line in the stream",
         || events_in(&proxy.stream_records(stream)),

@@ -7,8 +7,7 @@
 //! moto is the Firehose endpoint except in the fault test (moto cannot fail on purpose);
 //! records are read back through the testkit's recording pass-through, which keeps their
 //! boundaries. The binary cannot reach the Kubernetes API stand-in (it only speaks TLS with a
-//! mounted service-account token), so `container_id` is checked in `e2e_route.rs` instead.
-#![allow(clippy::unwrap_used)]
+//! mounted service-account token), so `container_id` is checked in `route.rs` instead.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -24,8 +23,7 @@ use firetail_testkit::{
     ChildGuard, FaultPlan, FirehoseEndpoint, MotoServer, RecordingProxy, workspace_bin,
 };
 
-mod e2e_common;
-use e2e_common::{PATIENCE, events_in, transform};
+use crate::common::{PATIENCE, events_in, transform};
 
 fn start_sidecar(
     url: &str,
@@ -50,6 +48,22 @@ fn start_sidecar(
 /// One numbered line; `pad` makes it longer.
 fn line(n: u64, pad: usize) -> String {
     format!("GET /orders seq={n} 200 {}", "x".repeat(pad))
+}
+
+/// Appends `range` a line at a time, pausing every `pause_every` lines (a steady writer).
+fn append_slowly(path: &Path, range: std::ops::Range<u64>, pause_every: u64) {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .unwrap();
+    for n in range {
+        writeln!(f, "{}", line(n, 40)).unwrap();
+        if n % pause_every == 0 {
+            f.flush().unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
 }
 
 fn append(path: &Path, range: std::ops::Range<u64>, pad: usize) {
@@ -468,4 +482,110 @@ async fn fault_injecting_endpoint_loses_nothing_and_never_resends_acknowledged_e
     assert!(s.throttled_calls > 3, "{s:?}");
     assert!(s.server_errors > 0, "{s:?}");
     assert!(s.resets > 0, "{s:?}");
+}
+
+/// One kill -9 against the fault-injecting endpoint (every answer late), then SIGTERM while
+/// the app writes: the only duplicates are one contiguous range of the first run's lines, at
+/// most the in-flight budget and one checkpoint interval's worth, each at most twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_kill_duplicates_only_a_contiguous_in_flight_range() {
+    // Every call answers late, so acknowledgements trail reading and data is in flight when
+    // the process is killed.
+    let endpoint = FirehoseEndpoint::start(FaultPlan {
+        delay_ratio: 1.0,
+        delay: ENDPOINT_DELAY,
+        ..FaultPlan::default()
+    })
+    .await
+    .unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = PodDirs::new(tmp.path());
+    let path = dirs.container("app").join("app.log");
+    let total = 24_000;
+    let first = 12_000;
+    let inflight = MAX_INFLIGHT_BYTES.to_string();
+    let checkpoint = CHECKPOINT_INTERVAL_MS.to_string();
+    let extra = [
+        ("FIRETAIL_MAX_INFLIGHT_BYTES", inflight.as_str()),
+        ("FIRETAIL_CHECKPOINT_INTERVAL_MS", checkpoint.as_str()),
+        ("FIRETAIL_FLUSH_INTERVAL_MS", "50"),
+        ("FIRETAIL_POLL_INTERVAL_MS", "100"),
+        ("FIRETAIL_DRAIN_QUIET_MS", "1500"),
+    ];
+    let tally = || stream_tally(&endpoint.accepted());
+
+    // Run 1: the app writes the first half; kill -9 once about a third has been delivered.
+    let mut run1 = start_sidecar(&endpoint.url(), "logs", &dirs, "ndjson-gzip", &extra);
+    append_slowly(&path, 0..first, 500);
+    let start = Instant::now();
+    while tally().distinct() < (first / 3) as usize {
+        assert!(start.elapsed() < PATIENCE, "a third never delivered");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    run1.kill().unwrap();
+    let after_kill = tally().distinct();
+    assert!(
+        (after_kill as u64) < first,
+        "killed before everything was delivered ({after_kill})"
+    );
+
+    // Run 2 resumes from the checkpoint; the app writes the rest and is still writing when
+    // SIGTERM arrives.
+    let mut run2 = start_sidecar(&endpoint.url(), "logs", &dirs, "ndjson-gzip", &extra);
+    let writer_path = path.clone();
+    let writer = std::thread::spawn(move || append_slowly(&writer_path, first..total, 200));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    run2.terminate().unwrap();
+    writer.join().unwrap();
+    let status = run2
+        .wait_timeout(Duration::from_secs(90))
+        .unwrap()
+        .expect("firetail exits after draining");
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        run2.stderr()
+    );
+    assert!(
+        run2.stderr()
+            .contains("drained; everything read was delivered"),
+        "{}",
+        run2.stderr()
+    );
+
+    let got = tally();
+    let missing = got.missing(0..total);
+    assert!(
+        missing.is_empty(),
+        "{} lines lost, first {:?}",
+        missing.len(),
+        missing.first()
+    );
+    assert_eq!(got.distinct() as u64, total, "nothing but the written lines arrived");
+
+    // Duplicates come only from run 1's unacknowledged or not-yet-checkpointed tail: at most
+    // the in-flight budget, plus what could be acknowledged in one checkpoint interval (one
+    // budget per endpoint round trip) and a round trip of slack.
+    let line_bytes = line(0, 40).len() as u64 + 1;
+    let duplicate_bytes: u64 = got.duplicates() * line_bytes;
+    let round_trips = (CHECKPOINT_INTERVAL_MS + 150) / ENDPOINT_DELAY.as_millis() as u64;
+    let bound = MAX_INFLIGHT_BYTES * (1 + round_trips);
+    eprintln!(
+        "delivered before kill: {after_kill} events; duplicate bytes: {duplicate_bytes} (bound {bound})"
+    );
+    assert!(
+        duplicate_bytes <= bound,
+        "{duplicate_bytes} duplicate bytes > bound {bound} (written {} bytes)",
+        total as u64 * line_bytes
+    );
+    let duplicated = got.duplicated();
+    if let (Some(lo), Some(hi)) = (duplicated.first(), duplicated.last()) {
+        assert_eq!(
+            duplicated.len() as u64,
+            hi - lo + 1,
+            "duplicates are one contiguous range"
+        );
+        assert!(*hi < first, "only run 1's lines can be duplicated");
+    }
+    assert!(got.most_copies() <= 2);
 }

@@ -1,7 +1,6 @@
 //! End to end through the real AWS SDK against moto's server (Firehose → S3): lines written to
 //! files arrive in S3 complete and decodable, for every record format, and lines written while
 //! the sidecar drains after SIGTERM still arrive.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::io::Write as _;
@@ -11,16 +10,12 @@ use std::time::Duration;
 use firetail_sidecar::metrics::Observability;
 use firetail_sidecar::pack::Limits;
 use firetail_sidecar::run::RunConfig;
-use firetail_sidecar::sink::firehose::FirehoseSink;
-use firetail_sidecar::tail::{DrainEnd, TailConfig};
+use firetail_tail::{DrainEnd, TailConfig};
 use firetail_testkit::MotoServer;
+use firetail_wire::RecordFormat;
+use firetail_wire::event::{LOG, PART, PART_INDEX, PART_LAST};
 
-mod ship_common;
-use ship_common::{counts, decode, pod, run_until, ship_args, tail_config};
-
-async fn sink_for(moto: &MotoServer, stream: &str) -> FirehoseSink {
-    ship_common::sink_for(moto.url(), stream)
-}
+use crate::ship::{Running, client_for, counts, decode, pod, ship_with, tail_config};
 
 /// Every event in the bucket, parsed, in no particular order.
 async fn events_in(moto: &MotoServer, bucket: &str) -> Vec<serde_json::Value> {
@@ -35,7 +30,7 @@ async fn events_in(moto: &MotoServer, bucket: &str) -> Vec<serde_json::Value> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_format_delivers_every_line_decodably() {
     let moto = MotoServer::start();
-    for (i, format) in ["json", "ndjson", "ndjson-gzip"].into_iter().enumerate() {
+    for (i, format) in RecordFormat::ALL.into_iter().enumerate() {
         let stream = format!("logs-{i}");
         let bucket = format!("bucket-{i}");
         moto.create_s3_stream(&stream, &bucket).await;
@@ -63,19 +58,16 @@ async fn every_format_delivers_every_line_decodably() {
 
         let obs = Arc::new(Observability::default());
         let config = RunConfig {
-            ship: ship_args(&stream, &["--record-format", format]),
+            ship: ship_with(&stream, |s| s.record_format = format),
             tail: tail_config(dir.path()),
             pod: pod(),
             obs: Arc::clone(&obs),
             limits: Limits::FIREHOSE,
             kube: None,
         };
-        let (stop, stopped) = tokio::sync::oneshot::channel();
-        let sink = sink_for(&moto, &stream).await;
-        let task = tokio::spawn(run_until(config, sink, stopped));
+        let running = Running::start(config, client_for(moto.url()));
         // Shut down at once: the drain must still read, send and acknowledge everything.
-        stop.send(()).unwrap();
-        let report = task.await.unwrap();
+        let report = running.stop().await;
         assert_eq!(report.drain.end, DrainEnd::AllRead, "{format}");
         assert_eq!(report.drain.unacked_bytes, 0, "{format}");
         assert!(report.drain.checkpoint_saved, "{format}");
@@ -109,12 +101,12 @@ async fn every_format_delivers_every_line_decodably() {
         assert_eq!(m.events_read.get(), 2201, "{format}");
         let records = m.records_sent.get();
         match format {
-            "json" => assert_eq!(records, 2201),
+            RecordFormat::Json => assert_eq!(records, 2201),
             // 2201 events, at most 500 per ndjson record.
-            "ndjson" => assert!(records >= 5, "{records}"),
-            _ => assert!(records >= 1),
+            RecordFormat::Ndjson => assert!(records >= 5, "{records}"),
+            RecordFormat::NdjsonGzip => assert!(records >= 1),
         }
-        assert!(m.billed_bytes.get() >= m.record_bytes_sent.get());
+        assert!(m.estimated_billed_bytes.get() >= m.record_bytes_sent.get());
     }
 }
 
@@ -134,7 +126,7 @@ async fn long_lines_arrive_as_ordered_parts() {
     drop(f);
     let obs = Arc::new(Observability::default());
     let config = RunConfig {
-        ship: ship_args("logs", &["--record-format", "ndjson"]),
+        ship: ship_with("logs", |s| s.record_format = RecordFormat::Ndjson),
         tail: TailConfig {
             max_line_bytes: 1024 * 1024,
             max_inflight_bytes: 16 * 1024 * 1024,
@@ -145,21 +137,18 @@ async fn long_lines_arrive_as_ordered_parts() {
         limits: Limits::FIREHOSE,
         kube: None,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(config, sink_for(&moto, "logs").await, stopped));
-    stop.send(()).unwrap();
-    let report = task.await.unwrap();
+    let report = Running::start(config, client_for(moto.url())).stop().await;
     assert_eq!(report.drain.unacked_bytes, 0);
 
     let events = events_in(&moto, "bucket").await;
     let mut parts: Vec<(u64, bool, String)> = events
         .iter()
-        .filter(|e| e.get("part").is_some())
+        .filter(|e| e.get(PART).is_some())
         .map(|e| {
             (
-                e["part"]["index"].as_u64().unwrap(),
-                e["part"]["last"].as_bool().unwrap(),
-                e["log"].as_str().unwrap().to_owned(),
+                e[PART][PART_INDEX].as_u64().unwrap(),
+                e[PART][PART_LAST].as_bool().unwrap(),
+                e[LOG].as_str().unwrap().to_owned(),
             )
         })
         .collect();
@@ -195,19 +184,18 @@ async fn lines_written_while_draining_still_arrive() {
     let app = dir.path().join("logs/app");
     std::fs::create_dir_all(&app).unwrap();
     let config = RunConfig {
-        ship: ship_args(
-            "logs",
+        ship: ship_with("logs", |s| {
+            s.record_format = RecordFormat::NdjsonGzip;
             // Generous: the writer pauses at most a few ms, even on a loaded machine.
-            &["--record-format", "ndjson-gzip", "--drain-quiet-ms", "1500"],
-        ),
+            s.drain.quiet = Duration::from_millis(1500);
+        }),
         tail: tail_config(dir.path()),
         pod: pod(),
         obs: Arc::new(Observability::default()),
         limits: Limits::FIREHOSE,
         kube: None,
     };
-    let (stop, stopped) = tokio::sync::oneshot::channel();
-    let task = tokio::spawn(run_until(config, sink_for(&moto, "logs").await, stopped));
+    let running = Running::start(config, client_for(moto.url()));
     // The app keeps writing across the SIGTERM (as a regular container does while the kubelet
     // stops the pod), then stops.
     let path = app.join("app.log");
@@ -221,9 +209,9 @@ async fn lines_written_while_draining_still_arrive() {
         }
     });
     tokio::time::sleep(Duration::from_millis(150)).await;
-    stop.send(()).unwrap();
+    let stopping = tokio::spawn(running.stop());
     writer.await.unwrap();
-    let report = task.await.unwrap();
+    let report = stopping.await.unwrap();
     assert_eq!(report.drain.end, DrainEnd::AllRead);
     assert_eq!(report.drain.unacked_bytes, 0);
     let got = counts(&events_in(&moto, "bucket").await);

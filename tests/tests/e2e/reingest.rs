@@ -1,47 +1,20 @@
-// HEAD
-//! The real `firetail-transform` binary, driven through the Lambda Runtime API on 127.0.0.1,
-//! with the fault-injecting endpoint behind the re-ingest path (moto's Firehose behind it is an
-//! end-to-end test).
-
+//! The real `firetail-transform` binary over the Lambda Runtime API, re-ingesting its
+//! overflow into moto's Firehose (the real AWS wire protocol): every event is answered or put
+//! back, once.
 
 use std::collections::HashMap;
-use std::path::Path;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use firetail_testkit::firehose_endpoint::{FaultPlan, FirehoseEndpoint};
+use firetail_testkit::records::destination_events;
+use firetail_testkit::route::{Destination, message_of, seq_of};
 use firetail_testkit::runtime_api::{RuntimeApi, spawn_function};
+use firetail_testkit::{MotoServer, workspace_bin};
 use firetail_transform::invocation::InputRecord;
 use firetail_transform::{FirehoseEvent, FirehoseResponse, RecordResult};
 use serde_json::Value;
 
-const BIN: &str = env!("CARGO_BIN_EXE_firetail-transform");
-
-fn fixture(name: &str) -> Vec<u8> {
-    std::fs::read(format!("{}/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))).unwrap()
-}
-
-/// Credentials and endpoint for a Firehose peer at `url` (moto or the fault endpoint).
-fn aws_env(url: &str) -> Vec<(String, String)> {
-    [
-        ("AWS_ACCESS_KEY_ID", "testing"),
-        ("AWS_SECRET_ACCESS_KEY", "testing"),
-        ("AWS_REGION", "us-east-1"),
-        ("AWS_EC2_METADATA_DISABLED", "true"),
-        ("AWS_ENDPOINT_URL_FIREHOSE", url),
-    ]
-    .into_iter()
-    .map(|(k, v)| (k.to_owned(), v.to_owned()))
-    .collect()
-}
-
-async fn invoke(api: &RuntimeApi, event: &[u8]) -> FirehoseResponse {
-    let body = api.invoke(event.to_vec()).await.unwrap();
-    serde_json::from_slice(&body).unwrap()
-}
-
-/// `count` sidecar events `seq=<n>` in `records` one-event records of a stream `arn`.
+/// `records` one-event sidecar records `seq=<i> xxx…` of stream `arn`.
 fn sequenced_event(arn: &str, records: usize, pad: usize) -> FirehoseEvent {
     FirehoseEvent {
         invocation_id: "inv".into(),
@@ -63,21 +36,11 @@ fn sequenced_event(arn: &str, records: usize, pad: usize) -> FirehoseEvent {
     }
 }
 
-fn seq_of_log_line(bytes: &[u8]) -> u64 {
-    let v: Value = serde_json::from_slice(bytes).unwrap();
-    let log = v["log"].as_str().or(v["message"].as_str()).unwrap();
-    log.trim_start_matches("seq=")
-        .split(' ')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
 fn seq_of_output(data: &str) -> u64 {
-    seq_of_log_line(&crate::common::datadog_messages(data)[0])
+    let bytes = STANDARD.decode(data).unwrap();
+    let events = destination_events(Destination::Datadog, &bytes).unwrap();
+    seq_of(message_of(&events[0])).unwrap()
 }
-
 
 #[tokio::test]
 async fn overflow_is_reingested_into_moto_firehose_and_nothing_is_lost() {
@@ -86,13 +49,14 @@ async fn overflow_is_reingested_into_moto_firehose_and_nothing_is_lost() {
         .create_s3_stream("firetail-logs", "firetail-backup")
         .await;
     let api = RuntimeApi::start().await.unwrap();
-    let mut env = aws_env(moto.url());
+    let mut env = firetail_testkit::aws::sdk_env(moto.url());
     // A 20 kB response budget with ~300 records of ~600 bytes: most must be re-ingested.
     env.push(("FIRETAIL_RESPONSE_LIMIT_BYTES".into(), "20000".into()));
-    let _function = spawn_function(Path::new(BIN), &api, env).unwrap();
+    let _function = spawn_function(&workspace_bin("firetail-transform"), &api, env).unwrap();
 
     let event = sequenced_event(&arn, 300, 500);
-    let response = invoke(&api, &serde_json::to_vec(&event).unwrap()).await;
+    let body = api.invoke(serde_json::to_vec(&event).unwrap()).await.unwrap();
+    let response: FirehoseResponse = serde_json::from_slice(&body).unwrap();
     assert_eq!(response.records.len(), 300);
     assert!(serde_json::to_vec(&response).unwrap().len() <= 20_000);
 
@@ -110,8 +74,8 @@ async fn overflow_is_reingested_into_moto_firehose_and_nothing_is_lost() {
     let mut reingested = 0;
     for (_, object) in moto.objects("firetail-backup").await {
         for value in serde_json::Deserializer::from_slice(&object).into_iter::<Value>() {
-            let line = serde_json::to_vec(&value.unwrap()).unwrap();
-            *seen.entry(seq_of_log_line(&line)).or_default() += 1;
+            let value = value.unwrap();
+            *seen.entry(seq_of(message_of(&value)).unwrap()).or_default() += 1;
             reingested += 1;
         }
     }

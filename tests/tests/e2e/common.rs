@@ -1,36 +1,28 @@
-//! Helpers shared by the `e2e_*` tests: the sidecar run in-process (the library `run()` the
-//! `firetail` binary calls, so the fake Kubernetes API can be reached over plain HTTP), app
-//! writers with sequence numbers, and the transform behind a Runtime API.
-#![allow(clippy::unwrap_used, dead_code)]
+//! Helpers of the end-to-end tests: the sidecar run in-process (the library `run()` the
+//! `firetail` binary calls, so the Kubernetes API stand-in can be reached over plain HTTP),
+//! app writers with sequence numbers, and the transform binary behind a Runtime API.
 
 use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use clap::Parser;
-use firetail_sidecar::config::{ShipArgs, TailArgs};
-use firetail_sidecar::enrich::PodInfo;
-use firetail_sidecar::kube::KubeClient;
+use firetail_firehose::{Backoff, ClientSettings, RetryPolicy, SdkClient};
+use firetail_sidecar::config::{DrainPolicy, DrainStrategy, ShipConfig};
 use firetail_sidecar::metrics::Observability;
 use firetail_sidecar::pack::Limits;
+use firetail_sidecar::pod::api::KubeClient;
+use firetail_sidecar::pod::downward;
 use firetail_sidecar::run::{RunConfig, RunReport, run};
-use firetail_sidecar::sink::firehose::FirehoseSink;
-use firetail_testkit::route::{Destination, FakeKubeApi, FakePod, PodDirs, sidecar_events};
+use firetail_tail::TailConfig;
+use firetail_testkit::records::decode_events;
+use firetail_testkit::route::{Destination, FakeKubeApi, FakePod, PodDirs};
 use firetail_testkit::{ChildGuard, RuntimeApi, spawn_function, workspace_bin};
+use firetail_wire::RecordFormat;
 use serde_json::Value;
 
 /// How long any wait in these tests may take before it fails.
 pub const PATIENCE: Duration = Duration::from_secs(90);
-
-#[derive(Debug, Parser)]
-#[command(args_override_self = true)]
-struct Cli {
-    #[command(flatten)]
-    ship: ShipArgs,
-    #[command(flatten)]
-    tail: TailArgs,
-}
 
 /// A sidecar running in this process; [`InProcess::stop`] is SIGTERM.
 pub struct InProcess {
@@ -40,57 +32,47 @@ pub struct InProcess {
 }
 
 impl InProcess {
-    /// Starts `run()` as the binary would with these flags (plus short test intervals),
-    /// shipping to `url`, and asking `kube` for container ids if given.
+    /// Starts `run()` as the binary would for this pod, with short test intervals, shipping
+    /// to `url`, and asking `kube` for container ids if given.
     pub fn start(
         url: &str,
         stream: &str,
         pod: &FakePod,
         dirs: &PodDirs,
-        format: &str,
+        format: RecordFormat,
         kube: Option<&FakeKubeApi>,
-        extra: &[&str],
     ) -> Self {
         pod.write_podinfo(&dirs.podinfo()).unwrap();
-        let glob = dirs.glob();
-        let data = dirs.data().display().to_string();
-        let podinfo = dirs.podinfo().display().to_string();
-        let mut args = vec![
-            "firetail",
-            "--delivery-stream",
-            stream,
-            "--record-format",
-            format,
-            "--path",
-            &glob,
-            "--data-dir",
-            &data,
-            "--podinfo-dir",
-            &podinfo,
-            "--flush-interval-ms",
-            "100",
-            "--poll-interval-ms",
-            "100",
-            "--quiet-flush-ms",
-            "200",
-            "--checkpoint-interval-ms",
-            "200",
-            "--retry-base-ms",
-            "10",
-            "--retry-max-ms",
-            "200",
-            "--drain",
-            "quiet",
-            "--drain-quiet-ms",
-            "500",
-            "--drain-timeout-secs",
-            "60",
-        ];
-        args.extend_from_slice(extra);
-        let cli = Cli::try_parse_from(args).unwrap();
-        let tail = cli.tail.to_tail_config().unwrap();
+        let ship = ShipConfig {
+            delivery_stream: stream.to_owned(),
+            record_format: format,
+            podinfo_dir: dirs.podinfo(),
+            flush_interval: Duration::from_millis(100),
+            retry: RetryPolicy::forever(
+                Backoff {
+                    base: Duration::from_millis(10),
+                    cap: Duration::from_millis(200),
+                },
+                Duration::from_secs(1),
+            ),
+            drain: DrainPolicy {
+                strategy: DrainStrategy::Quiet,
+                quiet: Duration::from_millis(500),
+                timeout: Duration::from_secs(60),
+            },
+            ..ShipConfig::default()
+        };
+        let tail = TailConfig {
+            paths: vec![dirs.glob()],
+            data_dir: dirs.data(),
+            poll_interval: Duration::from_millis(100),
+            quiet_flush: Duration::from_millis(200),
+            checkpoint_interval: Duration::from_millis(200),
+            max_inflight_bytes: firetail_sidecar::config::default_max_inflight_bytes(format),
+            ..TailConfig::default()
+        };
         let env = pod.env(&dirs.podinfo());
-        let (info, _) = PodInfo::from_downward_api(
+        let (info, _) = downward::read(
             |k| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()),
             &dirs.podinfo(),
         );
@@ -99,13 +81,10 @@ impl InProcess {
             std::fs::write(&token, "e2e-token").unwrap();
             KubeClient::new(&api.url(), None, token).unwrap()
         });
-        let conf = firetail_testkit::aws::firehose_config(url)
-            .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
-            .build();
-        let sink = FirehoseSink::new(aws_sdk_firehose::Client::from_conf(conf), stream);
+        let client = SdkClient::for_endpoint(url, ClientSettings::default());
         let obs = Arc::new(Observability::default());
         let config = RunConfig {
-            ship: cli.ship,
+            ship,
             tail,
             pod: info,
             obs: Arc::clone(&obs),
@@ -114,7 +93,7 @@ impl InProcess {
         };
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            run(config, sink, async {
+            run(config, client, async {
                 let _ = stopped.await;
             })
             .await
@@ -139,32 +118,52 @@ impl InProcess {
     }
 }
 
-/// Appends `seq=<n>` lines for every `n` in `range` to `path`: plain lines, and every third a
-/// JSON line (`msg` carries the number).
+/// The line numbered `n`, without its newline: every third a JSON line (`msg` carries the
+/// number), some not valid UTF-8 (to prove they arrive losslessly), the rest plain.
+pub fn numbered_line(n: u64) -> Vec<u8> {
+    if n.is_multiple_of(3) {
+        format!("{{\"level\":\"info\",\"msg\":\"seq={n} order placed\",\"order\":{n}}}").into_bytes()
+    } else if n % 7 == 5 {
+        let mut line = format!("GET /raw seq={n} ").into_bytes();
+        line.extend_from_slice(b"\xff\xfe not utf-8 \xc3\x28");
+        line
+    } else {
+        format!("GET /cart seq={n} 200 {}ms", n % 97).into_bytes()
+    }
+}
+
+/// Appends [`numbered_line`]s for every `n` in `range` to `path`.
 pub fn write_numbered(path: &Path, range: std::ops::Range<u64>) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
         .open(path)
         .unwrap();
-    let mut buf = String::new();
+    let mut buf = Vec::new();
     for n in range {
-        if n.is_multiple_of(3) {
-            buf.push_str(&format!(
-                "{{\"level\":\"info\",\"msg\":\"seq={n} order placed\",\"order\":{n}}}\n"
-            ));
-        } else {
-            buf.push_str(&format!("GET /cart seq={n} 200 {}ms\n", n % 97));
-        }
+        buf.extend_from_slice(&numbered_line(n));
+        buf.push(b'\n');
     }
-    f.write_all(buf.as_bytes()).unwrap();
+    f.write_all(&buf).unwrap();
+}
+
+/// For a destination event whose line was not valid UTF-8: its exact bytes, from
+/// `message_base64` (the transform's lossless field), else `None`.
+pub fn exact_bytes(event: &Value) -> Option<Vec<u8>> {
+    use base64::Engine as _;
+    let b64 = event.get("message_base64")?.as_str()?;
+    Some(
+        base64::engine::general_purpose::STANDARD
+            .decode(b64)
+            .expect("message_base64 is base64"),
+    )
 }
 
 /// Every event in `records` (sidecar records of any format).
 pub fn events_in(records: &[Vec<u8>]) -> Vec<Value> {
     records
         .iter()
-        .flat_map(|r| sidecar_events(r).unwrap())
+        .flat_map(|r| decode_events(r).unwrap())
         .collect()
 }
 

@@ -1,0 +1,28 @@
+//! End to end, the whole product: the real binaries of every package, moto's server as
+//! Firehose and S3 (the real AWS wire protocol, through the real SDK), the test kit's
+//! fault-injecting Firehose endpoint and Kubernetes API stand-in, the real Lambda Runtime API.
+//! Every test counts events by their unique sequence numbers.
+//!
+//! Behind the `e2e` feature: these tests need moto's server (`FIRETAIL_MOTO_SERVER`, installed
+//! by `.ci/venvs`) and every package's binaries built. `bash tests/run` does both, then runs
+//! `cargo test --workspace --features firetail-e2e/e2e`.
+//!
+//! - `route`: files → sidecar → moto's Firehose → the transform → every destination.
+//! - `process`: the `firetail` binary under rotations, kill -9, SIGTERM and faults.
+//! - `moto_ship`: the shipper through the real SDK into moto's S3.
+//! - `check`: `firetail check` against a real stream.
+//! - `reingest`: the transform binary re-ingesting into moto's Firehose.
+//! - `moto_server`: the test kit's moto launcher itself.
+#![cfg(feature = "e2e")]
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod check;
+mod common;
+mod moto_server;
+mod moto_ship;
+mod process;
+mod reingest;
+mod route;
+/// The shipper harness of the sidecar's own tests, shared rather than copied.
+#[path = "../../../sidecar/tests/ship/common.rs"]
+mod ship;
