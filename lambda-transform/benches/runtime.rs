@@ -57,7 +57,7 @@ async fn main() {
         for (label, size) in [("1 MB", 1_000_000), ("6 MB", 6_000_000)] {
             let event = invocation(kind, size);
             let body = serde_json::to_vec(&event).unwrap();
-            let plan = firetail_transform::transform::plan(&event, &Config::default(), 0);
+            let plan = firetail_transform::plan::plan(&event, &Config::default(), 0);
             // A fresh process per workload so its peak RSS is this workload's.
             let api = RuntimeApi::start().await.unwrap();
             let mut env = sdk_env(&endpoint.url());
@@ -75,15 +75,15 @@ async fn main() {
                 assert!(answer.len() <= 6_000_000, "response over Lambda's limit");
             }
             let cpu = (cpu_secs(function.pid()) - cpu0) / walls.len() as f64;
-            let mb = plan.stats.bytes_in as f64 / 1e6;
+            let mb = plan.stats().bytes_in as f64 / 1e6;
             println!(
                 "| {} | {label} | {} | {mb:.1} | {:.0} | {:.0} | {:.0}k | {} of {} | {:.1} |",
                 kind.name(),
                 event.records.len(),
                 median(walls) * 1e3,
                 mb / cpu,
-                plan.stats.events_out as f64 / cpu / 1e3,
-                plan.stats.records_reingested,
+                plan.stats().events_out as f64 / cpu / 1e3,
+                plan.stats().records_reingested,
                 event.records.len(),
                 peak_rss_mib(function.pid()),
             );

@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use firetail_testkit::procfs::cpu_secs;
 use firetail_transform::config::{Config, Destination};
-use firetail_transform::transform::plan;
+use firetail_transform::plan::plan;
 use workload::{Kind, invocation};
 
 fn main() {
@@ -49,8 +49,8 @@ fn main() {
                 let (mut bytes, mut events, mut iterations) = (0u64, 0u64, 0u32);
                 while start_wall.elapsed() < min_time || iterations < 3 {
                     let p = plan(&event, &config, 0);
-                    bytes += p.stats.bytes_in;
-                    events += p.stats.events_out;
+                    bytes += p.stats().bytes_in;
+                    events += p.stats().events_out;
                     iterations += 1;
                 }
                 // A floor so a run too short to register a clock tick cannot divide by zero.
@@ -60,14 +60,14 @@ fn main() {
                     kind.name(),
                     destination,
                     event.records.len(),
-                    warm.stats.bytes_in as f64 / 1e6,
+                    warm.stats().bytes_in as f64 / 1e6,
                     bytes as f64 / 1e6 / cpu,
                     events as f64 / cpu / 1e3,
                     output_b64 as f64 / request_bytes as f64,
-                    warm.stats.records_reingested,
+                    warm.stats().records_reingested,
                     event.records.len(),
                 );
-                assert_eq!(warm.stats.records_failed, 0, "{row}");
+                assert_eq!(warm.stats().records_failed, 0, "{row}");
             }
         }
     }

@@ -5,7 +5,7 @@ use std::io::Write as _;
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_transform::FirehoseEvent;
-use firetail_transform::event::InputRecord;
+use firetail_transform::invocation::InputRecord;
 
 /// The record payload styles a delivery stream sees.
 #[derive(Debug, Clone, Copy)]

@@ -1,4 +1,4 @@
-//! The sidecar's line framer (`firetail_fuzz::framing`) on arbitrary bytes, fed in
+//! The tailing engine's line framer (`firetail_tail::framing`) on arbitrary bytes, fed in
 //! arbitrary chunks with quiet-period flushes at arbitrary points.
 //!
 //! Input layout: byte 0 picks `max_line_bytes` (1..=64, small so splitting is exercised),
@@ -9,7 +9,7 @@
 //! the limit, part indices count up and close, and buffered bytes never exceed limit + 1.
 #![no_main]
 
-use firetail_fuzz::framing::{Frame, Framer};
+use firetail_tail::framing::{Frame, Framer};
 use libfuzzer_sys::fuzz_target;
 
 const START: u64 = 1_000;

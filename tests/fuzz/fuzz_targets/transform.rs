@@ -1,5 +1,5 @@
 //! The transform's decoder (`decode_record`: base64, capped gzip inflate; `classify`) and the
-//! whole pure planner (`transform::plan`) on arbitrary payloads.
+//! whole pure planner (`plan::plan`) on arbitrary payloads.
 //!
 //! Input layout: byte 0 picks how the payload is wrapped (base64 text as given, base64 of the
 //! bytes, base64 of their gzip, base64 of a truncated gzip) and byte 1 the destination and the
@@ -14,10 +14,11 @@ use std::io::Write as _;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use firetail_fuzz::config::{Config, Destination, S3Compression};
-use firetail_fuzz::decode::{self, DecodeError};
-use firetail_fuzz::event::{FirehoseEvent, InputRecord, RecordResult};
-use firetail_fuzz::transform;
+use firetail_transform::config::{Config, Destination, S3Compression};
+use firetail_transform::decode::{self, DecodeError};
+use firetail_transform::invocation::{FirehoseEvent, InputRecord, RecordResult};
+use firetail_transform::plan;
+use firetail_wire::gzip::InflateError;
 use libfuzzer_sys::fuzz_target;
 
 /// Small, so the bomb guard and the record and response budgets are reached.
@@ -72,7 +73,7 @@ fuzz_target!(|data: &[u8]| {
                     }
                     let _ = decode::classify(d.payload());
                 }
-                Err(DecodeError::TooLarge { limit_bytes }) => {
+                Err(DecodeError::Inflate(InflateError::TooLarge { limit_bytes })) => {
                     assert_eq!(limit_bytes, MAX_DECOMPRESSED_BYTES)
                 }
                 Err(_) => {}
@@ -108,7 +109,7 @@ fuzz_target!(|data: &[u8]| {
         region: "us-east-1".into(),
         records,
     };
-    let plan = transform::plan(&event, &config, 1_795_341_600_000);
+    let plan = plan::plan(&event, &config, 1_795_341_600_000);
     assert_eq!(plan.records.len(), event.records.len());
     for (planned, input) in plan.records.iter().zip(&event.records) {
         assert_eq!(planned.record_id, input.record_id);
@@ -120,7 +121,7 @@ fuzz_target!(|data: &[u8]| {
             );
         }
     }
-    let s = plan.stats;
+    let s = plan.stats();
     assert_eq!(s.records_in as usize, event.records.len());
     assert_eq!(
         s.records_ok + s.records_dropped + s.records_failed,

@@ -28,7 +28,6 @@ pub const PATIENCE: Duration = Duration::from_secs(90);
 pub struct InProcess {
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     task: tokio::task::JoinHandle<RunReport>,
-    pub obs: Arc<Observability>,
 }
 
 impl InProcess {
@@ -82,12 +81,11 @@ impl InProcess {
             KubeClient::new(&api.url(), None, token).unwrap()
         });
         let client = SdkClient::for_endpoint(url, ClientSettings::default());
-        let obs = Arc::new(Observability::default());
         let config = RunConfig {
             ship,
             tail,
             pod: info,
-            obs: Arc::clone(&obs),
+            obs: Arc::new(Observability::default()),
             limits: Limits::FIREHOSE,
             kube,
         };
@@ -102,7 +100,6 @@ impl InProcess {
         Self {
             stop: Some(stop),
             task,
-            obs,
         }
     }
 

@@ -15,9 +15,10 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
+use firetail_testkit::records::destination_events;
 use firetail_testkit::route::{
-    Destination, FakePod, PodDirs, Processor, RecordResult, Tally, destination_events, message_of,
-    seq_of, sidecar_command,
+    Destination, FakePod, PodDirs, Processor, RecordResult, Tally, message_of, seq_of,
+    sidecar_command,
 };
 use firetail_testkit::{
     ChildGuard, FaultPlan, FirehoseEndpoint, MotoServer, RecordingProxy, workspace_bin,
