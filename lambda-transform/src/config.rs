@@ -90,11 +90,11 @@ impl Config {
         let get = |name: &str| lookup(name).filter(|v| !v.trim().is_empty());
 
         if let Some(v) = get("FIRETAIL_DESTINATION") {
-            config.destination = v
-                .parse()
-                .map_err(|e: firetail_wire::destination::UnknownDestination| {
-                    invalid("FIRETAIL_DESTINATION", &v, &e.to_string())
-                })?;
+            config.destination =
+                v.parse()
+                    .map_err(|e: firetail_wire::destination::UnknownDestination| {
+                        invalid("FIRETAIL_DESTINATION", &v, &e.to_string())
+                    })?;
         }
         if let Some(v) = get("FIRETAIL_TAG_MAP") {
             config.tags.tag_map = TagMapping::parse_overrides(&v)

@@ -163,7 +163,9 @@ mod tests {
         ));
         assert!(matches!(
             decode_record(&b64(&gz), 9_999),
-            Err(DecodeError::Inflate(InflateError::TooLarge { limit_bytes: 9_999 }))
+            Err(DecodeError::Inflate(InflateError::TooLarge {
+                limit_bytes: 9_999
+            }))
         ));
         assert!(decode_record(&b64(&gz), 10_000).is_ok());
         assert!(matches!(

@@ -45,14 +45,10 @@ pub fn emf_line(
         }),
     );
     root.insert("FunctionName".into(), Value::from(function_name));
-    root.insert(
-        "Destination".into(),
-        Value::from(destination.as_str()),
-    );
+    root.insert("Destination".into(), Value::from(destination.as_str()));
     root.extend(values);
     Value::Object(root).to_string()
 }
-
 
 #[cfg(test)]
 mod tests {

@@ -302,7 +302,11 @@ mod tests {
         assert!(m.labels.0.is_empty());
         assert!(m.owner_references.0.is_empty());
         assert!(KubeMeta::parse("[1]").labels.0.is_empty());
-        assert!(KubeMeta::parse("not json").field(KubeField::PodName).is_none());
+        assert!(
+            KubeMeta::parse("not json")
+                .field(KubeField::PodName)
+                .is_none()
+        );
     }
 
     #[test]
@@ -355,7 +359,15 @@ mod tests {
         .collect();
         assert_eq!(
             got,
-            vec![Some("ns"), Some("pod"), Some("uid"), Some("app"), Some("d0"), Some("node"), Some("img:1")]
+            vec![
+                Some("ns"),
+                Some("pod"),
+                Some("uid"),
+                Some("app"),
+                Some("d0"),
+                Some("node"),
+                Some("img:1")
+            ]
         );
         assert_eq!(m.label("app"), Some("web"));
         assert_eq!(m.annotation("a"), Some("b"));

@@ -57,14 +57,24 @@ pub async fn handle<C: FirehoseClient>(
     let (owners, payloads): (Vec<usize>, Vec<Vec<u8>>) = records
         .iter_mut()
         .enumerate()
-        .flat_map(|(i, r)| std::mem::take(&mut r.reingest).into_iter().map(move |p| (i, p)))
+        .flat_map(|(i, r)| {
+            std::mem::take(&mut r.reingest)
+                .into_iter()
+                .map(move |p| (i, p))
+        })
         .unzip();
     let mut reingested = 0u64;
     if !payloads.is_empty() {
         let accepted = match stream_name(&event.delivery_stream_arn) {
             Some(stream) => {
-                reingest::put_all(client, stream, payloads, config.reingest_max_attempts, deadline)
-                    .await
+                reingest::put_all(
+                    client,
+                    stream,
+                    payloads,
+                    config.reingest_max_attempts,
+                    deadline,
+                )
+                .await
             }
             None => {
                 warn!(arn = %event.delivery_stream_arn, "no delivery stream name in the event; cannot re-ingest");

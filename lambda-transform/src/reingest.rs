@@ -70,7 +70,10 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn resends_only_failed_entries() {
         let client = Scripted::new([Step::Mask(vec![true, false, true, false])]);
-        let payloads: Vec<Vec<u8>> = [b"a", b"b", b"c", b"d"].iter().map(|p| p.to_vec()).collect();
+        let payloads: Vec<Vec<u8>> = [b"a", b"b", b"c", b"d"]
+            .iter()
+            .map(|p| p.to_vec())
+            .collect();
         let ok = put_all(&client, "s", payloads, 3, None).await;
         assert_eq!(ok, vec![true; 4]);
         let calls: Vec<Vec<Vec<u8>>> = client
@@ -91,9 +94,15 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn whole_call_failures_are_retried_then_given_up() {
         let client = Scripted::new([throttled()]);
-        assert_eq!(put_all(&client, "s", vec![b"a".to_vec()], 3, None).await, vec![true]);
+        assert_eq!(
+            put_all(&client, "s", vec![b"a".to_vec()], 3, None).await,
+            vec![true]
+        );
         let client = Scripted::new(std::iter::repeat_n(throttled(), 10));
-        assert_eq!(put_all(&client, "s", vec![b"a".to_vec()], 3, None).await, vec![false]);
+        assert_eq!(
+            put_all(&client, "s", vec![b"a".to_vec()], 3, None).await,
+            vec![false]
+        );
         assert_eq!(client.calls().len(), 3);
     }
 
@@ -106,7 +115,11 @@ mod tests {
             put_all(&client, "s", vec![b"a".to_vec()], 10, Some(deadline)).await,
             vec![false]
         );
-        assert!((1..10).contains(&client.calls().len()), "{}", client.calls().len());
+        assert!(
+            (1..10).contains(&client.calls().len()),
+            "{}",
+            client.calls().len()
+        );
         assert!(Instant::now() <= deadline - DEADLINE_RESERVE);
     }
 
@@ -130,9 +143,19 @@ mod tests {
                 .build()
                 .unwrap();
             rt.block_on(put_all(&client, "s", payloads, 1, None));
-            client.calls().iter().map(|c| c.records.len()).collect::<Vec<_>>()
+            client
+                .calls()
+                .iter()
+                .map(|c| c.records.len())
+                .collect::<Vec<_>>()
         };
-        assert_eq!(calls((0..1_001).map(|_| vec![0u8; 10]).collect()), vec![500, 500, 1]);
-        assert_eq!(calls((0..9).map(|_| vec![0u8; 1_000 * 1024]).collect()), vec![4, 4, 1]);
+        assert_eq!(
+            calls((0..1_001).map(|_| vec![0u8; 10]).collect()),
+            vec![500, 500, 1]
+        );
+        assert_eq!(
+            calls((0..9).map(|_| vec![0u8; 1_000 * 1024]).collect()),
+            vec![4, 4, 1]
+        );
     }
 }

@@ -25,7 +25,11 @@ use firetail_wire::RecordFormat;
 
 /// Tails log files and ships them to Amazon Data Firehose.
 #[derive(Debug, Parser)]
-#[command(name = "firetail", version, after_help = "`firetail` alone is `firetail run`.")]
+#[command(
+    name = "firetail",
+    version,
+    after_help = "`firetail` alone is `firetail run`."
+)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -49,7 +53,10 @@ pub enum Command {
 pub fn with_default_subcommand(args: impl IntoIterator<Item = OsString>) -> Vec<OsString> {
     let mut args: Vec<OsString> = args.into_iter().collect();
     let named = args.get(1).and_then(|a| a.to_str()).is_some_and(|a| {
-        matches!(a, "run" | "check" | "cost" | "help" | "-h" | "--help" | "-V" | "--version")
+        matches!(
+            a,
+            "run" | "check" | "cost" | "help" | "-h" | "--help" | "-V" | "--version"
+        )
     });
     if !named {
         args.insert(1.min(args.len()), OsString::from("run"));
@@ -234,7 +241,11 @@ pub struct TailArgs {
     pub paths: Vec<String>,
 
     /// Where checkpoints live; keep it on the shared emptyDir so a restarted sidecar resumes.
-    #[arg(long, env = "FIRETAIL_DATA_DIR", default_value = "/var/log/app/.firetail")]
+    #[arg(
+        long,
+        env = "FIRETAIL_DATA_DIR",
+        default_value = "/var/log/app/.firetail"
+    )]
     pub data_dir: PathBuf,
 
     /// Start of files that have no checkpoint when the sidecar starts.
@@ -339,13 +350,19 @@ impl RunArgs {
             }
         };
         positive("--flush-interval-ms", s.flush_interval_ms)?;
-        positive("--max-concurrent-requests", s.max_concurrent_requests as u64)?;
+        positive(
+            "--max-concurrent-requests",
+            s.max_concurrent_requests as u64,
+        )?;
         positive("--request-timeout-secs", s.request_timeout_secs)?;
         positive("--retry-base-ms", s.retry_base_ms)?;
         positive("--permanent-retry-secs", s.permanent_retry_secs)?;
         positive("--drain-timeout-secs", s.drain_timeout_secs)?;
         if s.retry_max_ms < s.retry_base_ms {
-            return Err(invalid("--retry-max-ms", "must be at least --retry-base-ms"));
+            return Err(invalid(
+                "--retry-max-ms",
+                "must be at least --retry-base-ms",
+            ));
         }
         let ship = ShipConfig {
             delivery_stream: stream,
@@ -592,16 +609,35 @@ mod tests {
     #[test]
     fn no_subcommand_means_run_and_flags_belong_to_their_subcommand() {
         assert!(matches!(
-            parse(&["firetail", "--drain-timeout-secs=20"]).unwrap().command,
+            parse(&["firetail", "--drain-timeout-secs=20"])
+                .unwrap()
+                .command,
             Command::Run(_)
         ));
-        assert!(matches!(parse(&["firetail"]).unwrap().command, Command::Run(_)));
         assert!(matches!(
-            parse(&["firetail", "check", "--sink", "stdout"]).unwrap().command,
+            parse(&["firetail"]).unwrap().command,
+            Command::Run(_)
+        ));
+        assert!(matches!(
+            parse(&["firetail", "check", "--sink", "stdout"])
+                .unwrap()
+                .command,
             Command::Check(_)
         ));
         // Shipping flags are not cost flags, and cost flags are not run flags.
-        assert!(parse(&["firetail", "cost", "--gb-per-day", "1", "--line-bytes", "2", "--drain", "eof"]).is_err());
+        assert!(
+            parse(&[
+                "firetail",
+                "cost",
+                "--gb-per-day",
+                "1",
+                "--line-bytes",
+                "2",
+                "--drain",
+                "eof"
+            ])
+            .is_err()
+        );
         assert!(parse(&["firetail", "run", "--gb-per-day", "1"]).is_err());
     }
 
@@ -655,11 +691,18 @@ mod tests {
         .unwrap();
         let t = s.tail;
         assert_eq!(t.paths, vec!["/a/*.log", "/b/**/*.log"]);
-        assert_eq!(t.max_inflight_bytes, firetail_sidecar::config::DEFAULT_MAX_INFLIGHT_BYTES);
+        assert_eq!(
+            t.max_inflight_bytes,
+            firetail_sidecar::config::DEFAULT_MAX_INFLIGHT_BYTES
+        );
         assert_eq!(t.read_from, ReadFrom::End);
         assert_eq!(t.poll_interval, Duration::from_millis(250));
-        assert!(matches!(t.multiline.map(|m| m.mode), Some(MultilineMode::Java)));
-        let json = run_settings(&["firetail", "--sink", "stdout", "--record-format", "json"]).unwrap();
+        assert!(matches!(
+            t.multiline.map(|m| m.mode),
+            Some(MultilineMode::Java)
+        ));
+        let json =
+            run_settings(&["firetail", "--sink", "stdout", "--record-format", "json"]).unwrap();
         assert_eq!(
             json.tail.max_inflight_bytes,
             firetail_sidecar::config::DEFAULT_JSON_MAX_INFLIGHT_BYTES
@@ -676,7 +719,9 @@ mod tests {
         .unwrap();
         assert_eq!(explicit.tail.max_inflight_bytes, 65_536);
         assert!(parse(&["firetail", "--read-from", "middle"]).is_err());
-        assert!(run_settings(&["firetail", "--sink", "stdout", "--multiline", "(unclosed"]).is_err());
+        assert!(
+            run_settings(&["firetail", "--sink", "stdout", "--multiline", "(unclosed"]).is_err()
+        );
     }
 
     #[test]

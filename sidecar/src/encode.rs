@@ -239,8 +239,8 @@ mod tests {
     use super::*;
     use crate::pack::Limits;
     use firetail_tail::Part;
-    use firetail_wire::event::{LOG, PART, PART_INDEX, PART_LAST};
     use firetail_wire::RecordFormat;
+    use firetail_wire::event::{LOG, PART, PART_INDEX, PART_LAST};
     use std::time::SystemTime;
 
     fn encoder(oversize: OversizeMode) -> Encoder {
@@ -281,9 +281,12 @@ mod tests {
             for record in batch.records {
                 for line in record.data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     let v: serde_json::Value = serde_json::from_slice(line).unwrap();
-                    let part = v
-                        .get(PART)
-                        .map(|p| (p[PART_INDEX].as_u64().unwrap(), p[PART_LAST].as_bool().unwrap()));
+                    let part = v.get(PART).map(|p| {
+                        (
+                            p[PART_INDEX].as_u64().unwrap(),
+                            p[PART_LAST].as_bool().unwrap(),
+                        )
+                    });
                     out.push((v[LOG].as_str().unwrap().to_owned(), part));
                 }
             }

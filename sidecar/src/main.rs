@@ -55,9 +55,13 @@ async fn run_main(s: Settings) -> anyhow::Result<ExitCode> {
                 .await
                 .with_context(|| format!("binding metrics address {addr}"))?;
             tracing::info!(addr = %listener.local_addr().unwrap_or(addr), "serving /metrics, /healthz, /readyz");
-            Some(tokio::spawn(metrics::serve(listener, Arc::clone(&obs), async {
-                let _ = http_stopped.await;
-            })))
+            Some(tokio::spawn(metrics::serve(
+                listener,
+                Arc::clone(&obs),
+                async {
+                    let _ = http_stopped.await;
+                },
+            )))
         }
         None => None,
     };
@@ -77,7 +81,11 @@ async fn run_main(s: Settings) -> anyhow::Result<ExitCode> {
     if let Some(http) = http {
         let _ = http.await;
     }
-    tracing::info!(events = report.events_received, unacked_bytes = report.drain.unacked_bytes, "firetail stopped");
+    tracing::info!(
+        events = report.events_received,
+        unacked_bytes = report.drain.unacked_bytes,
+        "firetail stopped"
+    );
     Ok(ExitCode::SUCCESS)
 }
 

@@ -125,13 +125,13 @@ pub async fn run<C: FirehoseClient + 'static>(
         limits,
         kube,
     } = config;
-    let api = kube.zip(pod.namespace.clone().zip(pod.pod_name.clone())).map(
-        |(client, (namespace, name))| ApiSource {
+    let api = kube
+        .zip(pod.namespace.clone().zip(pod.pod_name.clone()))
+        .map(|(client, (namespace, name))| ApiSource {
             client,
             namespace,
             name,
-        },
-    );
+        });
     // The engine stops reading at its in-flight budget (file bytes). Sending once half of it
     // is packed (encoded bytes, never fewer than the file bytes) means a full budget is always
     // on its way to Firehose rather than waiting for the flush tick.

@@ -129,7 +129,9 @@ fn sample() -> Sample {
     let invalid = b"raw \xff\xfe bytes \xc3\x28 end".to_vec();
     let trace = b"java.lang.IllegalStateException: cart is empty\n\tat com.shop.Checkout.pay(Checkout.java:42)\n\tat com.shop.Api.handle(Api.java:7)".to_vec();
     // Too long for one (small) record: the encoder splits it into marked parts.
-    let long: Vec<u8> = (0..LONG_LINE_BYTES).map(|i| b'a' + (i % 26) as u8).collect();
+    let long: Vec<u8> = (0..LONG_LINE_BYTES)
+        .map(|i| b'a' + (i % 26) as u8)
+        .collect();
     // Longer than the engine's --max-line-bytes: two engine parts, the first split again.
     let engine_first: Vec<u8> = vec![b'x'; 6_000];
     let engine_last: Vec<u8> = b"tail of an over-long line".to_vec();
@@ -144,15 +146,35 @@ fn sample() -> Sample {
     next(&invalid, None);
     next(&trace, None);
     next(&long, None);
-    next(&engine_first, Some(Part { index: 0, last: false }));
-    next(&engine_last, Some(Part { index: 1, last: true }));
+    next(
+        &engine_first,
+        Some(Part {
+            index: 0,
+            last: false,
+        }),
+    );
+    next(
+        &engine_last,
+        Some(Part {
+            index: 1,
+            last: true,
+        }),
+    );
     next(b"", None);
     let mut engine_line = engine_first.clone();
     engine_line.extend_from_slice(&engine_last);
     Sample {
         events,
         // Merge_Log: the JSON line's own `msg` is what arrives as the message.
-        lines: vec![plain, b"slow payment".to_vec(), invalid, trace, long, engine_line, Vec::new()],
+        lines: vec![
+            plain,
+            b"slow payment".to_vec(),
+            invalid,
+            trace,
+            long,
+            engine_line,
+            Vec::new(),
+        ],
     }
 }
 
@@ -198,7 +220,10 @@ fn check_tags(event: &Value, context: &str) {
         ("container_id", DOCKER_ID),
         ("kube_replica_set", "checkout-7d4b9c8f6d"),
         ("kube_deployment", "checkout"),
-        ("image_name", "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/checkout"),
+        (
+            "image_name",
+            "123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/checkout",
+        ),
         ("short_image", "checkout"),
         ("image_tag", "2.3.1"),
         ("kube_app_name", "checkout"),
@@ -210,7 +235,10 @@ fn check_tags(event: &Value, context: &str) {
     ] {
         assert_eq!(event[key], want, "{context}: {key} in {event}");
     }
-    assert!(event.get("kubernetes").is_none(), "{context}: the map becomes tags");
+    assert!(
+        event.get("kubernetes").is_none(),
+        "{context}: the map becomes tags"
+    );
 }
 
 fn check_destination_fields(destination: Destination, event: &Value, context: &str) {
@@ -241,7 +269,10 @@ async fn every_sidecar_record_format_reaches_every_destination_with_every_field(
     let s = sample();
     for format in RecordFormat::ALL {
         let records = records(format, small_limits(), sample().events);
-        let in_records: usize = records.iter().map(|r| decode_events(r).unwrap().len()).sum();
+        let in_records: usize = records
+            .iter()
+            .map(|r| decode_events(r).unwrap().len())
+            .sum();
         for destination in Destination::ALL {
             let context = format!("{format} -> {destination}");
             let config = Config {
@@ -275,7 +306,11 @@ async fn every_sidecar_record_format_reaches_every_destination_with_every_field(
                 assert!(stats.records_failed > 0, "{context}");
                 continue;
             }
-            assert_eq!(out.len(), in_records, "{context}: one log per encoded event");
+            assert_eq!(
+                out.len(),
+                in_records,
+                "{context}: one log per encoded event"
+            );
             assert_eq!(stats.events_out as usize, out.len(), "{context}");
 
             // Whole events carry their line; pieces say which part of which line they are,
@@ -305,7 +340,10 @@ async fn every_sidecar_record_format_reaches_every_destination_with_every_field(
                     }
                 }
             }
-            assert!(open.is_none(), "{context}: every split line ends with its last part");
+            assert!(
+                open.is_none(),
+                "{context}: every split line ends with its last part"
+            );
             assert_eq!(lines, s.lines, "{context}: every line, exactly, in order");
 
             // The JSON line is merged; its fields cannot overwrite the tags.
@@ -316,8 +354,14 @@ async fn every_sidecar_record_format_reaches_every_destination_with_every_field(
                 assert_eq!(merged["status"], "warn", "{context}");
             }
             // The line that is not UTF-8: readable `message`, exact `message_base64`.
-            let raw = out.iter().find(|e| e.get("message_base64").is_some()).unwrap();
-            assert_eq!(raw["message"], "raw \u{fffd}\u{fffd} bytes \u{fffd}( end", "{context}");
+            let raw = out
+                .iter()
+                .find(|e| e.get("message_base64").is_some())
+                .unwrap();
+            assert_eq!(
+                raw["message"], "raw \u{fffd}\u{fffd} bytes \u{fffd}( end",
+                "{context}"
+            );
         }
     }
 }
@@ -325,23 +369,40 @@ async fn every_sidecar_record_format_reaches_every_destination_with_every_field(
 #[test]
 fn the_sidecar_writes_the_documented_names() {
     let records = records(RecordFormat::Json, small_limits(), sample().events);
-    let events: Vec<Value> = records.iter().flat_map(|r| decode_events(r).unwrap()).collect();
+    let events: Vec<Value> = records
+        .iter()
+        .flat_map(|r| decode_events(r).unwrap())
+        .collect();
     let mut keys = BTreeSet::new();
     let mut kube_keys = BTreeSet::new();
     for e in &events {
         keys.extend(e.as_object().unwrap().keys().cloned());
         kube_keys.extend(e["kubernetes"].as_object().unwrap().keys().cloned());
         if let Some(part) = e.get("part") {
-            let part_keys: BTreeSet<&str> = part.as_object().unwrap().keys().map(String::as_str).collect();
+            let part_keys: BTreeSet<&str> = part
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(String::as_str)
+                .collect();
             assert_eq!(part_keys, BTreeSet::from(["index", "last"]));
         }
     }
     // README.md "The transform" and sidecar/README.md list these; renaming one breaks every
     // reader built for Fluent Bit's shape, so it must be deliberate.
-    let documented = |names: &[&str]| -> BTreeSet<String> { names.iter().map(|s| (*s).to_owned()).collect() };
+    let documented =
+        |names: &[&str]| -> BTreeSet<String> { names.iter().map(|s| (*s).to_owned()).collect() };
     assert_eq!(
         keys,
-        documented(&["file", "kubernetes", "log", "log_base64", "part", "stream", "time"])
+        documented(&[
+            "file",
+            "kubernetes",
+            "log",
+            "log_base64",
+            "part",
+            "stream",
+            "time"
+        ])
     );
     assert_eq!(
         kube_keys,
@@ -407,7 +468,9 @@ fn sidecar_fixtures() -> Vec<(&'static str, FirehoseEvent)> {
             .iter()
             .enumerate()
             .map(|(i, r)| InputRecord {
-                record_id: format!("49546986683135544286507457936321625675700192471156785154{i:04}"),
+                record_id: format!(
+                    "49546986683135544286507457936321625675700192471156785154{i:04}"
+                ),
                 approximate_arrival_timestamp: Some(json!(1_795_341_600_000u64 + i as u64)),
                 data: STANDARD.encode(r),
             })

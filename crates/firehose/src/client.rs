@@ -219,7 +219,14 @@ mod tests {
 
     #[test]
     fn stream_statuses_round_trip() {
-        for s in ["ACTIVE", "CREATING", "DELETING", "CREATING_FAILED", "DELETING_FAILED", "NEW"] {
+        for s in [
+            "ACTIVE",
+            "CREATING",
+            "DELETING",
+            "CREATING_FAILED",
+            "DELETING_FAILED",
+            "NEW",
+        ] {
             assert_eq!(StreamStatus::parse(s).as_str(), s);
         }
         assert_eq!(StreamStatus::parse("ACTIVE"), StreamStatus::Active);

@@ -209,11 +209,7 @@ where
                 // Without one outcome per record nobody can tell which were stored: resend all.
                 let err = CallError::Transient {
                     code: "ResponseMismatch".into(),
-                    message: format!(
-                        "{} responses for {} records",
-                        outcomes.len(),
-                        pending.len()
-                    ),
+                    message: format!("{} responses for {} records", outcomes.len(), pending.len()),
                 };
                 observer.call_failed(&err, pending.len());
                 (err.to_string(), false)
@@ -251,8 +247,7 @@ where
             policy.backoff.delay(attempt - 1, &mut rng)
         };
         if let GiveUp::After { attempts, deadline } = policy.give_up {
-            let out_of_time =
-                deadline.is_some_and(|d| Instant::now() + delay >= d);
+            let out_of_time = deadline.is_some_and(|d| Instant::now() + delay >= d);
             if permanent || attempt >= attempts || out_of_time {
                 tracing::warn!(
                     stream,
@@ -309,7 +304,8 @@ mod tests {
 
     impl DeliveryObserver for Counts {
         fn call(&self, _records: usize) {
-            self.calls.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            self.calls
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
         fn accepted(&self, _bytes: usize, events: usize) {
             self.accepted_events
@@ -341,7 +337,8 @@ mod tests {
             .into_iter()
             .map(|c| c.records.iter().map(|b| b.to_vec()).collect())
             .collect();
-        let names = |v: &[&str]| -> Vec<Vec<u8>> { v.iter().map(|s| s.as_bytes().to_vec()).collect() };
+        let names =
+            |v: &[&str]| -> Vec<Vec<u8>> { v.iter().map(|s| s.as_bytes().to_vec()).collect() };
         assert_eq!(
             sent,
             vec![
@@ -355,7 +352,9 @@ mod tests {
         assert!(report.unsent.is_empty());
         assert_eq!(counts.calls.load(std::sync::atomic::Ordering::Relaxed), 4);
         assert_eq!(
-            counts.accepted_events.load(std::sync::atomic::Ordering::Relaxed),
+            counts
+                .accepted_events
+                .load(std::sync::atomic::Ordering::Relaxed),
             5
         );
     }
@@ -380,21 +379,47 @@ mod tests {
 
     #[tokio::test(start_paused = true)]
     async fn bounded_gives_up_after_its_attempts_and_hands_back_the_rest() {
-        let client = Scripted::new([Step::Mask(vec![true, false, false]), Step::Mask(vec![false, true])]);
+        let client = Scripted::new([
+            Step::Mask(vec![true, false, false]),
+            Step::Mask(vec![false, true]),
+        ]);
         let policy = RetryPolicy::bounded(fast(), 2, None);
         let mut acked = Vec::new();
-        let report = deliver(&client, "s", batch(3), &policy, &(), |r| acked.extend(r.tokens)).await;
+        let report = deliver(&client, "s", batch(3), &policy, &(), |r| {
+            acked.extend(r.tokens)
+        })
+        .await;
         assert_eq!(acked, vec![0, 2]);
-        assert_eq!(report.unsent.iter().map(|r| r.tokens[0]).collect::<Vec<_>>(), vec![1]);
+        assert_eq!(
+            report
+                .unsent
+                .iter()
+                .map(|r| r.tokens[0])
+                .collect::<Vec<_>>(),
+            vec![1]
+        );
         assert_eq!(report.calls, 2);
-        assert!(report.last_error.unwrap().contains("ServiceUnavailableException"));
+        assert!(
+            report
+                .last_error
+                .unwrap()
+                .contains("ServiceUnavailableException")
+        );
 
         // A permanent error ends a bounded delivery at once.
         let client = Scripted::new([Step::Fail(CallError::Permanent {
             code: "AccessDeniedException".into(),
             message: "no".into(),
         })]);
-        let report = deliver(&client, "s", batch(2), &RetryPolicy::bounded(fast(), 10, None), &(), |_| {}).await;
+        let report = deliver(
+            &client,
+            "s",
+            batch(2),
+            &RetryPolicy::bounded(fast(), 10, None),
+            &(),
+            |_| {},
+        )
+        .await;
         assert_eq!((report.calls, report.unsent.len()), (1, 2));
     }
 

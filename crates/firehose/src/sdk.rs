@@ -73,7 +73,11 @@ impl SdkClient {
             .behavior_version(aws_sdk_firehose::config::BehaviorVersion::latest())
             .region(aws_sdk_firehose::config::Region::new("us-east-1"))
             .credentials_provider(aws_sdk_firehose::config::Credentials::new(
-                "testing", "testing", None, None, "firetail-local",
+                "testing",
+                "testing",
+                None,
+                None,
+                "firetail-local",
             ))
             .endpoint_url(url)
             .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())

@@ -49,7 +49,8 @@ use tokio::net::TcpListener;
 use crate::server::{DropConnection, Reply, Server, read_body, reply};
 
 use firetail_wire::limits::{
-    FIREHOSE_MAX_RECORD_BYTES as MAX_RECORD_BYTES, PUT_RECORD_BATCH_MAX_BYTES as MAX_BYTES_PER_CALL,
+    FIREHOSE_MAX_RECORD_BYTES as MAX_RECORD_BYTES,
+    PUT_RECORD_BATCH_MAX_BYTES as MAX_BYTES_PER_CALL,
     PUT_RECORD_BATCH_MAX_RECORDS as MAX_RECORDS_PER_CALL,
 };
 

@@ -35,11 +35,11 @@ pub mod runtime_api;
 mod server;
 
 pub use firehose_endpoint::{FaultPlan, FirehoseEndpoint};
+/// The record contract both halves share, for tests that build or read records.
+pub use firetail_wire as wire;
 pub use moto::MotoServer;
 pub use process::ChildGuard;
 pub use recorder::RecordingProxy;
-/// The record contract both halves share, for tests that build or read records.
-pub use firetail_wire as wire;
 pub use runtime_api::{InvokeError, RuntimeApi, spawn_function};
 
 /// A port on 127.0.0.1 that was free a moment ago, for servers that must be told a port

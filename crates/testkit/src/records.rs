@@ -64,7 +64,10 @@ mod tests {
         let one = b"{\"log\":\"a\"}\n{\"log\":\"b\"}\n";
         let gz = firetail_wire::gzip::gzip(one, flate2::Compression::fast());
         let mut both = gz.clone();
-        both.extend(firetail_wire::gzip::gzip(b"{\"log\":\"c\"}", flate2::Compression::fast()));
+        both.extend(firetail_wire::gzip::gzip(
+            b"{\"log\":\"c\"}",
+            flate2::Compression::fast(),
+        ));
         assert_eq!(decode_events(one).unwrap().len(), 2);
         assert_eq!(decode_events(&gz).unwrap().len(), 2);
         assert_eq!(decode_events(&both).unwrap()[2]["log"], "c");

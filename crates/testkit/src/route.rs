@@ -599,5 +599,4 @@ mod tests {
         let first: Value = serde_json::from_slice(&events[0]).unwrap();
         assert_eq!(first["records"][1]["recordId"], "00000001");
     }
-
 }

@@ -30,7 +30,12 @@ pub enum InflateError {
 /// Inflates every gzip member in `bytes` (concatenated members are one payload), never holding
 /// more than `max_bytes` + 1 bytes of output.
 pub fn gunzip_capped(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, InflateError> {
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4).min(max_bytes.saturating_add(1)));
+    let mut out = Vec::with_capacity(
+        bytes
+            .len()
+            .saturating_mul(4)
+            .min(max_bytes.saturating_add(1)),
+    );
     let limit = u64::try_from(max_bytes)
         .unwrap_or(u64::MAX)
         .saturating_add(1);

@@ -213,7 +213,10 @@ mod tests {
             ts(at(4_102_444_799, 999_999_999)),
             "2099-12-31T23:59:59.999999999Z"
         );
-        assert_eq!(ts(UNIX_EPOCH - std::time::Duration::from_secs(5)), ts(at(0, 0)));
+        assert_eq!(
+            ts(UNIX_EPOCH - std::time::Duration::from_secs(5)),
+            ts(at(0, 0))
+        );
     }
 
     #[test]
@@ -237,7 +240,11 @@ mod tests {
 
     #[test]
     fn written_times_parse_back_to_their_millisecond() {
-        for (secs, nanos) in [(0, 0), (1_795_000_000, 123_456_789), (4_102_444_799, 999_999_999)] {
+        for (secs, nanos) in [
+            (0, 0),
+            (1_795_000_000, 123_456_789),
+            (4_102_444_799, 999_999_999),
+        ] {
             let text = ts(at(secs, nanos));
             let ms = i64::try_from(secs).unwrap_or_default() * 1000 + i64::from(nanos / 1_000_000);
             assert_eq!(parse_rfc3339_ms(&text), Some(ms), "{text}");

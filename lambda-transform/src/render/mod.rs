@@ -261,7 +261,8 @@ impl<'c> Renderer<'c> {
             write_str(w.out, m);
         }
         // `part` belongs to the sidecar only when it marked this event as a piece.
-        let rename = |key: &str| prepared.reserved.contains(key) || (part.is_some() && key == wire::PART);
+        let rename =
+            |key: &str| prepared.reserved.contains(key) || (part.is_some() && key == wire::PART);
         for (key, value) in &rest {
             w.field(key, value, rename(key));
         }
@@ -353,7 +354,8 @@ fn write_part(w: &mut ObjectWriter<'_>, part: PartMark) {
     w.out.extend_from_slice(part.index.to_string().as_bytes());
     w.out.push(b',');
     write_str(w.out, wire::PART_LAST);
-    w.out.extend_from_slice(if part.last { b":true}" } else { b":false}" });
+    w.out
+        .extend_from_slice(if part.last { b":true}" } else { b":false}" });
 }
 
 fn write_cloudwatch(w: &mut ObjectWriter<'_>, origin: Option<&CloudWatchOrigin>) {

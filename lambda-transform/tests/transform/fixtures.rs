@@ -1,9 +1,7 @@
 //! The transform on the fixture events of every input kind, per destination, as Firehose
 //! would see it: the response is decoded record by record and every log is checked.
 
-
 use crate::common::{Recorder, gunzip};
-
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -19,10 +17,7 @@ fn fixture(name: &str) -> FirehoseEvent {
 async fn run(event: &FirehoseEvent, config: &Config) -> FirehoseResponse {
     let sink = Recorder::accepting();
     let (response, stats) = handle(event, config, &sink, None).await;
-    assert!(
-        sink.accepted().is_empty(),
-        "fixtures must not overflow"
-    );
+    assert!(sink.accepted().is_empty(), "fixtures must not overflow");
     assert_eq!(stats.records_in as usize, event.records.len());
     assert_eq!(
         stats.records_ok + stats.records_dropped + stats.records_failed,
@@ -38,7 +33,6 @@ async fn run(event: &FirehoseEvent, config: &Config) -> FirehoseResponse {
     assert_eq!(ids, want);
     response
 }
-
 
 /// The logs Datadog's Firehose intake would split an output record into.
 fn datadog_logs(data: &str) -> (Option<Value>, Vec<Value>) {

@@ -4,7 +4,6 @@
 //! its sample name promises, ordinary records around the hostile ones are delivered intact,
 //! and the counters (and the EMF metrics line) add up.
 
-
 use crate::common::Recorder;
 
 use std::path::Path;

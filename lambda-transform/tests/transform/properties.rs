@@ -2,7 +2,6 @@
 //! order, a response within the limit, no panic on arbitrary bytes, and no event lost when
 //! the response budget and record limit force re-ingest and splitting.
 
-
 use crate::common::{Recorder, gunzip};
 
 use std::collections::BTreeMap;
@@ -21,7 +20,6 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
     enc.write_all(bytes).unwrap();
     enc.finish().unwrap()
 }
-
 
 fn event(records: Vec<(String, String)>) -> FirehoseEvent {
     FirehoseEvent {

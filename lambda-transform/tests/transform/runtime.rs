@@ -2,7 +2,6 @@
 //! with the fault-injecting endpoint behind the re-ingest path (moto's Firehose behind it is an
 //! end-to-end test).
 
-
 use std::path::Path;
 use std::time::Duration;
 
@@ -72,7 +71,6 @@ fn seq_of_log_line(bytes: &[u8]) -> u64 {
         .unwrap()
 }
 
-
 #[tokio::test]
 async fn binary_answers_invocations_over_the_runtime_api() {
     let mut api = RuntimeApi::start().await.unwrap();
@@ -91,9 +89,13 @@ async fn binary_answers_invocations_over_the_runtime_api() {
         // The binary answers exactly what the library computes.
         let event: FirehoseEvent = serde_json::from_slice(&input).unwrap();
         let client = crate::common::Recorder::accepting();
-        let (expected, _) =
-            firetail_transform::handle(&event, &firetail_transform::Config::default(), &client, None)
-                .await;
+        let (expected, _) = firetail_transform::handle(
+            &event,
+            &firetail_transform::Config::default(),
+            &client,
+            None,
+        )
+        .await;
         assert_eq!(response.records.len(), expected.records.len(), "{name}");
         for (got, want) in response.records.iter().zip(&expected.records) {
             assert_eq!(

@@ -8,6 +8,7 @@
 //!   `benches/sidecar` (docs/BENCHMARKS.md).
 //! - [`estimate`]: pure arithmetic, one [`FormatEstimate`] per record format.
 //! - [`render`]: the text table the subcommand prints.
+//!
 //! The subcommand's flags are the binary's (`cli.rs`).
 //!
 //! # Model
@@ -192,7 +193,9 @@ impl FormatEstimate {
 
 /// Average events per record for `format`, given the events one pod produces per flush.
 pub fn events_per_record(format: RecordFormat, event_bytes: f64, events_per_flush: f64) -> f64 {
-    let by_size = (FIREHOSE_MAX_RECORD_BYTES as f64 / event_bytes).floor().max(1.0);
+    let by_size = (FIREHOSE_MAX_RECORD_BYTES as f64 / event_bytes)
+        .floor()
+        .max(1.0);
     let cap = match format {
         RecordFormat::Json => 1.0,
         RecordFormat::Ndjson => by_size.min(NDJSON_MAX_EVENTS_PER_RECORD as f64),

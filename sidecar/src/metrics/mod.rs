@@ -125,7 +125,9 @@ impl Metrics {
         reg(defs::FILES_OPEN, &m.files_open);
         // Every fault kind shows from the start (at 0), so a dashboard has a series to draw.
         for kind in Fault::ALL {
-            m.tail_errors.get_or_create(&label("kind", kind.as_str())).inc_by(0);
+            m.tail_errors
+                .get_or_create(&label("kind", kind.as_str()))
+                .inc_by(0);
         }
         Self { registry, ..m }
     }

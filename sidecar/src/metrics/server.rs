@@ -150,7 +150,9 @@ mod tests {
         );
         files_open.store(7, std::sync::atomic::Ordering::Relaxed);
         assert!(
-            get(addr, "/metrics").await.contains("firetail_files_open 7"),
+            get(addr, "/metrics")
+                .await
+                .contains("firetail_files_open 7"),
             "gauges are read at scrape time"
         );
         for path in ["/healthz", "/readyz"] {

@@ -64,7 +64,10 @@ fn help_lists_the_subcommands_and_every_env_var() {
     ] {
         assert!(help.contains(var), "run --help lacks {var}");
     }
-    assert!(!help.contains("FIRETAIL_COST_"), "cost flags are not run flags");
+    assert!(
+        !help.contains("FIRETAIL_COST_"),
+        "cost flags are not run flags"
+    );
 }
 
 #[test]
@@ -76,7 +79,11 @@ fn check_without_firehose_lists_files_and_validates_flags() {
     ok.args(["check", "--sink", "stdout"]);
     let out = run(ok);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stderr(&out).contains("a.log (container \"web\")"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("a.log (container \"web\")"),
+        "{}",
+        stderr(&out)
+    );
     // The flags `run` would reject, `check` rejects too: it validates the same config.
     let mut bad = firetail(dir.path());
     bad.args(["check", "--sink", "stdout", "--retry-base-ms", "0"]);

@@ -107,7 +107,9 @@ pub fn decode(body: &[u8]) -> Vec<serde_json::Value> {
 pub fn counts(events: &[serde_json::Value]) -> BTreeMap<String, usize> {
     let mut m = BTreeMap::new();
     for e in events {
-        let log = e[firetail_wire::event::LOG].as_str().expect("every event has a log");
+        let log = e[firetail_wire::event::LOG]
+            .as_str()
+            .expect("every event has a log");
         *m.entry(log.to_owned()).or_default() += 1;
     }
     m

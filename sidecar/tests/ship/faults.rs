@@ -61,7 +61,11 @@ async fn partial_failures_throttling_5xx_and_resets_lose_nothing_and_resend_only
         ..FaultPlan::default()
     };
     let endpoint = FirehoseEndpoint::start(plan).await.unwrap();
-    for format in [RecordFormat::Ndjson, RecordFormat::NdjsonGzip, RecordFormat::Json] {
+    for format in [
+        RecordFormat::Ndjson,
+        RecordFormat::NdjsonGzip,
+        RecordFormat::Json,
+    ] {
         let dir = tempfile::tempdir().unwrap();
         let expected = write_lines(dir.path(), 3, 800);
         let before = endpoint.accepted().len();

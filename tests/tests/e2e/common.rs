@@ -119,7 +119,8 @@ impl InProcess {
 /// number), some not valid UTF-8 (to prove they arrive losslessly), the rest plain.
 pub fn numbered_line(n: u64) -> Vec<u8> {
     if n.is_multiple_of(3) {
-        format!("{{\"level\":\"info\",\"msg\":\"seq={n} order placed\",\"order\":{n}}}").into_bytes()
+        format!("{{\"level\":\"info\",\"msg\":\"seq={n} order placed\",\"order\":{n}}}")
+            .into_bytes()
     } else if n % 7 == 5 {
         let mut line = format!("GET /raw seq={n} ").into_bytes();
         line.extend_from_slice(b"\xff\xfe not utf-8 \xc3\x28");

@@ -562,7 +562,11 @@ async fn one_kill_duplicates_only_a_contiguous_in_flight_range() {
         missing.len(),
         missing.first()
     );
-    assert_eq!(got.distinct() as u64, total, "nothing but the written lines arrived");
+    assert_eq!(
+        got.distinct() as u64,
+        total,
+        "nothing but the written lines arrived"
+    );
 
     // Duplicates come only from run 1's unacknowledged or not-yet-checkpointed tail: at most
     // the in-flight budget, plus what could be acknowledged in one checkpoint interval (one
@@ -577,7 +581,7 @@ async fn one_kill_duplicates_only_a_contiguous_in_flight_range() {
     assert!(
         duplicate_bytes <= bound,
         "{duplicate_bytes} duplicate bytes > bound {bound} (written {} bytes)",
-        total as u64 * line_bytes
+        total * line_bytes
     );
     let duplicated = got.duplicated();
     if let (Some(lo), Some(hi)) = (duplicated.first(), duplicated.last()) {

@@ -55,7 +55,10 @@ async fn overflow_is_reingested_into_moto_firehose_and_nothing_is_lost() {
     let _function = spawn_function(&workspace_bin("firetail-transform"), &api, env).unwrap();
 
     let event = sequenced_event(&arn, 300, 500);
-    let body = api.invoke(serde_json::to_vec(&event).unwrap()).await.unwrap();
+    let body = api
+        .invoke(serde_json::to_vec(&event).unwrap())
+        .await
+        .unwrap();
     let response: FirehoseResponse = serde_json::from_slice(&body).unwrap();
     assert_eq!(response.records.len(), 300);
     assert!(serde_json::to_vec(&response).unwrap().len() <= 20_000);
@@ -90,4 +93,3 @@ async fn overflow_is_reingested_into_moto_firehose_and_nothing_is_lost() {
     );
     assert!(seen.values().all(|&n| n == 1), "and only once");
 }
-

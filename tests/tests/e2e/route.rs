@@ -13,14 +13,15 @@ use std::io::Write as _;
 
 use firetail_testkit::records::{decode_events, destination_events};
 use firetail_testkit::route::{
-    Destination, FakeKubeApi, FakePod, PodDirs, Processor, RecordResult, Tally, message_of,
-    seq_of,
+    Destination, FakeKubeApi, FakePod, PodDirs, Processor, RecordResult, Tally, message_of, seq_of,
 };
 use firetail_testkit::{MotoServer, RecordingProxy};
 use firetail_wire::RecordFormat;
 use serde_json::Value;
 
-use crate::common::{self as e2e_common, InProcess, events_in, transform, wait_until, write_numbered};
+use crate::common::{
+    self as e2e_common, InProcess, events_in, transform, wait_until, write_numbered,
+};
 
 const CONTAINERS: [&str; 2] = ["checkout", "worker"];
 const PER_CONTAINER: u64 = 1500;
@@ -49,7 +50,10 @@ fn check_exact_bytes(event: &Value) {
     let line = e2e_common::numbered_line(n);
     match e2e_common::exact_bytes(event) {
         Some(exact) => assert_eq!(exact, line, "{event}"),
-        None => assert!(std::str::from_utf8(&line).is_ok(), "lost the exact bytes: {event}"),
+        None => assert!(
+            std::str::from_utf8(&line).is_ok(),
+            "lost the exact bytes: {event}"
+        ),
     }
 }
 
@@ -76,8 +80,7 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
             .iter()
             .map(|c| dirs.container(c).join("app.log"))
             .collect();
-        let sidecar =
-            InProcess::start(&proxy.url(), &stream, &pod, &dirs, format, Some(&kube));
+        let sidecar = InProcess::start(&proxy.url(), &stream, &pod, &dirs, format, Some(&kube));
         let stream_events = || events_in(&proxy.stream_records(&stream));
 
         // The pod lookup runs beside tailing: probe until every container's events carry
@@ -157,7 +160,8 @@ async fn every_format_reaches_every_destination_exactly_once_with_tags() {
         for (destination, (api, _function)) in &functions {
             let processed = Processor::new(&arn).process(api, &records).await.unwrap();
             let mut tally = Tally::default();
-            let packed_to_opensearch = *destination == Destination::OpenSearch && format != RecordFormat::Json;
+            let packed_to_opensearch =
+                *destination == Destination::OpenSearch && format != RecordFormat::Json;
             for ((result, data), (record, n)) in processed
                 .results
                 .iter()
@@ -316,7 +320,14 @@ async fn six_mb_overflow_is_reingested_and_every_event_comes_out_once() {
         text.push_str(&format!("GET /products seq={n} 200 {}\n", "p".repeat(160)));
     }
     std::fs::write(&path, text).unwrap();
-    let sidecar = InProcess::start(&proxy.url(), stream, &pod, &dirs, RecordFormat::NdjsonGzip, None);
+    let sidecar = InProcess::start(
+        &proxy.url(),
+        stream,
+        &pod,
+        &dirs,
+        RecordFormat::NdjsonGzip,
+        None,
+    );
     wait_until(
         "every line in the stream",
         || events_in(&proxy.stream_records(stream)),

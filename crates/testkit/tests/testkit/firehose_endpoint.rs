@@ -5,7 +5,8 @@
 use std::collections::BTreeSet;
 
 use firetail_testkit::wire::limits::{
-    FIREHOSE_MAX_RECORD_BYTES as MAX_RECORD_BYTES, PUT_RECORD_BATCH_MAX_BYTES as MAX_BYTES_PER_CALL,
+    FIREHOSE_MAX_RECORD_BYTES as MAX_RECORD_BYTES,
+    PUT_RECORD_BATCH_MAX_BYTES as MAX_BYTES_PER_CALL,
     PUT_RECORD_BATCH_MAX_RECORDS as MAX_RECORDS_PER_CALL,
 };
 use std::time::{Duration, Instant};
@@ -15,9 +16,7 @@ use aws_sdk_firehose::config::retry::RetryConfig;
 use aws_sdk_firehose::primitives::Blob;
 use aws_sdk_firehose::types::Record;
 use firetail_testkit::aws::{firehose_client, firehose_config};
-use firetail_testkit::firehose_endpoint::{
-    AcceptedRecord, EndpointOptions,
-};
+use firetail_testkit::firehose_endpoint::{AcceptedRecord, EndpointOptions};
 use firetail_testkit::{FaultPlan, FirehoseEndpoint};
 
 const STREAM: &str = "app-logs";
