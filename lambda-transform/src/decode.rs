@@ -99,24 +99,26 @@ pub enum Payload<'a> {
     Unsupported(UnsupportedVersion),
 }
 
-/// Classifies a payload; never fails — what is not recognised is text.
-pub fn classify(payload: &[u8]) -> Payload<'_> {
-    let trimmed = payload.trim_ascii();
-    if trimmed.is_empty() {
-        return Payload::Empty;
-    }
-    if trimmed[0] == b'{'
-        && looks_like_cloudwatch(trimmed)
-        && let Ok(env) = serde_json::from_slice::<CwlEnvelope>(trimmed)
-    {
-        return Payload::CloudWatch(env);
-    }
-    if trimmed[0] != b'{' {
-        return Payload::Text(trimmed);
-    }
-    match format::version_of(trimmed) {
-        Ok(Version::V1) => Payload::Lines(format::lines(trimmed).collect()),
-        Err(unsupported) => Payload::Unsupported(unsupported),
+impl<'a> Payload<'a> {
+    /// What `payload` holds; never fails — what is not recognised is text.
+    pub fn of(payload: &'a [u8]) -> Payload<'a> {
+        let trimmed = payload.trim_ascii();
+        if trimmed.is_empty() {
+            return Payload::Empty;
+        }
+        if trimmed[0] == b'{'
+            && looks_like_cloudwatch(trimmed)
+            && let Ok(env) = serde_json::from_slice::<CwlEnvelope>(trimmed)
+        {
+            return Payload::CloudWatch(env);
+        }
+        if trimmed[0] != b'{' {
+            return Payload::Text(trimmed);
+        }
+        match format::version_of(trimmed) {
+            Ok(Version::V1) => Payload::Lines(format::lines(trimmed).collect()),
+            Err(unsupported) => Payload::Unsupported(unsupported),
+        }
     }
 }
 
@@ -147,7 +149,7 @@ mod tests {
         let d = decode_record(&b64(&gz), 1024).unwrap();
         assert!(d.was_gzip());
         assert_eq!(d.raw, gz);
-        assert!(matches!(classify(d.payload()), Payload::Lines(l) if l.len() == 2));
+        assert!(matches!(Payload::of(d.payload()), Payload::Lines(l) if l.len() == 2));
     }
 
     #[test]
@@ -176,25 +178,25 @@ mod tests {
 
     #[test]
     fn classifies_payloads() {
-        assert!(matches!(classify(b"  \n"), Payload::Empty));
+        assert!(matches!(Payload::of(b"  \n"), Payload::Empty));
         assert!(
-            matches!(classify(b"plain text\nsecond line\n"), Payload::Text(t) if t == b"plain text\nsecond line")
+            matches!(Payload::of(b"plain text\nsecond line\n"), Payload::Text(t) if t == b"plain text\nsecond line")
         );
-        assert!(matches!(classify(b"[1,2]"), Payload::Text(_)));
+        assert!(matches!(Payload::of(b"[1,2]"), Payload::Text(_)));
         assert!(
-            matches!(classify(b"{\"log\":\"x\"}\r\n\r\n{\"log\":\"y\"}"), Payload::Lines(l) if l == vec![&b"{\"log\":\"x\"}"[..], b"{\"log\":\"y\"}"])
+            matches!(Payload::of(b"{\"log\":\"x\"}\r\n\r\n{\"log\":\"y\"}"), Payload::Lines(l) if l == vec![&b"{\"log\":\"x\"}"[..], b"{\"log\":\"y\"}"])
         );
         let cwl = br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#;
         assert!(
-            matches!(classify(cwl), Payload::CloudWatch(e) if e.message_type == "CONTROL_MESSAGE")
+            matches!(Payload::of(cwl), Payload::CloudWatch(e) if e.message_type == "CONTROL_MESSAGE")
         );
         // A later layout version than this build reads: refused by what it declares.
         assert!(
-            matches!(classify(b"{\"firetail_format\":9}\n{\"log\":\"x\"}\n"), Payload::Unsupported(u) if u.declared == "9")
+            matches!(Payload::of(b"{\"firetail_format\":9}\n{\"log\":\"x\"}\n"), Payload::Unsupported(u) if u.declared == "9")
         );
         // Looks like CloudWatch but is not: falls back to lines, nothing lost.
         assert!(
-            matches!(classify(br#"{"messageType":"x","logEvents":5}"#), Payload::Lines(l) if l.len() == 1)
+            matches!(Payload::of(br#"{"messageType":"x","logEvents":5}"#), Payload::Lines(l) if l.len() == 1)
         );
     }
 }

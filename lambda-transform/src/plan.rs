@@ -363,7 +363,7 @@ impl<'c> Shaper<'c> {
 
     /// Renders the events of one decoded record and assembles its output.
     fn shape(&mut self, decoded: Decoded, arrival_ms: i64) -> Shaped {
-        let source = match decode::classify(decoded.payload()) {
+        let source = match decode::Payload::of(decoded.payload()) {
             Payload::Empty => return Shaped::Dropped,
             Payload::CloudWatch(env) if env.message_type == "CONTROL_MESSAGE" => {
                 return Shaped::Dropped;

@@ -381,13 +381,8 @@ mod tests {
         packer.flush();
         let batch = packer.take_ready().unwrap();
         assert_eq!(batch.events(), 1);
-        let mut text = String::new();
-        std::io::Read::read_to_string(
-            &mut flate2::read::GzDecoder::new(&batch.records[0].data[..]),
-            &mut text,
-        )
-        .unwrap();
-        let v: serde_json::Value = serde_json::from_str(text.trim_end()).unwrap();
+        let text = firetail_wire::gzip::gunzip_capped(&batch.records[0].data, 1 << 20).unwrap();
+        let v: serde_json::Value = serde_json::from_slice(text.trim_ascii_end()).unwrap();
         let log = v[LOG].as_str().unwrap();
         assert!(log.starts_with("xxx"));
         let kept = log.find(' ').unwrap();

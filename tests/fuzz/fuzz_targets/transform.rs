@@ -1,4 +1,4 @@
-//! The transform's decoder (`decode_record`: base64, capped gzip inflate; `classify`) and the
+//! The transform's decoder (`decode_record`: base64, capped gzip inflate; `Payload::of`) and the
 //! whole pure planner (`plan::plan`) on arbitrary payloads.
 //!
 //! Input layout: byte 0 picks how the payload is wrapped (base64 text as given, base64 of the
@@ -71,7 +71,7 @@ fuzz_target!(|data: &[u8]| {
                     } else {
                         assert_eq!(d.payload(), &d.raw[..]);
                     }
-                    let _ = decode::classify(d.payload());
+                    let _ = decode::Payload::of(d.payload());
                 }
                 Err(DecodeError::Inflate(InflateError::TooLarge { limit_bytes })) => {
                     assert_eq!(limit_bytes, MAX_DECOMPRESSED_BYTES)

@@ -14,7 +14,6 @@
 //! function; the rest of its environment is what Lambda sets.
 #![allow(clippy::print_stdout)]
 
-use std::io::Read as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -128,10 +127,9 @@ fn decode(data: &str) -> String {
     let Ok(bytes) = STANDARD.decode(data) else {
         return format!("(data is not base64: {data})");
     };
-    if bytes.starts_with(&[0x1f, 0x8b]) {
-        let mut text = Vec::new();
-        return match flate2::read::MultiGzDecoder::new(&bytes[..]).read_to_end(&mut text) {
-            Ok(_) => format!(
+    if firetail_testkit::wire::gzip::is_gzip(&bytes) {
+        return match firetail_testkit::records::inflate(&bytes) {
+            Ok(text) => format!(
                 "(gzip, {} bytes)\n{}",
                 bytes.len(),
                 String::from_utf8_lossy(&text)
