@@ -5,12 +5,12 @@
 //! payloads; the shell in `lib.rs` sends them and settles each record's final result.
 //!
 //! # Passes
-//! 1. [`shape_all`]: decode and render every record into its destination's output.
-//! 2. [`compact`] (only if the outputs do not fit the response): wrap single-event Datadog
+//! 1. `shape_all`: decode and render every record into its destination's output.
+//! 2. `compact` (only if the outputs do not fit the response): wrap single-event Datadog
 //!    logs into one-event gzip envelopes.
-//! 3. [`densify`] (only if still over): re-compress gzip outputs at a denser level. Cheaper
+//! 3. `densify` (only if still over): re-compress gzip outputs at a denser level. Cheaper
 //!    than re-ingesting (a second Firehose ingest, a second invocation, later delivery).
-//! 4. [`allot`]: hand out the response budget in record order; what does not fit is
+//! 4. `allot`: hand out the response budget in record order; what does not fit is
 //!    re-ingested (its original bytes), as AWS's CloudWatch Logs processor blueprint does.
 
 use base64::Engine as _;

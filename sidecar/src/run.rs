@@ -3,7 +3,7 @@
 //! # Layout
 //! - [`RunConfig`]: everything [`run`] needs.
 //! - [`run`]: starts the engine and the pod watcher, encodes and packs events, hands full
-//!   batches to the [`Shipper`], and drains when `shutdown` completes.
+//!   batches to the `Shipper`, and drains when `shutdown` completes.
 //! - `Shipper`: sends batches on concurrent tasks through the Firehose client and
 //!   acknowledges each record's events as soon as it is accepted.
 //! - [`RunReport`]: what happened, for the binary's exit status and for tests.

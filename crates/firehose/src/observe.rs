@@ -4,7 +4,7 @@
 
 use crate::client::CallError;
 
-/// Receives delivery events from [`crate::deliver`].
+/// Receives delivery events from [`crate::deliver()`].
 pub trait DeliveryObserver: Sync {
     /// A `PutRecordBatch` call with `records` records is about to be made (retries included).
     fn call(&self, records: usize) {

@@ -1,7 +1,7 @@
 //! The real client: aws-sdk-firehose with the default credential chain (IRSA's web identity on
 //! EKS Fargate) and an endpoint override from `AWS_ENDPOINT_URL_FIREHOSE` / `AWS_ENDPOINT_URL`.
 //!
-//! The SDK's own retries are off: [`crate::deliver`] retries, only the failed entries, and
+//! The SDK's own retries are off: [`crate::deliver()`] retries, only the failed entries, and
 //! counts every attempt. Each attempt has a timeout ([`ClientSettings::attempt_timeout`]) so a
 //! stalled connection cannot hold a batch. The client can be built at once
 //! ([`SdkClient::from_env`], the sidecar and redrive) or at first use ([`SdkClient::lazy`], the

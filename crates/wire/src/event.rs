@@ -68,7 +68,7 @@ pub struct EventRef<'a> {
 /// Appends `ev` as one JSON object (no trailing newline) to `out`.
 ///
 /// `stream` is the [`STREAM`] value; `kubernetes` is a JSON object written by
-/// [`crate::kube::KubeObject::write`], or empty to omit the field.
+/// [`crate::kube::KubeObject::to_json`], or empty to omit the field.
 pub fn encode(ev: &EventRef<'_>, stream: &str, kubernetes: &[u8], out: &mut Vec<u8>) {
     out.push(b'{');
     key(out, TIME);

@@ -8,7 +8,7 @@
 //! # Layout
 //! - [`event`]: the event's field names, [`event::encode`] (the sidecar's writer).
 //! - [`kube`]: the `kubernetes` object's field names and [`kube::KubeObject`] (its writer).
-//! - [`format`]: record formats (`json`, `ndjson`, `ndjson-gzip`) and layout versions.
+//! - [`format`](mod@format): record formats (`json`, `ndjson`, `ndjson-gzip`) and layout versions.
 //! - [`limits`]: Firehose and Lambda limits with their documentation, and billing.
 //! - [`destination`]: [`Destination`] (Datadog, OpenSearch, S3).
 //! - [`json`]: the JSON string writer. [`time`]: RFC 3339 and epoch numbers.
