@@ -69,26 +69,24 @@ impl SdkClient {
     /// A client for a local Firehose endpoint (`http://127.0.0.1:PORT`) with dummy credentials
     /// in `us-east-1`: moto, the test kit's fault-injecting endpoint, benchmarks.
     pub fn for_endpoint(url: &str, settings: ClientSettings) -> Self {
-        let conf = aws_sdk_firehose::config::Builder::new()
-            .behavior_version(aws_sdk_firehose::config::BehaviorVersion::latest())
-            .region(aws_sdk_firehose::config::Region::new("us-east-1"))
-            .credentials_provider(aws_sdk_firehose::config::Credentials::new(
-                "testing",
-                "testing",
-                None,
-                None,
-                "firetail-local",
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_firehose::config::SharedCredentialsProvider::new(
+                aws_sdk_firehose::config::Credentials::new(
+                    "testing",
+                    "testing",
+                    None,
+                    None,
+                    "firetail-local",
+                ),
             ))
             .endpoint_url(url)
-            .retry_config(aws_sdk_firehose::config::retry::RetryConfig::disabled())
-            .timeout_config(
-                aws_sdk_firehose::config::timeout::TimeoutConfig::builder()
-                    .operation_attempt_timeout(settings.attempt_timeout)
-                    .build(),
-            )
             .build();
         Self {
-            client: OnceCell::new_with(Some(aws_sdk_firehose::Client::from_conf(conf))),
+            client: OnceCell::new_with(Some(aws_sdk_firehose::Client::from_conf(client_config(
+                &sdk, settings,
+            )))),
             settings,
             fallback_region: std::sync::Mutex::new(None),
         }
