@@ -1017,6 +1017,18 @@ mod tests {
         assert_eq!(summary.records_sent, 5);
     }
 
+    #[test]
+    fn a_redrive_can_be_spawned() {
+        fn send<T: Send>(_: T) {}
+        let (store, firehose) = (MemoryStore::new(), Scripted::accepting());
+        send(redrive(
+            &RedriveConfig::new(BUCKET, "logs"),
+            &store,
+            &firehose,
+            never(),
+        ));
+    }
+
     #[tokio::test]
     async fn only_an_active_stream_is_accepted() {
         let firehose = Scripted::accepting();
