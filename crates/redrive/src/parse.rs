@@ -12,19 +12,13 @@
 //! - HTTP endpoint (Datadog) and other delivery failures: the common fields.
 //! - data format conversion errors spell the code `ErrorCode` / `lastErrorCode`; accepted too.
 //!
-//! Pure: bytes in, records or errors out.
-
-use std::borrow::Cow;
-use std::io::Read as _;
+//! Pure: bytes in, records or errors out. A gzip object is inflated before it gets here, with
+//! the shared capped inflater ([`firetail_wire::gzip::maybe_gunzip`]).
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use flate2::read::MultiGzDecoder;
 use serde::Deserialize;
 use serde_json::Value;
-
-/// First bytes of a gzip member.
-pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
 
 /// Which stage of Firehose failed the record, from the fields present.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -154,25 +148,6 @@ pub fn lines(body: &[u8]) -> impl Iterator<Item = (u64, &[u8])> {
         .filter(|(_, line)| !line.iter().all(u8::is_ascii_whitespace))
 }
 
-/// The object body, inflated when it is gzip (every member), at most `max_bytes` of output.
-pub fn inflate(body: &[u8], max_bytes: usize) -> Result<Cow<'_, [u8]>, String> {
-    if !body.starts_with(&GZIP_MAGIC) {
-        return Ok(Cow::Borrowed(body));
-    }
-    let mut out = Vec::with_capacity(body.len().saturating_mul(4).min(max_bytes));
-    let limit = u64::try_from(max_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    MultiGzDecoder::new(body)
-        .take(limit)
-        .read_to_end(&mut out)
-        .map_err(|e| format!("gzip: {e}"))?;
-    if out.len() > max_bytes {
-        return Err(format!("inflates past {max_bytes} bytes"));
-    }
-    Ok(Cow::Owned(out))
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -267,8 +242,10 @@ mod tests {
         assert_eq!(got, vec![(1, &b"a"[..]), (4, b"b"), (5, b"c")]);
     }
 
+    /// Object bodies go through the shared inflater; redrive relies on it for these cases.
     #[test]
     fn inflate_plain_gzip_multi_member_and_cap() {
+        use firetail_wire::gzip::maybe_gunzip as inflate;
         assert_eq!(&*inflate(b"plain", 10).unwrap(), b"plain");
         let mut gz = Vec::new();
         for part in ["one\n", "two\n"] {

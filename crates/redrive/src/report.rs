@@ -18,6 +18,8 @@ pub enum ProblemKind {
     WillFailAgain,
     /// The object could not be read, or marked after it was redriven.
     Object,
+    /// Records Firehose did not accept within the retry policy's attempts.
+    NotAccepted,
 }
 
 impl ProblemKind {
@@ -26,6 +28,7 @@ impl ProblemKind {
             Self::Malformed => "malformed",
             Self::WillFailAgain => "will fail again",
             Self::Object => "object error",
+            Self::NotAccepted => "not accepted",
         }
     }
 }
@@ -97,6 +100,9 @@ pub struct Summary {
     pub interrupted: bool,
     /// Stopped by `--max-objects`.
     pub stopped_at_max_objects: bool,
+    /// Stopped because Firehose did not accept records within the retry policy (its last
+    /// error): what is left would only fail the same way.
+    pub gave_up: Option<String>,
 }
 
 impl Summary {
@@ -108,6 +114,7 @@ impl Summary {
             || self.records_unsent > 0
             || self.objects_not_reached > 0
             || self.interrupted
+            || self.gave_up.is_some()
     }
 
     /// Records a problem (and logs it).
@@ -162,6 +169,12 @@ impl Summary {
                 self.calls, self.resent_records
             )?;
         }
+        self.render_details(out, verb)?;
+        self.render_ending(out)
+    }
+
+    /// Counts per error code, then every problem.
+    fn render_details(&self, out: &mut impl Write, verb: &str) -> std::io::Result<()> {
         for (code, c) in &self.by_error_code {
             let code = if code.is_empty() { "(none)" } else { code };
             writeln!(
@@ -188,11 +201,22 @@ impl Summary {
                 self.problems_not_listed
             )?;
         }
+        Ok(())
+    }
+
+    /// Why the run stopped early, and the verdict.
+    fn render_ending(&self, out: &mut impl Write) -> std::io::Result<()> {
         if self.interrupted {
             writeln!(out, "interrupted: run again to continue")?;
         }
         if self.stopped_at_max_objects {
             writeln!(out, "stopped at --max-objects: run again to continue")?;
+        }
+        if let Some(why) = &self.gave_up {
+            writeln!(
+                out,
+                "stopped: Firehose did not accept every record ({why}); run again to continue"
+            )?;
         }
         let result = if self.left_behind() {
             "INCOMPLETE: something was left in the bucket"
@@ -257,6 +281,33 @@ mod tests {
         assert!(text.contains("records: 7 sent (70 bytes)"), "{text}");
         assert!(text.contains("errorCode Lambda.FunctionError: 7 records, 7 sent"));
         assert!(text.contains("malformed: a/b:3: not JSON"), "{text}");
+        assert!(text.ends_with("INCOMPLETE: something was left in the bucket\n"));
+    }
+
+    #[test]
+    fn a_delivery_that_gave_up_is_left_behind() {
+        let mut s = Summary {
+            gave_up: Some("throttled (ServiceUnavailableException): Slow down.".into()),
+            ..Summary::default()
+        };
+        assert!(s.left_behind());
+        s.problem(
+            "k",
+            None,
+            ProblemKind::NotAccepted,
+            "2 records not accepted".into(),
+        );
+        let mut out = Vec::new();
+        s.render(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains("not accepted: k: 2 records not accepted"),
+            "{text}"
+        );
+        assert!(
+            text.contains("stopped: Firehose did not accept every record (throttled"),
+            "{text}"
+        );
         assert!(text.ends_with("INCOMPLETE: something was left in the bucket\n"));
     }
 

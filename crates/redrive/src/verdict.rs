@@ -8,25 +8,13 @@
 
 use std::collections::BTreeSet;
 
-use clap::ValueEnum;
+use firetail_wire::Destination;
+use firetail_wire::gzip::maybe_gunzip;
 
-use super::parse::{ErrorRecord, GZIP_MAGIC, Origin, inflate};
+use crate::parse::{ErrorRecord, Origin};
 
 /// Largest inflated payload inspected when counting the events of a gzip record.
 const MAX_INSPECT_BYTES: usize = 64 * 1024 * 1024;
-
-/// What the delivery stream delivers to; decides which records cannot succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Destination {
-    /// Not known: only the rules that hold for every destination apply.
-    Unknown,
-    /// Amazon OpenSearch Service: one document per record, so a packed record always fails.
-    Opensearch,
-    /// Datadog (HTTP endpoint).
-    Datadog,
-    /// Amazon S3.
-    S3,
-}
 
 /// Which records the user asked for.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,8 +30,9 @@ pub struct Filter {
 /// How to judge records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
-    /// The stream's destination.
-    pub destination: Destination,
+    /// What the stream delivers to; `None` when not said: only the rules that hold for every
+    /// destination apply.
+    pub destination: Option<Destination>,
     /// Resend documents OpenSearch rejected with a 4xx (after the mapping was fixed).
     pub resend_rejected: bool,
     /// Largest record Firehose accepts.
@@ -82,17 +71,14 @@ pub fn verdict(record: &ErrorRecord, filter: &Filter, rules: &Rules) -> Verdict 
             rules.max_record_bytes
         ));
     }
-    let gzip = record.data.starts_with(&GZIP_MAGIC);
-    let payload = match inflate(&record.data, MAX_INSPECT_BYTES) {
+    // Only gzip can fail to inflate; a plain payload is inspected as it is.
+    let payload = match maybe_gunzip(&record.data, MAX_INSPECT_BYTES) {
         Ok(p) => p,
-        Err(why) if gzip => {
-            return Verdict::WillFailAgain(format!(
-                "gzip payload cannot be read ({why}); the transform would fail it again"
-            ));
+        Err(why) => {
+            return Verdict::WillFailAgain(format!("{why}; the transform would fail it again"));
         }
-        Err(_) => std::borrow::Cow::Borrowed(&record.data[..]),
     };
-    if rules.destination == Destination::Opensearch {
+    if rules.destination == Some(Destination::OpenSearch) {
         let events = count_events(&payload);
         if events > 1 {
             return Verdict::WillFailAgain(format!(
@@ -134,10 +120,7 @@ fn count_events(payload: &[u8]) -> usize {
             .and_then(|e| e.as_array())
             .map_or(1, |events| events.len());
     }
-    payload
-        .split(|&b| b == b'\n')
-        .filter(|l| !l.iter().all(u8::is_ascii_whitespace))
-        .count()
+    firetail_wire::format::lines(payload).count()
 }
 
 #[cfg(test)]
@@ -158,7 +141,7 @@ mod tests {
         }
     }
 
-    fn rules(destination: Destination) -> Rules {
+    fn rules(destination: Option<Destination>) -> Rules {
         Rules {
             destination,
             resend_rejected: false,
@@ -176,7 +159,7 @@ mod tests {
     fn filters_by_code_and_time() {
         let r = rec("HttpEndpoint.DestinationException", Origin::Delivery, b"x");
         let none = Filter::default();
-        let any = rules(Destination::Unknown);
+        let any = rules(None);
         assert_eq!(verdict(&r, &none, &any), Verdict::Send);
         let codes = Filter {
             error_codes: ["Lambda.FunctionError".to_owned()].into(),
@@ -211,11 +194,11 @@ mod tests {
         for data in [ndjson.to_vec(), gzip(ndjson)] {
             let r = rec("Lambda.ProcessingFailed", Origin::Processing, &data);
             assert!(matches!(
-                verdict(&r, &Filter::default(), &rules(Destination::Opensearch)),
+                verdict(&r, &Filter::default(), &rules(Some(Destination::OpenSearch))),
                 Verdict::WillFailAgain(ref why) if why.contains("packed record (2 events)")
             ));
             assert_eq!(
-                verdict(&r, &Filter::default(), &rules(Destination::Datadog)),
+                verdict(&r, &Filter::default(), &rules(Some(Destination::Datadog))),
                 Verdict::Send
             );
         }
@@ -225,7 +208,11 @@ mod tests {
             b"{\"log\":\"a\"}\n",
         );
         assert_eq!(
-            verdict(&single, &Filter::default(), &rules(Destination::Opensearch)),
+            verdict(
+                &single,
+                &Filter::default(),
+                &rules(Some(Destination::OpenSearch))
+            ),
             Verdict::Send
         );
         let cwl = rec(
@@ -234,7 +221,11 @@ mod tests {
             &gzip(br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1"},{"id":"2"}]}"#),
         );
         assert!(matches!(
-            verdict(&cwl, &Filter::default(), &rules(Destination::Opensearch)),
+            verdict(
+                &cwl,
+                &Filter::default(),
+                &rules(Some(Destination::OpenSearch))
+            ),
             Verdict::WillFailAgain(_)
         ));
     }
@@ -245,12 +236,12 @@ mod tests {
         broken.truncate(broken.len() - 6);
         let r = rec("Lambda.ProcessingFailed", Origin::Processing, &broken);
         assert!(matches!(
-            verdict(&r, &Filter::default(), &rules(Destination::Unknown)),
+            verdict(&r, &Filter::default(), &rules(None)),
             Verdict::WillFailAgain(ref why) if why.contains("gzip")
         ));
         let big = rec("503", Origin::Delivery, &vec![b'x'; 1_000 * 1024 + 1]);
         assert!(matches!(
-            verdict(&big, &Filter::default(), &rules(Destination::Unknown)),
+            verdict(&big, &Filter::default(), &rules(None)),
             Verdict::WillFailAgain(ref why) if why.contains("record limit")
         ));
     }
@@ -262,7 +253,7 @@ mod tests {
         let mapping = rec("mapper_parsing_exception", Origin::OpenSearch, doc);
         let throttled = rec("429", Origin::OpenSearch, doc);
         let down = rec("503", Origin::OpenSearch, doc);
-        let r = rules(Destination::Opensearch);
+        let r = rules(Some(Destination::OpenSearch));
         let f = Filter::default();
         assert!(matches!(
             verdict(&rejected, &f, &r),

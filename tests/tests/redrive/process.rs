@@ -1,18 +1,16 @@
-//! The `firetail redrive` binary interrupted and resumed: S3 is moto's server, Firehose the
+//! The `firetail-redrive` binary interrupted and resumed: S3 is moto's server, Firehose the
 //! fault-injecting endpoint slowed down so the run can be stopped half-way. SIGTERM finishes
 //! the call in flight and saves progress, so the resumed run delivers every record exactly
 //! once; SIGKILL can cost at most the one call whose answer was not saved.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use firetail_testkit::{ChildGuard, FaultPlan, FirehoseEndpoint, MotoServer};
+use firetail_testkit::{ChildGuard, FaultPlan, FirehoseEndpoint, MotoServer, workspace_bin};
 
-mod redrive_common;
-use redrive_common::{create_bucket, error_line, put};
+use crate::common::{create_bucket, error_line, put};
 
 const OBJECTS: usize = 30;
 const PER_OBJECT: usize = 3;
@@ -45,14 +43,13 @@ fn slow() -> FaultPlan {
 }
 
 fn start(moto: &MotoServer, endpoint: &FirehoseEndpoint, state: &Path) -> ChildGuard {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_firetail"));
+    let mut cmd = Command::new(workspace_bin("firetail-redrive"));
     cmd.envs(firetail_testkit::aws::sdk_env(moto.url()))
         .env("AWS_ENDPOINT_URL_FIREHOSE", endpoint.url())
-        .env("FIRETAIL_LOG_FORMAT", "text")
-        .env("FIRETAIL_RETRY_BASE_MS", "10")
-        .env("FIRETAIL_RETRY_MAX_MS", "200")
+        .env("FIRETAIL_REDRIVE_LOG_FORMAT", "text")
+        .env("FIRETAIL_REDRIVE_RETRY_BASE_MS", "10")
+        .env("FIRETAIL_REDRIVE_RETRY_MAX_MS", "200")
         .args([
-            "redrive",
             "--bucket",
             "backup",
             "--prefix",
@@ -65,7 +62,7 @@ fn start(moto: &MotoServer, endpoint: &FirehoseEndpoint, state: &Path) -> ChildG
             "--state-dir",
         ])
         .arg(state);
-    ChildGuard::spawn("firetail", cmd).unwrap()
+    ChildGuard::spawn("firetail-redrive", cmd).unwrap()
 }
 
 fn wait_accepted(endpoint: &FirehoseEndpoint, count: u64) {

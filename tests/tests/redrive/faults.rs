@@ -1,16 +1,13 @@
-//! `firetail redrive` against the FAULT-INJECTING Firehose endpoint (per-record failures, which
+//! Redrive against the FAULT-INJECTING Firehose endpoint (per-record failures, which
 //! moto cannot produce), reading the fixtures from moto's S3: only the failed entries are
 //! resent, and every record is accepted exactly once.
-#![allow(clippy::unwrap_used)]
 
 use std::collections::BTreeMap;
 
-use firetail_sidecar::metrics::Observability;
-use firetail_sidecar::redrive::redrive;
+use firetail_redrive::redrive;
 use firetail_testkit::{FaultPlan, FirehoseEndpoint, MotoServer};
 
-mod redrive_common;
-use redrive_common::{config, lines, never, sink_for, upload};
+use crate::common::{config, firehose_for, lines, never, store, upload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_failures_resend_only_the_failed_entries() {
@@ -25,16 +22,9 @@ async fn partial_failures_resend_only_the_failed_entries() {
     .unwrap();
     let state = tempfile::tempdir().unwrap();
     let cfg = config("backup", "logs", state.path());
-    let obs = Observability::default();
-    let summary = redrive(
-        &cfg,
-        &moto.s3_client(),
-        &sink_for(&endpoint.url(), "logs"),
-        &obs,
-        never(),
-    )
-    .await
-    .unwrap();
+    let summary = redrive(&cfg, &store(&moto), &firehose_for(&endpoint.url()), never())
+        .await
+        .unwrap();
 
     let stats = endpoint.stats();
     assert!(stats.records_failed > 5, "faults were injected: {stats:?}");

@@ -1,19 +1,16 @@
-//! `firetail redrive` through the real AWS SDK against moto's server (S3 + Firehose): the
+//! Redrive through the real AWS SDK against moto's server (S3 + Firehose): the
 //! checked-in fixtures (Firehose's documented error-record formats: plain and gzip objects,
 //! several error codes, a malformed line) go back into a delivery stream, and every record is
 //! counted in the stream's destination bucket.
-#![allow(clippy::unwrap_used)]
 
-use firetail_sidecar::metrics::Observability;
-use firetail_sidecar::redrive::report::ProblemKind;
-use firetail_sidecar::redrive::verdict::Destination;
-use firetail_sidecar::redrive::{AfterDone, Summary, redrive};
+use firetail_redrive::report::ProblemKind;
+use firetail_redrive::{AfterDone, RedriveConfig, Summary, redrive};
 use firetail_testkit::MotoServer;
+use firetail_wire::Destination;
 
-mod redrive_common;
-use redrive_common::{
-    Line, PREFIX, config, delivered, keys, keys_in, lines, never, occurrences, sink_for, tags,
-    upload,
+use crate::common::{
+    self, Line, PREFIX, config, delivered, firehose_for, keys, keys_in, lines, never, occurrences,
+    store, tags, upload,
 };
 
 const BACKUP: &str = "backup";
@@ -27,17 +24,10 @@ async fn setup() -> MotoServer {
     moto
 }
 
-async fn run(moto: &MotoServer, cfg: &firetail_sidecar::redrive::RedriveConfig) -> Summary {
-    let obs = Observability::default();
-    redrive(
-        cfg,
-        &moto.s3_client(),
-        &sink_for(moto.url(), STREAM),
-        &obs,
-        never(),
-    )
-    .await
-    .unwrap()
+async fn run(moto: &MotoServer, cfg: &RedriveConfig) -> Summary {
+    redrive(cfg, &store(moto), &firehose_for(moto.url()), never())
+        .await
+        .unwrap()
 }
 
 fn sendable(expected: fn(&Line) -> &str) -> Vec<Line> {
@@ -187,7 +177,7 @@ async fn packed_records_are_reported_not_sent_for_opensearch() {
     let moto = setup().await;
     let state = tempfile::tempdir().unwrap();
     let mut cfg = config(BACKUP, STREAM, state.path());
-    cfg.rules.destination = Destination::Opensearch;
+    cfg.rules.destination = Some(Destination::OpenSearch);
     cfg.after = AfterDone::Delete;
     let summary = run(&moto, &cfg).await;
 
@@ -255,16 +245,9 @@ async fn finished_objects_are_tagged_moved_or_deleted_only_when_complete() {
     let moved_state = tempfile::tempdir().unwrap();
     let mut cfg3 = config(BACKUP, "moved", moved_state.path());
     cfg3.after = AfterDone::Move;
-    let obs = Observability::default();
-    let s = redrive(
-        &cfg3,
-        &moto.s3_client(),
-        &sink_for(moto.url(), "moved"),
-        &obs,
-        never(),
-    )
-    .await
-    .unwrap();
+    let s = redrive(&cfg3, &store(&moto), &firehose_for(moto.url()), never())
+        .await
+        .unwrap();
     assert_eq!(s.objects_done, 2);
     let mut expected: Vec<String> = vec![keys[0].clone(), keys[3].clone()];
     expected.extend(complete.iter().map(|k| format!("redriven/{k}")));
@@ -278,7 +261,7 @@ async fn finished_objects_are_tagged_moved_or_deleted_only_when_complete() {
             .find(|(k, _)| *k == format!("redriven/{key}"))
             .unwrap()
             .1;
-        let original = std::fs::read(redrive_common::fixtures().join("objects").join(key)).unwrap();
+        let original = std::fs::read(common::fixtures().join("objects").join(key)).unwrap();
         assert_eq!(body, &original);
     }
     assert!(PREFIX.starts_with("firehose"));
@@ -296,7 +279,7 @@ async fn fixing_a_malformed_line_in_place_resends_only_that_line() {
     // The operator repairs the object in place (its ETag changes): the malformed line 3 goes,
     // a corrected record is appended, so the old lines 4 and 5 move up to 3 and 4.
     let key = &keys()[3];
-    let original = std::fs::read(redrive_common::fixtures().join("objects").join(key)).unwrap();
+    let original = std::fs::read(common::fixtures().join("objects").join(key)).unwrap();
     let fixed_record = b"{\"log\":\"repaired line\"}\n";
     let mut repaired = Vec::new();
     for (i, line) in original.split(|&b| b == b'\n').enumerate() {
@@ -305,9 +288,9 @@ async fn fixing_a_malformed_line_in_place_resends_only_that_line() {
             repaired.push(b'\n');
         }
     }
-    repaired.extend(redrive_common::error_line(fixed_record, 1_764_410_460_000).bytes());
+    repaired.extend(common::error_line(fixed_record, 1_764_410_460_000).bytes());
     repaired.push(b'\n');
-    redrive_common::put(&moto.s3_client(), BACKUP, key, repaired).await;
+    common::put(&moto.s3_client(), BACKUP, key, repaired).await;
 
     let second = run(&moto, &cfg).await;
     assert_eq!(second.records_sent, 1, "{second:#?}");
@@ -325,16 +308,16 @@ async fn listing_follows_continuation_tokens() {
     // ListObjectsV2 answers at most 1,000 keys per page.
     const OBJECTS: usize = 1_005;
     let moto = MotoServer::start();
-    redrive_common::create_bucket(&moto, "many").await;
+    common::create_bucket(&moto, "many").await;
     let s3 = moto.s3_client();
     let mut tasks = tokio::task::JoinSet::new();
     for chunk in (0..OBJECTS).collect::<Vec<_>>().chunks(OBJECTS / 8 + 1) {
         let (s3, chunk) = (s3.clone(), chunk.to_vec());
         tasks.spawn(async move {
             for i in chunk {
-                let line = redrive_common::error_line(format!("r{i}").as_bytes(), 1);
+                let line = common::error_line(format!("r{i}").as_bytes(), 1);
                 let key = format!("{PREFIX}processing-failed/{i:05}");
-                redrive_common::put(&s3, "many", &key, line.into_bytes()).await;
+                common::put(&s3, "many", &key, line.into_bytes()).await;
             }
         });
     }

@@ -1,24 +1,15 @@
-//! Helpers shared by the `redrive_*` tests: the checked-in fixtures (objects in Firehose's
-//! error-record formats and a manifest of what each line holds), uploading them to moto, and
-//! counting what arrived.
-#![allow(clippy::unwrap_used, dead_code)]
+//! Helpers shared by the redrive tests: the checked-in fixtures (objects in Firehose's
+//! error-record formats and a manifest of what each line holds), uploading them to moto,
+//! clients for moto and the fault endpoint, and counting what arrived.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use firetail_sidecar::pack::Limits;
-use firetail_sidecar::redrive::verdict::{Destination, Filter, Rules};
-use firetail_sidecar::redrive::{AfterDone, RedriveConfig};
-use firetail_sidecar::send::{Backoff, SendPolicy};
+use firetail_firehose::{Backoff, ClientSettings, RetryPolicy, SdkClient};
+use firetail_redrive::{RedriveConfig, SdkStore};
 use firetail_testkit::MotoServer;
-
-// The shipper's test sink, so both suites send through the same client settings.
-#[path = "../ship_common/mod.rs"]
-mod ship_common;
-#[allow(unused_imports)] // not every redrive suite sends in process
-pub use ship_common::sink_for;
 
 /// Prefix the fixtures live under in the bucket.
 pub const PREFIX: &str = "firehose/";
@@ -32,7 +23,8 @@ pub struct Line {
     pub line: u64,
     /// The record bytes (`rawData` decoded); `None` for a malformed line.
     pub data: Option<Vec<u8>>,
-    /// Expected verdict with `--destination unknown`: "send" or "fail".
+    /// Expected verdict without `--destination`: "send" or "fail" (the manifest calls it
+    /// `unknown`).
     pub unknown: String,
     /// Expected verdict with `--destination opensearch`.
     pub opensearch: String,
@@ -40,7 +32,7 @@ pub struct Line {
 
 /// The fixtures directory.
 pub fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/redrive")
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/redrive")
 }
 
 /// Object keys of the fixtures, sorted.
@@ -164,32 +156,37 @@ pub async fn delivered(moto: &MotoServer, bucket: &str) -> Vec<u8> {
         .collect()
 }
 
+/// Calls per record in these tests: far more than a 30 % refusal rate needs, so every record
+/// gets in (production's default is 8).
+pub const ATTEMPTS: u32 = 20;
+
 /// A redrive of the fixtures' prefix into `stream`, progress in `state_dir`, short backoff.
 pub fn config(bucket: &str, stream: &str, state_dir: &Path) -> RedriveConfig {
-    RedriveConfig {
-        bucket: bucket.to_owned(),
-        prefix: PREFIX.to_owned(),
-        stream: stream.to_owned(),
-        filter: Filter::default(),
-        rules: Rules {
-            destination: Destination::Unknown,
-            resend_rejected: false,
-            max_record_bytes: Limits::FIREHOSE.record_bytes,
+    let mut config = RedriveConfig::new(bucket, stream);
+    config.prefix = PREFIX.to_owned();
+    config.state_dir = state_dir.to_owned();
+    let backoff = Backoff {
+        base: Duration::from_millis(5),
+        cap: Duration::from_millis(50),
+    };
+    config.retry = RetryPolicy::bounded(backoff, ATTEMPTS, None);
+    config
+}
+
+/// The Firehose client for the endpoint at `url` (moto or the fault endpoint), with the SDK's
+/// retries off as in production.
+pub fn firehose_for(url: &str) -> SdkClient {
+    SdkClient::for_endpoint(
+        url,
+        ClientSettings {
+            attempt_timeout: Duration::from_secs(5),
         },
-        dry_run: false,
-        after: AfterDone::Nothing,
-        max_objects: None,
-        state_dir: state_dir.to_owned(),
-        limits: Limits::FIREHOSE,
-        policy: SendPolicy {
-            backoff: Backoff {
-                base: Duration::from_millis(5),
-                cap: Duration::from_millis(50),
-            },
-            permanent_retry: Duration::from_millis(200),
-        },
-        progress: false,
-    }
+    )
+}
+
+/// The S3 store of `moto`.
+pub fn store(moto: &MotoServer) -> SdkStore {
+    SdkStore::new(moto.s3_client())
 }
 
 /// A shutdown future that never completes.
