@@ -8,7 +8,7 @@ pub enum Destination {
     /// Datadog's Firehose HTTP endpoint intake.
     Datadog,
     /// Amazon OpenSearch Service: one single-line JSON document per record.
-    #[cfg_attr(feature = "clap", value(alias = "elasticsearch"))]
+    #[cfg_attr(feature = "clap", value(name = "opensearch", alias = "elasticsearch"))]
     OpenSearch,
     /// Amazon S3.
     S3,
@@ -65,5 +65,15 @@ mod tests {
         }
         assert_eq!("elasticsearch".parse(), Ok(Destination::OpenSearch));
         assert!("splunk".parse::<Destination>().is_err());
+    }
+
+    #[cfg(feature = "clap")]
+    #[test]
+    fn command_line_names_are_the_settings_names() {
+        use clap::ValueEnum as _;
+        for v in Destination::ALL {
+            let possible = v.to_possible_value().expect("every variant has a name");
+            assert_eq!(possible.get_name(), v.as_str());
+        }
     }
 }

@@ -189,4 +189,14 @@ mod tests {
         assert_eq!(lines(b"").count(), 0);
         assert_eq!(lines(b"x\n").collect::<Vec<_>>(), vec![&b"x"[..]]);
     }
+
+    #[cfg(feature = "clap")]
+    #[test]
+    fn command_line_names_are_the_settings_names() {
+        use clap::ValueEnum as _;
+        for v in RecordFormat::ALL {
+            let possible = v.to_possible_value().expect("every variant has a name");
+            assert_eq!(possible.get_name(), v.as_str());
+        }
+    }
 }

@@ -13,6 +13,7 @@
 //! - `check`: `firetail check` against a real stream.
 //! - `reingest`: the transform binary re-ingesting into moto's Firehose.
 //! - `moto_server`: the test kit's moto launcher itself.
+//! - `redrive`: `firetail-redrive` against moto's S3 and Firehose, faults, and the binary.
 #![cfg(feature = "e2e")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -21,6 +22,7 @@ mod common;
 mod moto_server;
 mod moto_ship;
 mod process;
+mod redrive;
 mod reingest;
 mod route;
 /// The shipper harness of the sidecar's own tests, shared rather than copied.

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use firetail_redrive::redrive;
 use firetail_testkit::{FaultPlan, FirehoseEndpoint, MotoServer};
 
-use crate::common::{config, firehose_for, lines, never, store, upload};
+use super::common::{config, firehose_for, lines, never, store, upload};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn partial_failures_resend_only_the_failed_entries() {

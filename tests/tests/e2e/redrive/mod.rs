@@ -1,17 +1,15 @@
-#![cfg(feature = "e2e")]
 //! `firetail-redrive` end to end: its fixtures in moto's S3 (Firehose's documented
 //! error-record formats), put back through the real AWS SDK into moto's Firehose or the
 //! fault-injecting endpoint, and the built binary stopped and resumed. Needs moto's server
 //! (`bash tests/run` provides it) and `cargo build -p firetail-redrive`.
 //!
-//! - [`moto`]: every sendable record arrives once, the rest is reported; dry run, OpenSearch
+//! - `moto`: every sendable record arrives once, the rest is reported; dry run, OpenSearch
 //!   rules, tag/move/delete, repaired objects, paging, `--max-objects`.
-//! - [`faults`]: per-record failures resend only the failed entries.
-//! - [`process`]: the binary after SIGTERM and SIGKILL.
-//! - [`common`]: fixtures, clients and counting.
-#![allow(clippy::unwrap_used)]
+//! - `faults`: per-record failures resend only the failed entries.
+//! - `process`: the binary after SIGTERM and SIGKILL.
+//! - `common`: fixtures, clients and counting.
 
-mod common;
+pub mod common;
 mod faults;
 mod moto;
 mod process;

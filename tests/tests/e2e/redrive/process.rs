@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use firetail_testkit::{ChildGuard, FaultPlan, FirehoseEndpoint, MotoServer, workspace_bin};
 
-use crate::common::{create_bucket, error_line, put};
+use super::common::{create_bucket, error_line, put};
 
 const OBJECTS: usize = 30;
 const PER_OBJECT: usize = 3;

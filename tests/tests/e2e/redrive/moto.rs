@@ -8,7 +8,7 @@ use firetail_redrive::{AfterDone, RedriveConfig, Summary, redrive};
 use firetail_testkit::MotoServer;
 use firetail_wire::Destination;
 
-use crate::common::{
+use super::common::{
     self, Line, PREFIX, config, delivered, firehose_for, keys, keys_in, lines, never, occurrences,
     store, tags, upload,
 };
