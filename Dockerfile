@@ -1,5 +1,3 @@
-# syntax=docker/dockerfile:1
-#
 # The firetail sidecar image.
 #
 # Layout
@@ -10,13 +8,22 @@
 # cross toolchain to keep in step with the AWS SDK's C dependencies:
 #   docker buildx build --platform linux/amd64,linux/arm64 -t REGISTRY/firetail:TAG --push .
 # The deploy check runs the same cargo command (FIRETAIL_RELEASE_BUILD=1) to prove it compiles.
+#
+# Base images are pinned by digest: the digest of the multi-platform image index, so each
+# platform of the build gets its own image, and a rebuild gets the same bytes whatever the tag
+# points at by then. No `# syntax=` line either: the frontend would be one more image pulled by a
+# mutable tag, and BuildKit's built-in Dockerfile frontend (Docker 23+, any buildx builder) runs
+# RUN --mount. Refresh both pins together (the tag stays as documentation; the digest wins):
+#   docker buildx imagetools inspect docker.io/library/rust:1.95-bookworm      # top "Digest:"
+#   docker buildx imagetools inspect gcr.io/distroless/cc-debian12:nonroot     # top "Digest:"
+# (or `crane digest IMAGE`). The MediaType printed must be an image index listing linux/amd64
+# and linux/arm64, not a single-platform manifest. docs/deploy.md ("Base image digests") says
+# where each digest below was taken from.
 
-# The AWS SDK crates need rustc >= 1.94.1 (workspace rust-version); the deploy check keeps this
-# at or above it. Build and runtime share Debian 12, so the glibc the binary links against is
-# the one it runs on.
-ARG RUST_VERSION=1.95
-
-FROM docker.io/library/rust:${RUST_VERSION}-bookworm AS build
+# The AWS SDK crates need rustc >= 1.94.1 (workspace rust-version); the deploy check keeps the
+# tag below at or above it. Build and runtime share Debian 12, so the glibc the binary links
+# against is the one it runs on.
+FROM docker.io/library/rust:1.95-bookworm@sha256:e99e99e1d37512e741713d282b65b6452385f7b57d1a86cbceffa2a3cc128970 AS build
 WORKDIR /src
 # The whole workspace (filtered by .dockerignore): cargo needs every member's manifest even to
 # build one package.
@@ -26,7 +33,7 @@ RUN --mount=type=cache,target=/usr/local/cargo/registry,sharing=locked \
     cargo build --release --locked -p firetail-sidecar --bin firetail \
     && install -D -m 0755 target/release/firetail /out/firetail
 
-FROM gcr.io/distroless/cc-debian12:nonroot
+FROM gcr.io/distroless/cc-debian12:nonroot@sha256:9dac0a79194e45a7da0158a9c6da57b217585af0786db3845d1f0ec1a0dd182f
 # checkov:skip=CKV_DOCKER_2:No shell or HTTP client in the image; Kubernetes probes /healthz and /readyz on port 2020.
 COPY --from=build /out/firetail /usr/local/bin/firetail
 # distroless's `nonroot` user; the manifests pin the same ids in securityContext.
