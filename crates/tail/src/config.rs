@@ -70,7 +70,7 @@ impl Default for TailConfig {
     fn default() -> Self {
         Self {
             paths: vec!["/var/log/app/**/*.log".to_owned()],
-            data_dir: PathBuf::from("/var/log/app/.firetail"),
+            data_dir: PathBuf::from("/var/lib/firetail"),
             read_from: ReadFrom::Beginning,
             max_line_bytes: 256 * 1024,
             multiline: None,
