@@ -4,7 +4,10 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_wire::format::{self, UnsupportedVersion, Version};
 use firetail_wire::gzip::{InflateError, gunzip_capped, is_gzip};
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
 use thiserror::Error;
 
 /// Why a record's payload could not be read; the record becomes `ProcessingFailed` and
@@ -45,6 +48,11 @@ pub fn decode_record(
     decode_raw(STANDARD.decode(data_b64)?, max_decompressed_bytes)
 }
 
+/// The record's bytes, out of base64 only (a record re-ingested without being read).
+pub fn raw_bytes(data_b64: &str) -> Result<Vec<u8>, DecodeError> {
+    Ok(STANDARD.decode(data_b64)?)
+}
+
 /// [`decode_record`] for bytes already out of base64.
 pub fn decode_raw(raw: Vec<u8>, max_decompressed_bytes: usize) -> Result<Decoded, DecodeError> {
     let inflated = if is_gzip(&raw) {
@@ -55,42 +63,76 @@ pub fn decode_raw(raw: Vec<u8>, max_decompressed_bytes: usize) -> Result<Decoded
     Ok(Decoded { raw, inflated })
 }
 
-/// A CloudWatch Logs subscription message.
+/// A CloudWatch Logs subscription message; its events are kept as raw JSON, parsed one at a
+/// time when rendered, so an envelope of a million tiny events costs a pointer each, not a
+/// parsed event each.
 /// <https://docs.aws.amazon.com/AmazonCloudWatch/latest/logs/SubscriptionFilters.html>
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Deserialize)]
 #[serde(rename_all = "camelCase")]
-pub struct CwlEnvelope {
-    pub message_type: String,
-    #[serde(default)]
-    pub owner: String,
-    #[serde(default)]
-    pub log_group: String,
-    #[serde(default)]
-    pub log_stream: String,
-    #[serde(default)]
-    pub subscription_filters: Vec<String>,
-    #[serde(default)]
-    pub log_events: Vec<CwlEvent>,
+pub struct CwlEnvelope<'a> {
+    #[serde(borrow)]
+    pub message_type: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub owner: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub log_group: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub log_stream: Cow<'a, str>,
+    #[serde(default, borrow)]
+    pub subscription_filters: Vec<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    pub log_events: Vec<&'a RawValue>,
+}
+
+impl CwlEnvelope<'_> {
+    /// Writes the envelope with its events from `first` on, as JSON (a re-ingest payload).
+    pub fn write_remainder(&self, first: usize, out: impl std::io::Write) -> std::io::Result<()> {
+        #[derive(Serialize)]
+        #[serde(rename_all = "camelCase")]
+        struct Out<'e> {
+            message_type: &'e str,
+            owner: &'e str,
+            log_group: &'e str,
+            log_stream: &'e str,
+            subscription_filters: &'e [Cow<'e, str>],
+            log_events: &'e [&'e RawValue],
+        }
+        let envelope = Out {
+            message_type: &self.message_type,
+            owner: &self.owner,
+            log_group: &self.log_group,
+            log_stream: &self.log_stream,
+            subscription_filters: &self.subscription_filters,
+            log_events: self.log_events.get(first..).unwrap_or_default(),
+        };
+        serde_json::to_writer(out, &envelope).map_err(std::io::Error::other)
+    }
 }
 
 /// One event of a CloudWatch Logs subscription message.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-pub struct CwlEvent {
-    #[serde(default)]
-    pub id: String,
+#[derive(Debug, Default, Deserialize)]
+pub struct CwlEvent<'a> {
     #[serde(default)]
     pub timestamp: i64,
-    #[serde(default)]
-    pub message: String,
+    #[serde(default, borrow)]
+    pub message: Cow<'a, str>,
+}
+
+impl<'a> CwlEvent<'a> {
+    /// Parses one raw event; one that is not an event object is an empty message.
+    pub fn parse(raw: &'a RawValue) -> CwlEvent<'a> {
+        serde_json::from_str(raw.get()).unwrap_or_default()
+    }
 }
 
 /// What a payload holds.
 #[derive(Debug)]
 pub enum Payload<'a> {
     /// A CloudWatch Logs subscription message (`DATA_MESSAGE` or `CONTROL_MESSAGE`).
-    CloudWatch(CwlEnvelope),
-    /// One JSON object per line (a single event, or a packed NDJSON record).
-    Lines(Vec<&'a [u8]>),
+    CloudWatch(CwlEnvelope<'a>),
+    /// One JSON object per line (a single event, or a packed NDJSON record): the text, read
+    /// line by line with `firetail_wire::format::lines`.
+    Lines(&'a [u8]),
     /// Not JSON lines: the whole payload is one message.
     Text(&'a [u8]),
     /// Nothing but white space.
@@ -108,7 +150,7 @@ impl<'a> Payload<'a> {
         }
         if trimmed[0] == b'{'
             && looks_like_cloudwatch(trimmed)
-            && let Ok(env) = serde_json::from_slice::<CwlEnvelope>(trimmed)
+            && let Ok(env) = serde_json::from_slice::<CwlEnvelope<'a>>(trimmed)
         {
             return Payload::CloudWatch(env);
         }
@@ -116,7 +158,7 @@ impl<'a> Payload<'a> {
             return Payload::Text(trimmed);
         }
         match format::version_of(trimmed) {
-            Ok(Version::V1) => Payload::Lines(format::lines(trimmed).collect()),
+            Ok(Version::V1) => Payload::Lines(trimmed),
             Err(unsupported) => Payload::Unsupported(unsupported),
         }
     }
@@ -149,7 +191,9 @@ mod tests {
         let d = decode_record(&b64(&gz), 1024).unwrap();
         assert!(d.was_gzip());
         assert_eq!(d.raw, gz);
-        assert!(matches!(Payload::of(d.payload()), Payload::Lines(l) if l.len() == 2));
+        assert!(
+            matches!(Payload::of(d.payload()), Payload::Lines(l) if format::lines(l).count() == 2)
+        );
     }
 
     #[test]
@@ -184,7 +228,7 @@ mod tests {
         );
         assert!(matches!(Payload::of(b"[1,2]"), Payload::Text(_)));
         assert!(
-            matches!(Payload::of(b"{\"log\":\"x\"}\r\n\r\n{\"log\":\"y\"}"), Payload::Lines(l) if l == vec![&b"{\"log\":\"x\"}"[..], b"{\"log\":\"y\"}"])
+            matches!(Payload::of(b"{\"log\":\"x\"}\r\n\r\n{\"log\":\"y\"}"), Payload::Lines(l) if format::lines(l).collect::<Vec<_>>() == vec![&b"{\"log\":\"x\"}"[..], b"{\"log\":\"y\"}"])
         );
         let cwl = br#"{"messageType":"CONTROL_MESSAGE","owner":"CloudwatchLogs","logGroup":"","logStream":"","subscriptionFilters":[],"logEvents":[{"id":"","timestamp":1,"message":"CWL CONTROL MESSAGE: Checking health of destination Firehose."}]}"#;
         assert!(
@@ -196,7 +240,7 @@ mod tests {
         );
         // Looks like CloudWatch but is not: falls back to lines, nothing lost.
         assert!(
-            matches!(Payload::of(br#"{"messageType":"x","logEvents":5}"#), Payload::Lines(l) if l.len() == 1)
+            matches!(Payload::of(br#"{"messageType":"x","logEvents":5}"#), Payload::Lines(l) if format::lines(l).count() == 1)
         );
     }
 }

@@ -15,13 +15,13 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use firetail_wire::gzip::{Gzipper, gunzip_capped, is_gzip};
+use firetail_wire::gzip::{Gzipper, gunzip_capped, gunzip_into, is_gzip};
 use flate2::Compression;
 use serde::Serialize;
 use tracing::warn;
 
 use crate::config::{Config, Destination, S3Compression};
-use crate::decode::{self, CwlEnvelope, Decoded, Payload};
+use crate::decode::{self, CwlEnvelope, CwlEvent, Payload};
 use crate::invocation::{FirehoseEvent, OutputRecord, RecordResult};
 use crate::render::datadog::Envelope;
 use crate::render::{CloudWatchOrigin, EventContext, Rendered, Renderer};
@@ -118,8 +118,8 @@ impl Plan {
 /// Transforms every record of `event`. `now_ms` stands in for a missing arrival time.
 pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
     let mut shaper = Shaper::new(config);
-    let mut shaped = shape_all(event, &mut shaper, now_ms);
     let budget = data_budget(event, config);
+    let mut shaped = shape_all(event, &mut shaper, now_ms, budget);
     let mut total: usize = shaped.iter().map(Shaped::cost).sum();
     if total > budget {
         total = compact(&mut shaped, total, budget, &mut shaper.scratch);
@@ -145,27 +145,37 @@ fn data_budget(event: &FirehoseEvent, config: &Config) -> usize {
     config.response_limit_bytes.saturating_sub(skeleton)
 }
 
-/// Pass 1: every record decoded and rendered.
-fn shape_all(event: &FirehoseEvent, shaper: &mut Shaper<'_>, now_ms: i64) -> Vec<Shaped> {
+/// Pass 1: every record decoded and rendered, until [`SHAPE_BUDGETS`] responses' worth of
+/// output is shaped; the records after that are re-ingested unshaped.
+fn shape_all(
+    event: &FirehoseEvent,
+    shaper: &mut Shaper<'_>,
+    now_ms: i64,
+    budget: usize,
+) -> Vec<Shaped> {
+    let mut shaped_cost = 0usize;
     event
         .records
         .iter()
         .map(|record| {
-            let decoded = match decode::decode_record(
-                &record.data,
-                shaper.config.max_decompressed_bytes,
-            ) {
-                Ok(d) => d,
+            if shaped_cost > budget.saturating_mul(SHAPE_BUDGETS) {
+                return match decode::raw_bytes(&record.data) {
+                    Ok(raw) => Shaped::Deferred(raw),
+                    Err(error) => Shaped::Failed(error.to_string()),
+                };
+            }
+            let raw = match decode::raw_bytes(&record.data) {
+                Ok(raw) => raw,
                 Err(error) => {
                     warn!(record_id = %record.record_id, %error, "record cannot be decoded; Firehose keeps the original in the backup bucket");
                     return Shaped::Failed(error.to_string());
                 }
             };
-            shaper.counts.bytes_in += decoded.payload().len() as u64;
-            let shaped = shaper.shape(decoded, record.arrival_ms().unwrap_or(now_ms));
+            let shaped = shaper.shape(raw, record.arrival_ms().unwrap_or(now_ms));
             if let Shaped::Failed(reason) = &shaped {
                 warn!(record_id = %record.record_id, reason, "record cannot be transformed; Firehose keeps the original in the backup bucket");
             }
+            shaped_cost += shaped.cost();
             shaped
         })
         .collect()
@@ -252,6 +262,10 @@ fn allot(event: &FirehoseEvent, shaped: Vec<Shaped>, budget: usize) -> Vec<Plann
             match s {
                 Shaped::Dropped => planned.result = RecordResult::Dropped,
                 Shaped::Failed(_) => {}
+                Shaped::Deferred(raw) => {
+                    planned.result = RecordResult::Dropped;
+                    planned.reingest.push(raw);
+                }
                 Shaped::Output(out) => {
                     let cost = base64_len(out.bytes.len());
                     if cost > budget {
@@ -284,6 +298,8 @@ enum Shaped {
     Output(Output),
     Dropped,
     Failed(String),
+    /// Not shaped (enough output for this response already): the raw record, re-ingested.
+    Deferred(Vec<u8>),
 }
 
 impl Shaped {
@@ -291,7 +307,7 @@ impl Shaped {
     fn cost(&self) -> usize {
         match self {
             Shaped::Output(out) => base64_len(out.bytes.len()),
-            Shaped::Dropped | Shaped::Failed(_) => 0,
+            Shaped::Dropped | Shaped::Failed(_) | Shaped::Deferred(_) => 0,
         }
     }
 }
@@ -310,6 +326,18 @@ struct Output {
     compact: Option<Compact>,
 }
 
+/// What shaping one payload gave (the record's raw bytes are added by [`Shaper::shape`]).
+enum Shaping {
+    Output {
+        bytes: Vec<u8>,
+        events: usize,
+        remainder: Option<Vec<u8>>,
+        compact: Option<Compact>,
+    },
+    Dropped,
+    Failed(String),
+}
+
 /// How to rewrite a single-event Datadog log as a one-event gzip envelope.
 struct Compact {
     envelope: Envelope,
@@ -321,6 +349,8 @@ struct Compact {
 struct Scratch {
     buf: Vec<u8>,
     events: Vec<RenderedEvent>,
+    /// Where rendering stopped at the render cap, as a `source_pos`.
+    unrendered: Option<usize>,
     gzipper: Gzipper,
     text: Vec<u8>,
 }
@@ -328,21 +358,41 @@ struct Scratch {
 struct RenderedEvent {
     end: usize,
     time_ms: i64,
-    source_index: usize,
+    /// Where the event starts in its source: a byte offset into NDJSON text, an index into a
+    /// CloudWatch envelope's events.
+    source_pos: usize,
 }
 
 /// The source of a record's events, kept to rebuild a re-ingest payload for a tail.
 enum Source<'a> {
-    Lines(Vec<&'a [u8]>),
-    CloudWatch(CwlEnvelope),
+    Lines(&'a [u8]),
+    CloudWatch(CwlEnvelope<'a>),
     Text(&'a [u8]),
 }
+
+/// Rendered bytes one record may hold before rendering stops (`max_output_record_bytes`
+/// times this): what did not get rendered goes back to the stream as the record's remainder.
+/// Bounds memory whatever a record inflates to (a gzip record of millions of tiny events).
+/// Real records stay below it: a sidecar record inflates to at most one record's worth.
+const RENDER_CAP_RECORDS: usize = 4;
+
+/// The largest event (raw bytes, `max_output_record_bytes` times this) rendered at all:
+/// escaping can grow an event six-fold, and nothing larger could shrink enough to fit an
+/// output record, so such a record is `ProcessingFailed` (kept in the backup bucket).
+const MAX_EVENT_RECORDS: usize = 2;
+
+/// Output bytes shaped before the rest of the invocation's records are re-ingested as they
+/// are, unshaped (times the response's data budget): the densify and compact passes work on at
+/// most this much, and outputs held for the response stay bounded.
+const SHAPE_BUDGETS: usize = 2;
 
 /// Shapes records one after another, reusing its renderer and buffers.
 struct Shaper<'c> {
     config: &'c Config,
     renderer: Renderer<'c>,
     scratch: Scratch,
+    /// The inflated payload of the record being shaped (reused).
+    inflated: Vec<u8>,
     counts: ShapingCounts,
 }
 
@@ -354,33 +404,76 @@ impl<'c> Shaper<'c> {
             scratch: Scratch {
                 buf: Vec::new(),
                 events: Vec::new(),
+                unrendered: None,
                 gzipper: Gzipper::new(Compression::fast()),
                 text: Vec::new(),
             },
+            inflated: Vec::new(),
             counts: ShapingCounts::default(),
         }
     }
 
     /// Renders the events of one decoded record and assembles its output.
-    fn shape(&mut self, decoded: Decoded, arrival_ms: i64) -> Shaped {
-        let source = match decode::Payload::of(decoded.payload()) {
-            Payload::Empty => return Shaped::Dropped,
+    fn shape(&mut self, raw: Vec<u8>, arrival_ms: i64) -> Shaped {
+        // One inflate buffer for every record: a record may inflate to the cap, and a fresh
+        // allocation per record left the allocator holding several caps' worth (measured).
+        let mut inflated = std::mem::take(&mut self.inflated);
+        let gzip = is_gzip(&raw);
+        let payload: &[u8] = if gzip {
+            if let Err(error) = gunzip_into(&raw, self.config.max_decompressed_bytes, &mut inflated)
+            {
+                self.inflated = inflated;
+                return Shaped::Failed(decode::DecodeError::from(error).to_string());
+            }
+            &inflated
+        } else {
+            &raw
+        };
+        self.counts.bytes_in += payload.len() as u64;
+        let shaped = self.shape_payload(payload, gzip, arrival_ms);
+        inflated.clear();
+        self.inflated = inflated;
+        match shaped {
+            Shaping::Output {
+                bytes,
+                events,
+                remainder,
+                compact,
+            } => Shaped::Output(Output {
+                bytes,
+                events,
+                raw,
+                remainder,
+                compact,
+            }),
+            Shaping::Dropped => Shaped::Dropped,
+            Shaping::Failed(why) => Shaped::Failed(why),
+        }
+    }
+
+    /// Renders and assembles one record's payload.
+    fn shape_payload(&mut self, payload: &[u8], gzip: bool, arrival_ms: i64) -> Shaping {
+        let source = match decode::Payload::of(payload) {
+            Payload::Empty => return Shaping::Dropped,
             Payload::CloudWatch(env) if env.message_type == "CONTROL_MESSAGE" => {
-                return Shaped::Dropped;
+                return Shaping::Dropped;
             }
             Payload::CloudWatch(env) => Source::CloudWatch(env),
-            Payload::Lines(lines) => Source::Lines(lines),
+            Payload::Lines(text) => Source::Lines(text),
             Payload::Text(text) => Source::Text(text),
-            Payload::Unsupported(why) => return Shaped::Failed(why.to_string()),
+            Payload::Unsupported(why) => return Shaping::Failed(why.to_string()),
         };
-        let origin = self.render_source(&source, arrival_ms);
+        let origin = match self.render_source(&source, arrival_ms) {
+            Ok(origin) => origin,
+            Err(why) => return Shaping::Failed(why),
+        };
         let n = self.scratch.events.len();
         if n == 0 {
-            return Shaped::Dropped;
+            return Shaping::Dropped;
         }
         let config = self.config;
         if n > 1 && config.destination == Destination::OpenSearch {
-            return Shaped::Failed(format!(
+            return Shaping::Failed(format!(
                 "a packed record ({n} events) cannot become one OpenSearch document; \
                  set FIRETAIL_RECORD_FORMAT=json on the firetail sidecar"
             ));
@@ -391,14 +484,14 @@ impl<'c> Shaper<'c> {
         loop {
             let (bytes, plain_single) = self.assemble(count, &envelope);
             if bytes.len() <= max || config.destination == Destination::OpenSearch {
-                let remainder = (count < n).then(|| {
-                    let first = self.scratch.events[count].source_index;
-                    remainder_payload(
-                        &source,
-                        first,
-                        decoded.was_gzip(),
-                        &mut self.scratch.gzipper,
-                    )
+                // The source from the first event not in this output: the events that did
+                // not fit, and any that were never rendered.
+                let rest = match self.scratch.events.get(count) {
+                    Some(e) => Some(e.source_pos),
+                    None => self.scratch.unrendered,
+                };
+                let remainder = rest.map(|first| {
+                    remainder_payload(&source, first, gzip, &mut self.scratch.gzipper)
                 });
                 let compact = plain_single.then(|| Compact {
                     time_ms: self.scratch.events[0].time_ms,
@@ -407,17 +500,15 @@ impl<'c> Shaper<'c> {
                 // Outputs live until the response is built; keep only what they use.
                 let mut bytes = bytes;
                 bytes.shrink_to_fit();
-                drop(source);
-                return Shaped::Output(Output {
+                return Shaping::Output {
                     bytes,
                     events: count,
-                    raw: decoded.raw,
                     remainder,
                     compact,
-                });
+                };
             }
             if count == 1 {
-                return Shaped::Failed(format!(
+                return Shaping::Failed(format!(
                     "one event's output is {} bytes, over the {max}-byte record limit",
                     bytes.len()
                 ));
@@ -428,49 +519,86 @@ impl<'c> Shaper<'c> {
         }
     }
 
-    /// Renders every event of `source` into the scratch buffer; the CloudWatch origin, if any.
-    fn render_source(&mut self, source: &Source<'_>, arrival_ms: i64) -> Option<CloudWatchOrigin> {
+    /// Renders the events of `source` into the scratch buffer, in order, until the render cap
+    /// ([`RENDER_CAP_RECORDS`]); where rendering stopped, if it did, is left in
+    /// `scratch.unrendered`. Returns the CloudWatch origin, if any, or why the record cannot be
+    /// transformed at all.
+    fn render_source(
+        &mut self,
+        source: &Source<'_>,
+        arrival_ms: i64,
+    ) -> Result<Option<CloudWatchOrigin>, String> {
         self.scratch.buf.clear();
         self.scratch.events.clear();
+        self.scratch.unrendered = None;
+        let max = self.config.max_output_record_bytes;
+        let render_cap = max.saturating_mul(RENDER_CAP_RECORDS);
+        let event_cap = max.saturating_mul(MAX_EVENT_RECORDS);
         let Shaper {
             renderer,
             scratch,
             counts,
             ..
         } = self;
-        let mut render = |bytes: &[u8], ctx: EventContext<'_>, index: usize| {
-            counts.events_in += 1;
-            match renderer.render(bytes, ctx, &mut scratch.buf) {
-                Rendered::Written { time_ms } => scratch.events.push(RenderedEvent {
-                    end: scratch.buf.len(),
-                    time_ms,
-                    source_index: index,
-                }),
-                Rendered::Filtered => counts.events_filtered += 1,
-            }
-        };
+        // Some(Err) stops the record; Some(Ok) stops rendering before this event.
+        let mut render =
+            |bytes: &[u8], ctx: EventContext<'_>, pos: usize| -> Option<Result<(), String>> {
+                if !scratch.events.is_empty() && scratch.buf.len() >= render_cap {
+                    scratch.unrendered = Some(pos);
+                    return Some(Ok(()));
+                }
+                if bytes.len() > event_cap {
+                    return Some(Err(format!(
+                        "an event of {} bytes cannot fit a {max}-byte output record",
+                        bytes.len()
+                    )));
+                }
+                counts.events_in += 1;
+                match renderer.render(bytes, ctx, &mut scratch.buf) {
+                    Rendered::Written { time_ms } => scratch.events.push(RenderedEvent {
+                        end: scratch.buf.len(),
+                        time_ms,
+                        source_pos: pos,
+                    }),
+                    Rendered::Filtered => counts.events_filtered += 1,
+                }
+                None
+            };
         let plain = EventContext {
             default_time_ms: arrival_ms,
             cloudwatch: None,
         };
+        let stopped = |outcome: Option<Result<(), String>>| -> Result<bool, String> {
+            match outcome {
+                None => Ok(false),
+                Some(Ok(())) => Ok(true),
+                Some(Err(why)) => Err(why),
+            }
+        };
         match source {
-            Source::Lines(lines) => {
-                for (i, line) in lines.iter().enumerate() {
-                    render(line, plain, i);
+            Source::Lines(text) => {
+                let base = text.as_ptr() as usize;
+                for line in firetail_wire::format::lines(text) {
+                    // Lines are slices of `text`: their start is an offset into it.
+                    let pos = line.as_ptr() as usize - base;
+                    if stopped(render(line, plain, pos))? {
+                        break;
+                    }
                 }
-                None
+                Ok(None)
             }
             Source::Text(text) => {
-                render(text, plain, 0);
-                None
+                stopped(render(text, plain, 0))?;
+                Ok(None)
             }
             Source::CloudWatch(env) => {
                 let o = CloudWatchOrigin {
-                    owner: env.owner.clone(),
-                    log_group: env.log_group.clone(),
-                    log_stream: env.log_stream.clone(),
+                    owner: env.owner.to_string(),
+                    log_group: env.log_group.to_string(),
+                    log_stream: env.log_stream.to_string(),
                 };
-                for (i, e) in env.log_events.iter().enumerate() {
+                for (i, raw) in env.log_events.iter().enumerate() {
+                    let e = CwlEvent::parse(raw);
                     let ctx = EventContext {
                         default_time_ms: if e.timestamp > 0 {
                             e.timestamp
@@ -479,9 +607,11 @@ impl<'c> Shaper<'c> {
                         },
                         cloudwatch: Some(&o),
                     };
-                    render(e.message.as_bytes(), ctx, i);
+                    if stopped(render(e.message.as_bytes(), ctx, i))? {
+                        break;
+                    }
                 }
-                Some(o)
+                Ok(Some(o))
             }
         }
     }
@@ -495,6 +625,7 @@ impl<'c> Shaper<'c> {
             events,
             gzipper,
             text,
+            ..
         } = &mut self.scratch;
         let events = &events[..count];
         let total_len = events.last().map_or(0, |e| e.end);
@@ -533,34 +664,42 @@ impl<'c> Shaper<'c> {
     }
 }
 
-/// The source events from `first` on, in the record's original encoding.
+/// The source events from `first` (a [`RenderedEvent::source_pos`]) on, in the record's
+/// original encoding. A gzip remainder is compressed straight from the source, never copied
+/// out whole first: a record can inflate to the cap, and its remainder nearly as much.
 fn remainder_payload(
     source: &Source<'_>,
     first: usize,
     gzip: bool,
     gzipper: &mut Gzipper,
 ) -> Vec<u8> {
-    let plain = match source {
-        Source::Lines(lines) => {
-            let mut out = Vec::new();
-            for line in &lines[first..] {
-                out.extend_from_slice(line);
-                out.push(b'\n');
+    match source {
+        Source::Lines(text) | Source::Text(text) => {
+            let rest = if matches!(source, Source::Lines(_)) {
+                text.get(first..).unwrap_or_default()
+            } else {
+                text
+            };
+            if gzip {
+                let mut out = Vec::with_capacity(rest.len() / 8 + 64);
+                gzipper.gzip_into(rest, &mut out);
+                out
+            } else {
+                rest.to_vec()
             }
-            out
         }
         Source::CloudWatch(env) => {
-            let mut rest = env.clone();
-            rest.log_events.drain(..first);
-            serde_json::to_vec(&rest).expect("a CloudWatch envelope of strings serialises")
+            if gzip {
+                let mut enc = flate2::write::GzEncoder::new(Vec::new(), gzipper.level());
+                env.write_remainder(first, &mut enc)
+                    .expect("writing into memory cannot fail");
+                enc.finish().expect("writing into memory cannot fail")
+            } else {
+                let mut out = Vec::new();
+                env.write_remainder(first, &mut out)
+                    .expect("writing into memory cannot fail");
+                out
+            }
         }
-        Source::Text(text) => text.to_vec(),
-    };
-    if gzip {
-        let mut out = Vec::with_capacity(plain.len() / 4);
-        gzipper.gzip_into(&plain, &mut out);
-        out
-    } else {
-        plain
     }
 }

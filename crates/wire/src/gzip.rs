@@ -36,19 +36,27 @@ pub fn gunzip_capped(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, InflateE
             .saturating_mul(4)
             .min(max_bytes.saturating_add(1)),
     );
+    gunzip_into(bytes, max_bytes, &mut out)?;
+    Ok(out)
+}
+
+/// [`gunzip_capped`] into `out` (cleared first), so one buffer can serve many payloads.
+pub fn gunzip_into(bytes: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<(), InflateError> {
+    out.clear();
     let limit = u64::try_from(max_bytes)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
     MultiGzDecoder::new(bytes)
         .take(limit)
-        .read_to_end(&mut out)
+        .read_to_end(out)
         .map_err(InflateError::Corrupt)?;
     if out.len() > max_bytes {
+        out.clear();
         return Err(InflateError::TooLarge {
             limit_bytes: max_bytes,
         });
     }
-    Ok(out)
+    Ok(())
 }
 
 /// `bytes` inflated when it is gzip, else as it is.

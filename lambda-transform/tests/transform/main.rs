@@ -2,6 +2,7 @@
 //!
 //! - `fixtures`: the fixture invocations of every input kind, per destination.
 //! - `hostile`: the hostile-input corpus, through `handle` and the binary.
+//! - `memory`: the binary's peak memory under the worst invocations we can build.
 //! - `properties`: generated invocations — every record once, limits kept, nothing lost.
 //! - `runtime`: the binary over the Lambda Runtime API, re-ingesting into the fault-injecting
 //!   endpoint.
@@ -10,5 +11,6 @@
 mod common;
 mod fixtures;
 mod hostile;
+mod memory;
 mod properties;
 mod runtime;
