@@ -17,6 +17,7 @@ use firetail_sidecar::cmd::cost::{
     self, FIREHOSE_USD_PER_GB, Inputs, MEASURED_EVENT_OVERHEAD_BYTES, MEASURED_GZIP_RATIO,
     NAT_GATEWAY_USD_PER_GB, VPC_ENDPOINT_USD_PER_GB,
 };
+use firetail_sidecar::pod::api::ApiSettings;
 use firetail_sidecar::config::{
     DrainPolicy, DrainStrategy, OversizeMode, ShipConfig, default_max_inflight_bytes,
 };
@@ -205,6 +206,19 @@ pub struct ShipArgs {
     #[arg(long, env = "FIRETAIL_KUBERNETES_API", value_enum, default_value_t = KubeApiArg::Auto)]
     pub kubernetes_api: KubeApiArg,
 
+    /// The Kubernetes API's address (default: in-cluster, from `KUBERNETES_SERVICE_HOST` and
+    /// `KUBERNETES_SERVICE_PORT`); `http://` only to a loopback address.
+    #[arg(long, env = "FIRETAIL_KUBERNETES_API_URL")]
+    pub kubernetes_api_url: Option<String>,
+
+    /// The service-account token for the Kubernetes API, re-read on every request.
+    #[arg(long, env = "FIRETAIL_KUBERNETES_TOKEN_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+    pub kubernetes_token_file: PathBuf,
+
+    /// The CA bundle the Kubernetes API's certificate must chain to.
+    #[arg(long, env = "FIRETAIL_KUBERNETES_CA_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")]
+    pub kubernetes_ca_file: PathBuf,
+
     /// This container's own name, so that it does not count as an app container.
     #[arg(long, env = "FIRETAIL_SELF_CONTAINER", default_value = "firetail")]
     pub self_container: String,
@@ -331,7 +345,8 @@ pub struct Settings {
     pub sink: SinkKind,
     pub metrics_addr: Option<SocketAddr>,
     pub request_timeout: Duration,
-    pub kubernetes_api: KubeApiArg,
+    /// `None` when `--kubernetes-api off`.
+    pub kubernetes_api: Option<ApiSettings>,
 }
 
 impl RunArgs {
@@ -401,7 +416,14 @@ impl RunArgs {
             sink: s.sink,
             metrics_addr: s.metrics_addr.0,
             request_timeout: Duration::from_secs(s.request_timeout_secs),
-            kubernetes_api: s.kubernetes_api,
+            kubernetes_api: match s.kubernetes_api {
+                KubeApiArg::Off => None,
+                KubeApiArg::Auto => Some(ApiSettings {
+                    url: s.kubernetes_api_url.filter(|u| !u.trim().is_empty()),
+                    token_file: s.kubernetes_token_file,
+                    ca_file: s.kubernetes_ca_file,
+                }),
+            },
         })
     }
 }

@@ -12,11 +12,12 @@ use std::sync::Arc;
 
 use anyhow::Context as _;
 use clap::Parser as _;
-use cli::{Cli, Command, KubeApiArg, LogFormat, Settings, SinkKind};
+use cli::{Cli, Command, LogFormat, Settings, SinkKind};
 use firetail_firehose::{ClientSettings, SdkClient};
 use firetail_sidecar::metrics::{self, Observability};
 use firetail_sidecar::pack::Limits;
-use firetail_sidecar::pod::{api::KubeClient, downward};
+use firetail_sidecar::pod::api::{ApiSettings, KubeClient};
+use firetail_sidecar::pod::downward;
 use firetail_sidecar::run::{RunConfig, run};
 use firetail_sidecar::stdout_sink::StdoutSink;
 
@@ -67,7 +68,7 @@ async fn run_main(s: Settings) -> anyhow::Result<ExitCode> {
     };
     let config = RunConfig {
         pod: downward::from_process(&s.ship.podinfo_dir),
-        kube: kube_client(s.kubernetes_api),
+        kube: kube_client(s.kubernetes_api.as_ref()),
         ship: s.ship,
         tail: s.tail,
         obs,
@@ -119,14 +120,11 @@ async fn firehose(attempt_timeout: std::time::Duration) -> SdkClient {
     SdkClient::from_env(ClientSettings { attempt_timeout }).await
 }
 
-fn kube_client(mode: KubeApiArg) -> Option<KubeClient> {
-    match mode {
-        KubeApiArg::Off => None,
-        KubeApiArg::Auto => KubeClient::in_cluster().unwrap_or_else(|error| {
-            tracing::warn!(%error, "in-cluster Kubernetes API client unavailable");
-            None
-        }),
-    }
+fn kube_client(settings: Option<&ApiSettings>) -> Option<KubeClient> {
+    KubeClient::configured(settings?).unwrap_or_else(|error| {
+        tracing::warn!(%error, "Kubernetes API client unavailable");
+        None
+    })
 }
 
 /// Completes on SIGTERM (kubelet) or SIGINT (a terminal).

@@ -63,6 +63,47 @@ pub struct RunReport {
     pub abandoned_batches: usize,
 }
 
+/// Looks the pod up before the first event of a container whose id is not known yet, so that
+/// event already carries `container_id`: a native sidecar starts before the app containers,
+/// whose ids appear only once they run, and the periodic refresh would leave the first
+/// minute of every app container's logs without it. One lookup per container, then not again
+/// for [`ID_RETRY`] if the API did not know the id either (or did not answer).
+#[derive(Debug, Default)]
+struct IdLookups {
+    tried: std::collections::HashMap<String, Instant>,
+}
+
+/// How long a container whose id the API did not give is not looked up again inline (the
+/// periodic refresh still runs).
+const ID_RETRY: std::time::Duration = std::time::Duration::from_secs(30);
+
+impl IdLookups {
+    async fn before(&mut self, container: &str, api: &ApiSource, encoder: &mut Encoder) {
+        if container.is_empty() || encoder.enricher.knows_container_id(container) {
+            return;
+        }
+        if self
+            .tried
+            .get(container)
+            .is_some_and(|at| at.elapsed() < ID_RETRY)
+        {
+            return;
+        }
+        self.tried.insert(container.to_owned(), Instant::now());
+        match api.client.get_pod(&api.namespace, &api.name).await {
+            Ok(pod) => {
+                let info = encoder.enricher.info().clone().with_lookup(pod.lookup());
+                if encoder.enricher.update(info) {
+                    tracing::info!(container, "container ids looked up for a new container");
+                }
+            }
+            Err(error) => {
+                tracing::info!(%error, container, "pod lookup for a new container failed; its container_id is omitted for now");
+            }
+        }
+    }
+}
+
 /// Sends batches on their own tasks, at most `permits` at once, retrying forever.
 struct Shipper<C> {
     client: Arc<C>,
@@ -177,6 +218,7 @@ pub async fn run<C: FirehoseClient + 'static>(
     );
 
     let mut events_received = 0u64;
+    let mut id_lookups = IdLookups::default();
     let mut handle = Some(handle);
     let mut drain_task: Option<tokio::task::JoinHandle<(DrainMode, DrainReport)>> = None;
     tokio::pin!(shutdown);
@@ -189,6 +231,9 @@ pub async fn run<C: FirehoseClient + 'static>(
                     events_received += 1;
                     obs.metrics.events_read.inc();
                     obs.metrics.read_bytes.inc_by(ev.bytes.len() as u64);
+                    if let Some(api) = &api {
+                        id_lookups.before(&ev.source.container, api, &mut encoder).await;
+                    }
                     encoder.push(ev, &mut packer, &obs);
                 }
                 if packer.pending_raw_bytes() >= flush_threshold {
@@ -197,7 +242,17 @@ pub async fn run<C: FirehoseClient + 'static>(
             }
             _ = flush.tick() => packer.flush(),
             Ok(()) = pod_updates.changed() => {
-                let info = pod_updates.borrow_and_update().clone();
+                let mut info = pod_updates.borrow_and_update().clone();
+                // The watcher may not have seen an id a new container's first event looked up.
+                for (name, known) in &encoder.enricher.info().containers {
+                    let entry = info.containers.entry(name.clone()).or_default();
+                    if entry.docker_id.is_none() {
+                        entry.docker_id.clone_from(&known.docker_id);
+                    }
+                    if entry.image.is_none() {
+                        entry.image.clone_from(&known.image);
+                    }
+                }
                 if encoder.enricher.update(info) {
                     tracing::info!("pod metadata changed (labels, annotations, container ids, images or owners)");
                 }

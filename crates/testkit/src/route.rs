@@ -191,6 +191,21 @@ impl FakeKubeApi {
     pub fn served(&self) -> u64 {
         *self.served.lock().unwrap_or_else(PoisonError::into_inner)
     }
+
+    /// The `firetail` binary's environment for this stand-in: its address and a token file
+    /// written under `dirs` (the binary accepts plain `http://` for loopback only).
+    pub fn sidecar_env(&self, dirs: &PodDirs) -> io::Result<Vec<(String, String)>> {
+        let token = dirs.root.join("kube-token");
+        std::fs::write(&token, "stand-in-token")?;
+        Ok(vec![
+            ("FIRETAIL_KUBERNETES_API".into(), "auto".into()),
+            ("FIRETAIL_KUBERNETES_API_URL".into(), self.url()),
+            (
+                "FIRETAIL_KUBERNETES_TOKEN_FILE".into(),
+                token.display().to_string(),
+            ),
+        ])
+    }
 }
 
 /// Where a sidecar run keeps its files: `<root>/logs/<container>/*.log` (the emptyDir),

@@ -30,6 +30,56 @@ use super::{ContainerInfo, PodLookup};
 /// Where a pod's service-account credentials are mounted.
 pub const SERVICE_ACCOUNT_DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
 
+/// How to reach the Kubernetes API; the defaults are the in-cluster ones.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiSettings {
+    /// The API's address; `None`: `https://$KUBERNETES_SERVICE_HOST:$KUBERNETES_SERVICE_PORT`.
+    /// `http://` is accepted only for a loopback address (a local stand-in).
+    pub url: Option<String>,
+    /// The bearer token, re-read on every request (projected tokens are rotated).
+    pub token_file: PathBuf,
+    /// The CA bundle the API's certificate must chain to.
+    pub ca_file: PathBuf,
+}
+
+impl Default for ApiSettings {
+    fn default() -> Self {
+        let dir = Path::new(SERVICE_ACCOUNT_DIR);
+        Self {
+            url: None,
+            token_file: dir.join("token"),
+            ca_file: dir.join("ca.crt"),
+        }
+    }
+}
+
+/// `https://` anywhere; `http://` only to a loopback address, so a token never crosses a
+/// network in the clear.
+fn check_scheme(base: &str) -> Result<(), KubeError> {
+    if base.starts_with("https://") {
+        return Ok(());
+    }
+    let Some(rest) = base.strip_prefix("http://") else {
+        return Err(KubeError::Url(format!("{base:?}: expected https:// (or http:// to a loopback address)")));
+    };
+    let host = rest.split('/').next().unwrap_or_default();
+    let host = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or_default(),
+        None => host.rsplit_once(':').map_or(host, |(h, _)| h),
+    };
+    let loopback = host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|ip| ip.is_loopback());
+    if loopback {
+        Ok(())
+    } else {
+        Err(KubeError::Url(format!(
+            "{base:?}: plain http:// is accepted only for a loopback address"
+        )))
+    }
+}
+
 /// Largest pod object we read (pods are a few KiB; this bounds a misbehaving server).
 const MAX_POD_BYTES: usize = 1024 * 1024;
 
@@ -50,6 +100,9 @@ pub enum KubeError {
     /// The CA bundle is not usable.
     #[error("CA bundle: {0}")]
     Tls(String),
+    /// The API address is not usable.
+    #[error("Kubernetes API address {0}")]
+    Url(String),
     /// The request failed or timed out.
     #[error("request: {0}")]
     Request(String),
@@ -221,32 +274,43 @@ pub struct KubeClient {
 }
 
 impl KubeClient {
-    /// The in-cluster client, or `None` outside a cluster (no `KUBERNETES_SERVICE_HOST` or no
-    /// mounted token).
-    pub fn in_cluster() -> Result<Option<Self>, KubeError> {
-        let (Ok(host), Ok(port)) = (
-            std::env::var("KUBERNETES_SERVICE_HOST"),
-            std::env::var("KUBERNETES_SERVICE_PORT"),
-        ) else {
-            return Ok(None);
+    /// The client `settings` describe, or `None` when no API address is known (no
+    /// `--kubernetes-api-url` and no `KUBERNETES_SERVICE_HOST`: not in a cluster) or no token
+    /// file exists.
+    pub fn configured(settings: &ApiSettings) -> Result<Option<Self>, KubeError> {
+        let base = match &settings.url {
+            Some(url) => url.trim_end_matches('/').to_owned(),
+            None => {
+                let (Ok(host), Ok(port)) = (
+                    std::env::var("KUBERNETES_SERVICE_HOST"),
+                    std::env::var("KUBERNETES_SERVICE_PORT"),
+                ) else {
+                    return Ok(None);
+                };
+                // IPv6 service addresses need brackets in a URL.
+                let host = if host.contains(':') {
+                    format!("[{host}]")
+                } else {
+                    host
+                };
+                format!("https://{host}:{port}")
+            }
         };
-        let dir = Path::new(SERVICE_ACCOUNT_DIR);
-        let token_path = dir.join("token");
-        if !token_path.exists() {
+        check_scheme(&base)?;
+        if !settings.token_file.exists() {
             return Ok(None);
         }
-        let ca_path = dir.join("ca.crt");
-        let ca = std::fs::read(&ca_path).map_err(|source| KubeError::Read {
-            path: ca_path,
-            source,
-        })?;
-        // IPv6 service addresses need brackets in a URL.
-        let host = if host.contains(':') {
-            format!("[{host}]")
+        let ca = if base.starts_with("https://") {
+            Some(
+                std::fs::read(&settings.ca_file).map_err(|source| KubeError::Read {
+                    path: settings.ca_file.clone(),
+                    source,
+                })?,
+            )
         } else {
-            host
+            None
         };
-        Self::new(&format!("https://{host}:{port}"), Some(&ca), token_path).map(Some)
+        Self::new(&base, ca.as_deref(), settings.token_file.clone()).map(Some)
     }
 
     /// A client for `base` (`https://host:port`; `http://` is accepted for local tests),
@@ -455,6 +519,39 @@ mod tests {
             "{err}"
         );
         server.await.unwrap();
+    }
+
+    #[test]
+    fn plain_http_only_to_loopback() {
+        for ok in [
+            "https://10.0.0.1:443",
+            "http://127.0.0.1:8080",
+            "http://localhost:1",
+            "http://[::1]:6443",
+        ] {
+            assert!(check_scheme(ok).is_ok(), "{ok}");
+        }
+        for bad in ["http://10.0.0.1:80", "http://kubernetes.default", "ftp://x"] {
+            assert!(matches!(check_scheme(bad), Err(KubeError::Url(_))), "{bad}");
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let settings = ApiSettings {
+            url: Some("http://127.0.0.1:9".into()),
+            token_file: dir.path().join("missing"),
+            ca_file: dir.path().join("missing-ca"),
+        };
+        assert!(KubeClient::configured(&settings).unwrap().is_none(), "no token, no client");
+        std::fs::write(dir.path().join("token"), "t").unwrap();
+        let settings = ApiSettings {
+            token_file: dir.path().join("token"),
+            ..settings
+        };
+        assert!(KubeClient::configured(&settings).unwrap().is_some(), "no CA needed over loopback http");
+        let remote = ApiSettings {
+            url: Some("http://10.1.2.3".into()),
+            ..settings
+        };
+        assert!(KubeClient::configured(&remote).is_err());
     }
 
     #[test]

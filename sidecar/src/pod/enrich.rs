@@ -28,6 +28,14 @@ impl Enricher {
         &self.info
     }
 
+    /// Whether the runtime id of `container` is known.
+    pub fn knows_container_id(&self, container: &str) -> bool {
+        self.info
+            .containers
+            .get(container)
+            .is_some_and(|c| c.docker_id.is_some())
+    }
+
     /// Replaces the pod info; returns true if anything changed.
     pub fn update(&mut self, info: PodInfo) -> bool {
         if info == self.info {

@@ -181,3 +181,48 @@ async fn without_api_answers_fields_are_omitted_and_drain_waits_for_quiet() {
         assert_eq!(e["kubernetes"]["pod_name"], "web-1");
     }
 }
+
+/// The pod as a native sidecar sees it when it starts: the app container is waiting, so the
+/// API has no container id for it yet.
+const POD_APP_WAITING: &str = r#"{"metadata":{},"spec":{"containers":[{"name":"app","image":"shop/app:3"}]},
+ "status":{"containerStatuses":[{"name":"app","image":"shop/app:3","state":{"waiting":{"reason":"PodInitializing"}}}]}}"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_first_line_of_a_container_started_after_the_sidecar_carries_its_id() {
+    let endpoint = FirehoseEndpoint::start(FaultPlan::none()).await.unwrap();
+    let body = Arc::new(Mutex::new(POD_APP_WAITING.to_owned()));
+    let (api, served) = canned_pod_api(Arc::clone(&body)).await;
+    let dir = tempfile::tempdir().unwrap();
+    let token = dir.path().join("token");
+    std::fs::write(&token, "t").unwrap();
+    std::fs::create_dir_all(dir.path().join("logs/app")).unwrap();
+    let config = RunConfig {
+        ship: ship_with("logs", |s| {
+            // The periodic refresh alone would not see the id within this test.
+            s.podinfo_refresh = Duration::from_secs(3600);
+        }),
+        tail: tail_config(dir.path()),
+        pod: pod(),
+        obs: Arc::new(Observability::default()),
+        limits: Limits::FIREHOSE,
+        kube: Some(KubeClient::new(&api, None, token).unwrap()),
+    };
+    let running = Running::start(config, client_for(&endpoint.url()));
+    // The startup lookup has seen the app waiting.
+    let start = std::time::Instant::now();
+    while *served.lock().unwrap() < 1 {
+        assert!(start.elapsed() < Duration::from_secs(30), "no startup lookup");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    // The app starts (the API now has its id) and writes its first line at once.
+    *body.lock().unwrap() = POD_RUNNING.to_owned();
+    std::fs::write(dir.path().join("logs/app/app.log"), "first line\nsecond line\n").unwrap();
+    let report = running.stop().await;
+    assert_eq!(report.drain.unacked_bytes, 0);
+    let events: Vec<serde_json::Value> =
+        endpoint.accepted().iter().flat_map(|r| decode(r)).collect();
+    assert_eq!(events.len(), 2);
+    for e in &events {
+        assert_eq!(e["kubernetes"]["docker_id"], "0123abcd", "{e}");
+    }
+}

@@ -25,7 +25,8 @@ use anyhow::{Context as _, bail};
 use clap::Parser;
 use firetail_testkit::records::{decode_events as sidecar_events, destination_events};
 use firetail_testkit::route::{
-    Destination, FakePod, PodDirs, Processor, RecordResult, message_of, sidecar_command,
+    Destination, FakeKubeApi, FakePod, PodDirs, Processor, RecordResult, message_of,
+    sidecar_command,
 };
 use firetail_testkit::wire::limits::billed_bytes as billed;
 
@@ -277,15 +278,13 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
         "starting firetail (record format {format}, multiline java), tailing {}",
         dirs.glob()
     ));
-    let command = sidecar_command(
-        &firetail,
-        &proxy.url(),
-        STREAM,
-        &pod,
-        &dirs,
-        &format,
-        &[("FIRETAIL_MULTILINE", "java")],
-    )?;
+    // The Kubernetes API stand-in: the sidecar reads its pod's container ids from it, as it
+    // does in a cluster, so every event carries `container_id`.
+    let kube = FakeKubeApi::start(&pod, &[CONTAINER]).await?;
+    let mut env: Vec<(String, String)> = kube.sidecar_env(&dirs)?;
+    env.push(("FIRETAIL_MULTILINE".into(), "java".into()));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let command = sidecar_command(&firetail, &proxy.url(), STREAM, &pod, &dirs, &format, &env)?;
     let mut sidecar = ChildGuard::spawn("firetail", command)?;
     wait_for_events(&proxy, &mut sidecar, first.len()).await?;
     println!(
@@ -377,16 +376,17 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
             destination.as_str()
         ));
         println!(
-            "    {:<48} {:<14} {:<26} kube_container_name",
-            "message", "kube_namespace", "pod_name"
+            "    {:<40} {:<14} {:<26} {:<19} container_id",
+            "message", "kube_namespace", "pod_name", "kube_container_name"
         );
         const ROWS: usize = 14;
         for event in out_events.iter().take(ROWS) {
             let message = message_of(event).lines().next().unwrap_or_default();
-            let short: String = message.chars().take(48).collect();
+            let short: String = message.chars().take(40).collect();
             let tag = |k: &str| event[k].as_str().unwrap_or("-").to_owned();
+            let id: String = tag("container_id").chars().take(12).collect();
             println!(
-                "    {:<48} {:<14} {:<26} {}",
+                "    {:<40} {:<14} {:<26} {:<19} {id}…",
                 short,
                 tag("kube_namespace"),
                 tag("pod_name"),
@@ -440,6 +440,7 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
             e["kube_namespace"] != pod.namespace.as_str()
                 || e["pod_name"] != pod.name.as_str()
                 || e["kube_container_name"] != CONTAINER
+                || e["container_id"] != FakePod::docker_id(CONTAINER).as_str()
         })
         .count();
 
@@ -489,7 +490,7 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
     row(
         "lost / duplicated",
         format!(
-            "{} / {duplicated} (events missing kube_namespace, pod_name or kube_container_name: {missing_tags})",
+            "{} / {duplicated} (events missing kube_namespace, pod_name, kube_container_name or container_id: {missing_tags})",
             lost - failed_events as i64
         ),
     );
