@@ -1,5 +1,5 @@
 //! firetail-wire: what the sidecar writes and the transform reads — the contract between the
-//! two halves of firetail, in one place.
+//! two halves of firetail, in one place — and what the transform writes that redrive reads.
 //!
 //! No AWS and no async runtime: both halves, the test kit and the fuzz targets build on it.
 //! A name changed here changes both sides; a name one side spells on its own is a bug the
@@ -11,6 +11,8 @@
 //! - [`format`](mod@format): record formats (`json`, `ndjson`, `ndjson-gzip`) and layout versions.
 //! - [`limits`]: Firehose and Lambda limits with their documentation, and billing.
 //! - [`destination`]: [`Destination`] (Datadog, OpenSearch, S3).
+//! - [`output`]: what the transform writes that others recognise: the idempotence marker,
+//!   the Datadog record's fixed names, Datadog's intake limits.
 //! - [`json`]: the JSON string writer. [`time`]: RFC 3339 and epoch numbers.
 //! - [`gzip`]: the capped inflater and a reusable gzip writer.
 
@@ -21,6 +23,7 @@ pub mod gzip;
 pub mod json;
 pub mod kube;
 pub mod limits;
+pub mod output;
 pub mod time;
 
 pub use destination::Destination;
