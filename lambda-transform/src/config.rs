@@ -4,6 +4,7 @@
 //! through clap, as the sidecar's binary does); every error names the variable.
 
 use firetail_wire::limits::{FIREHOSE_MAX_RECORD_BYTES, LAMBDA_RESPONSE_LIMIT_BYTES};
+use firetail_wire::output::DATADOG_DEFAULT_BUFFER_MIB;
 use regex::Regex;
 use thiserror::Error;
 
@@ -49,6 +50,12 @@ pub struct Config {
     /// `FIRETAIL_REINGEST_MAX_ATTEMPTS`: PutRecordBatch attempts for overflow records before
     /// they are reported as `ProcessingFailed` (default 4).
     pub reingest_max_attempts: u32,
+    /// `FIRETAIL_DATADOG_BUFFER_MIB`: the Datadog stream's HTTP buffer size (`SizeInMBs`,
+    /// 1–64, default 2; the template passes the same parameter to both). It decides how many
+    /// events a Datadog record may carry per byte, so that no request Firehose sends holds
+    /// more than Datadog's intake reads
+    /// ([`firetail_wire::output::datadog_bytes_per_event`]).
+    pub datadog_buffer_mib: usize,
 }
 
 impl Default for Config {
@@ -63,6 +70,7 @@ impl Default for Config {
             response_limit_bytes: LAMBDA_RESPONSE_LIMIT_BYTES,
             max_output_record_bytes: FIREHOSE_MAX_RECORD_BYTES,
             reingest_max_attempts: 4,
+            datadog_buffer_mib: DATADOG_DEFAULT_BUFFER_MIB,
         }
     }
 }
@@ -149,6 +157,10 @@ impl Config {
         if let Some(v) = get("FIRETAIL_REINGEST_MAX_ATTEMPTS") {
             config.reingest_max_attempts = parse_in("FIRETAIL_REINGEST_MAX_ATTEMPTS", &v, 1, 20)?;
         }
+        if let Some(v) = get("FIRETAIL_DATADOG_BUFFER_MIB") {
+            // Firehose's HttpEndpointBufferingHints.SizeInMBs range.
+            config.datadog_buffer_mib = parse_in("FIRETAIL_DATADOG_BUFFER_MIB", &v, 1, 64)?;
+        }
         Ok(config)
     }
 }
@@ -221,6 +233,7 @@ mod tests {
         assert_eq!(c.destination, Destination::Datadog);
         assert_eq!(c.tags.tag_map.len(), 4);
         assert!(c.drop_regex.is_none());
+        assert_eq!(c.datadog_buffer_mib, 2);
     }
 
     #[test]
@@ -233,6 +246,7 @@ mod tests {
             ("FIRETAIL_KEEP_KUBERNETES", "true"),
             ("FIRETAIL_RESPONSE_LIMIT_BYTES", "20000"),
             ("FIRETAIL_REINGEST_MAX_ATTEMPTS", "2"),
+            ("FIRETAIL_DATADOG_BUFFER_MIB", "1"),
         ])
         .unwrap();
         assert_eq!(c.destination, Destination::OpenSearch);
@@ -248,6 +262,7 @@ mod tests {
         assert!(c.keep_kubernetes);
         assert_eq!(c.response_limit_bytes, 20_000);
         assert_eq!(c.reingest_max_attempts, 2);
+        assert_eq!(c.datadog_buffer_mib, 1);
     }
 
     #[test]
@@ -260,6 +275,8 @@ mod tests {
             ("FIRETAIL_TAG_MAP", "kubernetes.nope=x"),
             ("FIRETAIL_RESPONSE_LIMIT_BYTES", "7000000"),
             ("FIRETAIL_KEEP_KUBERNETES", "maybe"),
+            ("FIRETAIL_DATADOG_BUFFER_MIB", "0"),
+            ("FIRETAIL_DATADOG_BUFFER_MIB", "65"),
         ] {
             let err = cfg(&[(var, val)]).unwrap_err().to_string();
             assert!(err.contains(var), "{err}");

@@ -4,20 +4,31 @@
 //! tail of a packed record whose output would pass the record limit) come back as re-ingest
 //! payloads; the shell in `lib.rs` sends them and settles each record's final result.
 //!
+//! A record that is already transform output (it starts with the marker of
+//! `firetail_wire::output`: a redrive put a failed delivery back) passes through unchanged.
+//!
 //! # Passes
 //! 1. `shape_all`: decode and render every record into its destination's output.
-//! 2. `compact` (only if the outputs do not fit the response): wrap single-event Datadog
-//!    logs into one-event gzip envelopes.
-//! 3. `densify` (only if still over): re-compress gzip outputs at a denser level. Cheaper
-//!    than re-ingesting (a second Firehose ingest, a second invocation, later delivery).
-//! 4. `allot`: hand out the response budget in record order; what does not fit is
+//! 2. `densify` (only if the outputs do not fit the response): re-compress gzip outputs at a
+//!    denser level. Cheaper than re-ingesting (a second Firehose ingest, a second invocation,
+//!    later delivery).
+//! 3. `allot`: hand out the response budget in record order; what does not fit is
 //!    re-ingested (its original bytes), as AWS's CloudWatch Logs processor blueprint does.
+//!
+//! # Datadog's per-request event limit
+//! Firehose sends Datadog what it buffered, by size, and Datadog reads at most
+//! [`DATADOG_MAX_EVENTS_PER_REQUEST`] events of a request. So no Datadog record carries more
+//! than one event per [`datadog_bytes_per_event`] bytes: one that compresses better than that
+//! is padded with stored white space to the size its events must cost, and the densify pass
+//! never makes a record denser than that.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_wire::gzip::{Gzipper, gunzip_capped, gunzip_into, is_gzip};
+use firetail_wire::output::{self, datadog_bytes_per_event};
 use flate2::Compression;
 use serde::Serialize;
+use serde::de::IgnoredAny;
 use tracing::warn;
 
 use crate::config::{Config, Destination, S3Compression};
@@ -51,6 +62,11 @@ pub struct ShapingCounts {
     pub events_filtered: u64,
     /// Decoded (and inflated) payload bytes.
     pub bytes_in: u64,
+    /// Records that were already transform output, passed through unchanged.
+    pub records_passed_through: u64,
+    /// Datadog records padded so they carry no more events per byte than Datadog's
+    /// per-request limit allows.
+    pub datadog_records_padded: u64,
 }
 
 /// Counters for one invocation (emitted as CloudWatch metrics).
@@ -71,6 +87,11 @@ pub struct Stats {
     pub bytes_in: u64,
     /// Output bytes before base64.
     pub bytes_out: u64,
+    /// Records that were already transform output (a redrive of failed deliveries), passed
+    /// through unchanged.
+    pub records_passed_through: u64,
+    /// Datadog records padded to keep Datadog's per-request event limit.
+    pub datadog_records_padded: u64,
 }
 
 impl Stats {
@@ -83,6 +104,8 @@ impl Stats {
             events_in: shaping.events_in,
             events_filtered: shaping.events_filtered,
             bytes_in: shaping.bytes_in,
+            records_passed_through: shaping.records_passed_through,
+            datadog_records_padded: shaping.datadog_records_padded,
             ..Stats::default()
         };
         for r in records {
@@ -117,13 +140,11 @@ impl Plan {
 
 /// Transforms every record of `event`. `now_ms` stands in for a missing arrival time.
 pub fn plan(event: &FirehoseEvent, config: &Config, now_ms: i64) -> Plan {
-    let mut shaper = Shaper::new(config);
+    let account = firetail_firehose::account_id(&event.delivery_stream_arn).unwrap_or("unknown");
+    let mut shaper = Shaper::new(config, account);
     let budget = data_budget(event, config);
     let mut shaped = shape_all(event, &mut shaper, now_ms, budget);
-    let mut total: usize = shaped.iter().map(Shaped::cost).sum();
-    if total > budget {
-        total = compact(&mut shaped, total, budget, &mut shaper.scratch);
-    }
+    let total: usize = shaped.iter().map(Shaped::cost).sum();
     if total > budget {
         densify(&mut shaped, total, budget, config);
     }
@@ -181,41 +202,16 @@ fn shape_all(
         .collect()
 }
 
-/// Pass 2: single-event Datadog logs as one-event gzip envelopes, in record order, until the
-/// outputs fit. Returns the new total cost.
-fn compact(shaped: &mut [Shaped], mut total: usize, budget: usize, scratch: &mut Scratch) -> usize {
-    for s in shaped.iter_mut() {
-        if total <= budget {
-            break;
-        }
-        if let Shaped::Output(out) = s
-            && let Some(c) = &out.compact
-        {
-            let before = base64_len(out.bytes.len());
-            let mut smaller = Vec::new();
-            c.envelope.gzip(
-                std::iter::once((&out.bytes[..], c.time_ms)),
-                &mut scratch.text,
-                &mut scratch.gzipper,
-                &mut smaller,
-            );
-            if smaller.len() < out.bytes.len() {
-                total = total + base64_len(smaller.len()) - before;
-                out.bytes = smaller;
-            }
-        }
-    }
-    total
-}
-
 /// The gzip level used when the fastest one leaves a response over its budget.
 const DENSE_GZIP_LEVEL: u32 = 6;
 
-/// Pass 3: gzip outputs re-compressed at [`DENSE_GZIP_LEVEL`], in record order, until the
+/// Pass 2: gzip outputs re-compressed at [`DENSE_GZIP_LEVEL`], in record order, until the
 /// outputs fit. Our own fast-level output is inflated and deflated again; the source record
-/// is not decoded or rendered a second time.
+/// is not decoded or rendered a second time. A Datadog record stays within its events'
+/// budget of bytes; padded and passed-through records are left as they are.
 fn densify(shaped: &mut [Shaped], mut total: usize, budget: usize, config: &Config) {
     let mut dense = Gzipper::new(Compression::new(DENSE_GZIP_LEVEL));
+    let bytes_per_event = datadog_bytes_per_event(config.datadog_buffer_mib);
     // Our outputs inflate to at most what was rendered for them, which the record limit and
     // the inflate cap of the input already bound.
     let cap = config
@@ -227,7 +223,7 @@ fn densify(shaped: &mut [Shaped], mut total: usize, budget: usize, config: &Conf
             break;
         }
         let Shaped::Output(out) = s else { continue };
-        if out.compact.is_some() || !is_gzip(&out.bytes) {
+        if out.kind != OutputKind::Compressed || !is_gzip(&out.bytes) {
             continue;
         }
         let Ok(text) = gunzip_capped(&out.bytes, cap) else {
@@ -235,7 +231,11 @@ fn densify(shaped: &mut [Shaped], mut total: usize, budget: usize, config: &Conf
         };
         let mut denser = Vec::with_capacity(out.bytes.len());
         dense.gzip_into(&text, &mut denser);
-        if denser.len() < out.bytes.len() {
+        let floor = match config.destination {
+            Destination::Datadog => out.events.saturating_mul(bytes_per_event),
+            Destination::OpenSearch | Destination::S3 => 0,
+        };
+        if denser.len() < out.bytes.len() && denser.len() >= floor {
             total = total + base64_len(denser.len()) - base64_len(out.bytes.len());
             denser.shrink_to_fit();
             out.bytes = denser;
@@ -321,9 +321,20 @@ struct Output {
     raw: Vec<u8>,
     /// The source events that did not fit the output record, to re-ingest.
     remainder: Option<Vec<u8>>,
-    /// Set for a plain single-event Datadog log, which can still be wrapped in a gzip
-    /// envelope if the response runs out of room.
-    compact: Option<Compact>,
+    kind: OutputKind,
+}
+
+/// How an output's bytes were made, which decides whether densify may touch them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum OutputKind {
+    /// Gzip at the fast level.
+    Compressed,
+    /// Not compressed (OpenSearch, S3 without compression).
+    Plain,
+    /// A Datadog record padded to its events' budget of bytes.
+    Padded,
+    /// Already transform output: the record's own bytes.
+    PassedThrough,
 }
 
 /// What shaping one payload gave (the record's raw bytes are added by [`Shaper::shape`]).
@@ -332,16 +343,10 @@ enum Shaping {
         bytes: Vec<u8>,
         events: usize,
         remainder: Option<Vec<u8>>,
-        compact: Option<Compact>,
+        kind: OutputKind,
     },
     Dropped,
     Failed(String),
-}
-
-/// How to rewrite a single-event Datadog log as a one-event gzip envelope.
-struct Compact {
-    envelope: Envelope,
-    time_ms: i64,
 }
 
 /// Reused buffers: rendered events back to back, with their ends, times and source indexes,
@@ -382,8 +387,8 @@ const RENDER_CAP_RECORDS: usize = 4;
 const MAX_EVENT_RECORDS: usize = 2;
 
 /// Output bytes shaped before the rest of the invocation's records are re-ingested as they
-/// are, unshaped (times the response's data budget): the densify and compact passes work on at
-/// most this much, and outputs held for the response stay bounded.
+/// are, unshaped (times the response's data budget): the densify pass works on at most this
+/// much, and outputs held for the response stay bounded.
 const SHAPE_BUDGETS: usize = 2;
 
 /// Shapes records one after another, reusing its renderer and buffers.
@@ -394,12 +399,18 @@ struct Shaper<'c> {
     /// The inflated payload of the record being shaped (reused).
     inflated: Vec<u8>,
     counts: ShapingCounts,
+    /// The AWS account of the delivery stream (a Datadog envelope's `owner`).
+    account: &'c str,
+    /// Bytes a Datadog record must have per event it carries.
+    bytes_per_event: usize,
 }
 
 impl<'c> Shaper<'c> {
-    fn new(config: &'c Config) -> Self {
+    fn new(config: &'c Config, account: &'c str) -> Self {
         Shaper {
             config,
+            account,
+            bytes_per_event: datadog_bytes_per_event(config.datadog_buffer_mib),
             renderer: Renderer::new(config),
             scratch: Scratch {
                 buf: Vec::new(),
@@ -430,7 +441,22 @@ impl<'c> Shaper<'c> {
             &raw
         };
         self.counts.bytes_in += payload.len() as u64;
-        let shaped = self.shape_payload(payload, gzip, arrival_ms);
+        let shaped = if let Some(version) = output::marker_version(payload) {
+            passed_through(payload, version)
+                .map(|events| {
+                    self.counts.records_passed_through += 1;
+                    self.counts.events_in += events as u64;
+                    Shaping::Output {
+                        bytes: raw.clone(),
+                        events,
+                        remainder: None,
+                        kind: OutputKind::PassedThrough,
+                    }
+                })
+                .unwrap_or_else(Shaping::Failed)
+        } else {
+            self.shape_payload(payload, gzip, arrival_ms)
+        };
         inflated.clear();
         self.inflated = inflated;
         match shaped {
@@ -438,13 +464,13 @@ impl<'c> Shaper<'c> {
                 bytes,
                 events,
                 remainder,
-                compact,
+                kind,
             } => Shaped::Output(Output {
                 bytes,
                 events,
                 raw,
                 remainder,
-                compact,
+                kind,
             }),
             Shaping::Dropped => Shaped::Dropped,
             Shaping::Failed(why) => Shaped::Failed(why),
@@ -478,11 +504,11 @@ impl<'c> Shaper<'c> {
                  set FIRETAIL_RECORD_FORMAT=json on the firetail sidecar"
             ));
         }
-        let envelope = Envelope::new(origin.as_ref(), self.renderer.last_tags());
+        let envelope = Envelope::new(origin.as_ref(), self.renderer.last_tags(), self.account);
         let max = config.max_output_record_bytes;
         let mut count = n;
         loop {
-            let (bytes, plain_single) = self.assemble(count, &envelope);
+            let (bytes, kind) = self.assemble(count, &envelope);
             if bytes.len() <= max || config.destination == Destination::OpenSearch {
                 // The source from the first event not in this output: the events that did
                 // not fit, and any that were never rendered.
@@ -493,10 +519,9 @@ impl<'c> Shaper<'c> {
                 let remainder = rest.map(|first| {
                     remainder_payload(&source, first, gzip, &mut self.scratch.gzipper)
                 });
-                let compact = plain_single.then(|| Compact {
-                    time_ms: self.scratch.events[0].time_ms,
-                    envelope,
-                });
+                if kind == OutputKind::Padded {
+                    self.counts.datadog_records_padded += 1;
+                }
                 // Outputs live until the response is built; keep only what they use.
                 let mut bytes = bytes;
                 bytes.shrink_to_fit();
@@ -504,7 +529,7 @@ impl<'c> Shaper<'c> {
                     bytes,
                     events: count,
                     remainder,
-                    compact,
+                    kind,
                 };
             }
             if count == 1 {
@@ -533,6 +558,12 @@ impl<'c> Shaper<'c> {
         self.scratch.unrendered = None;
         let max = self.config.max_output_record_bytes;
         let render_cap = max.saturating_mul(RENDER_CAP_RECORDS);
+        // A Datadog record holds at most this many events (each costs `bytes_per_event` of
+        // the record's bytes); rendering more would only make a longer remainder.
+        let event_limit = match self.config.destination {
+            Destination::Datadog => (max / self.bytes_per_event).max(1),
+            Destination::OpenSearch | Destination::S3 => usize::MAX,
+        };
         let event_cap = max.saturating_mul(MAX_EVENT_RECORDS);
         let Shaper {
             renderer,
@@ -543,7 +574,9 @@ impl<'c> Shaper<'c> {
         // Some(Err) stops the record; Some(Ok) stops rendering before this event.
         let mut render =
             |bytes: &[u8], ctx: EventContext<'_>, pos: usize| -> Option<Result<(), String>> {
-                if !scratch.events.is_empty() && scratch.buf.len() >= render_cap {
+                if !scratch.events.is_empty()
+                    && (scratch.buf.len() >= render_cap || scratch.events.len() >= event_limit)
+                {
                     scratch.unrendered = Some(pos);
                     return Some(Ok(()));
                 }
@@ -616,10 +649,10 @@ impl<'c> Shaper<'c> {
         }
     }
 
-    /// The output record from the first `count` rendered events. The flag is true when the
-    /// output is a plain single Datadog log (which could still be compacted).
-    fn assemble(&mut self, count: usize, envelope: &Envelope) -> (Vec<u8>, bool) {
+    /// The output record from the first `count` rendered events, and how it was made.
+    fn assemble(&mut self, count: usize, envelope: &Envelope) -> (Vec<u8>, OutputKind) {
         let config = self.config;
+        let bytes_per_event = self.bytes_per_event;
         let Scratch {
             buf,
             events,
@@ -637,14 +670,22 @@ impl<'c> Shaper<'c> {
         });
         match config.destination {
             Destination::Datadog => {
-                if count == 1 && total_len <= config.max_output_record_bytes {
-                    return (buf[..total_len].to_vec(), true);
-                }
+                envelope.write(objects, text);
                 let mut out = Vec::new();
-                envelope.gzip(objects, text, gzipper, &mut out);
-                (out, false)
+                gzipper.gzip_into(text, &mut out);
+                let floor = count.saturating_mul(bytes_per_event);
+                if out.len() >= floor {
+                    return (out, OutputKind::Compressed);
+                }
+                // Compresses too well for Datadog's per-request event limit: as many bytes
+                // as its events must cost, white space before the envelope's last brace
+                // (more than a record can hold, the caller shrinks the count).
+                out.clear();
+                let (head, tail) = text.split_at(text.len() - 1);
+                gzipper.gzip_padded_into(head, tail, floor, &mut out);
+                (out, OutputKind::Padded)
             }
-            Destination::OpenSearch => (buf[..total_len].to_vec(), false),
+            Destination::OpenSearch => (buf[..total_len].to_vec(), OutputKind::Plain),
             Destination::S3 => {
                 text.clear();
                 for (object, _) in objects {
@@ -655,13 +696,39 @@ impl<'c> Shaper<'c> {
                     S3Compression::Gzip => {
                         let mut out = Vec::new();
                         gzipper.gzip_into(text, &mut out);
-                        (out, false)
+                        (out, OutputKind::Compressed)
                     }
-                    S3Compression::None => (text.clone(), false),
+                    S3Compression::None => (text.clone(), OutputKind::Plain),
                 }
             }
         }
     }
+}
+
+/// How many events a record that is already transform output (marker `version`) holds, after
+/// checking it is whole: valid JSON throughout, every line of an S3 object marked. A record
+/// whose marker is there but whose body is not is `ProcessingFailed` (kept in the backup
+/// bucket), never delivered half-read.
+fn passed_through(payload: &[u8], version: u32) -> Result<usize, String> {
+    #[derive(serde::Deserialize)]
+    struct Probe {
+        #[serde(rename = "logEvents", default)]
+        log_events: Option<Vec<IgnoredAny>>,
+    }
+    let corrupt = |why: String| format!("transform output (version {version}) is corrupt: {why}");
+    let mut events = 0;
+    for (i, line) in firetail_wire::format::lines(payload).enumerate() {
+        if output::marker_version(line).is_none() {
+            return Err(corrupt(format!(
+                "line {} does not start with the marker",
+                i + 1
+            )));
+        }
+        let probe: Probe =
+            serde_json::from_slice(line).map_err(|e| corrupt(format!("line {}: {e}", i + 1)))?;
+        events += probe.log_events.map_or(1, |e| e.len());
+    }
+    Ok(events)
 }
 
 /// The source events from `first` (a [`RenderedEvent::source_pos`]) on, in the record's

@@ -17,10 +17,10 @@ use firetail_sidecar::cmd::cost::{
     self, FIREHOSE_USD_PER_GB, Inputs, MEASURED_EVENT_OVERHEAD_BYTES, MEASURED_GZIP_RATIO,
     NAT_GATEWAY_USD_PER_GB, VPC_ENDPOINT_USD_PER_GB,
 };
-use firetail_sidecar::pod::api::ApiSettings;
 use firetail_sidecar::config::{
     DrainPolicy, DrainStrategy, OversizeMode, ShipConfig, default_max_inflight_bytes,
 };
+use firetail_sidecar::pod::api::ApiSettings;
 use firetail_tail::{MultilineConfig, MultilineMode, ReadFrom, TailConfig};
 use firetail_wire::RecordFormat;
 
@@ -212,11 +212,19 @@ pub struct ShipArgs {
     pub kubernetes_api_url: Option<String>,
 
     /// The service-account token for the Kubernetes API, re-read on every request.
-    #[arg(long, env = "FIRETAIL_KUBERNETES_TOKEN_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token")]
+    #[arg(
+        long,
+        env = "FIRETAIL_KUBERNETES_TOKEN_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/token"
+    )]
     pub kubernetes_token_file: PathBuf,
 
     /// The CA bundle the Kubernetes API's certificate must chain to.
-    #[arg(long, env = "FIRETAIL_KUBERNETES_CA_FILE", default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt")]
+    #[arg(
+        long,
+        env = "FIRETAIL_KUBERNETES_CA_FILE",
+        default_value = "/var/run/secrets/kubernetes.io/serviceaccount/ca.crt"
+    )]
     pub kubernetes_ca_file: PathBuf,
 
     /// This container's own name, so that it does not count as an app container.

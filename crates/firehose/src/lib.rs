@@ -40,6 +40,22 @@ pub fn stream_name(arn: &str) -> Option<&str> {
         .filter(|n| !n.is_empty())
 }
 
+/// The AWS account id from a delivery stream's ARN (the fifth field: `arn:PARTITION:firehose:
+/// REGION:ACCOUNT:deliverystream/NAME`), when it is one.
+pub fn account_id(arn: &str) -> Option<&str> {
+    let mut fields = arn.splitn(6, ':');
+    let (Some("arn"), Some(_partition), Some("firehose"), Some(_region), Some(account)) = (
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+        fields.next(),
+    ) else {
+        return None;
+    };
+    (account.len() == 12 && account.bytes().all(|b| b.is_ascii_digit())).then_some(account)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -55,5 +71,26 @@ mod tests {
             None
         );
         assert_eq!(stream_name("garbage"), None);
+    }
+
+    #[test]
+    fn account_ids_from_arns() {
+        assert_eq!(
+            account_id("arn:aws:firehose:us-east-1:123456789012:deliverystream/logs"),
+            Some("123456789012")
+        );
+        assert_eq!(
+            account_id("arn:aws-cn:firehose:cn-north-1:123456789012:deliverystream/x"),
+            Some("123456789012")
+        );
+        for not_one in [
+            "arn:aws:firehose:us-east-1::deliverystream/logs",
+            "arn:aws:s3:us-east-1:123456789012:deliverystream/logs",
+            "arn:aws:firehose:us-east-1:12345678901x:deliverystream/logs",
+            "garbage",
+            "",
+        ] {
+            assert_eq!(account_id(not_one), None, "{not_one}");
+        }
     }
 }

@@ -24,30 +24,47 @@ pub fn decode_events(record: &[u8]) -> Result<Vec<Value>, String> {
     firetail_wire::format::lines(&text).map(parse).collect()
 }
 
-/// The events in one `Ok` output record of the transform for `destination`:
-/// - datadog: one log object, or a gzip CloudWatch Logs envelope whose `logEvents[].message`
-///   are log objects;
+/// The events in one `Ok` output record of the transform for `destination`, checking the
+/// shape every destination is promised:
+/// - datadog: a gzip CloudWatch Logs envelope whose `logEvents[].message` are log objects;
 /// - opensearch: one document;
-/// - s3: newline-delimited objects, gzip or not.
+/// - s3: newline-delimited objects, gzip or not;
+///
+/// and every object (envelope, log, document, line) starts with the transform's marker.
 pub fn destination_events(destination: Destination, data: &[u8]) -> Result<Vec<Value>, String> {
     match destination {
         Destination::Datadog => {
             if !firetail_wire::gzip::is_gzip(data) {
-                return Ok(vec![parse(data)?]);
+                return Err("a Datadog record that is not a gzip envelope".into());
             }
-            let envelope = parse(&inflate(data)?)?;
+            let text = inflate(data)?;
+            let envelope = parse(marked(&text)?)?;
             envelope["logEvents"]
                 .as_array()
                 .ok_or("gzip record without logEvents")?
                 .iter()
-                .map(|e| parse(e["message"].as_str().unwrap_or_default().as_bytes()))
+                .map(|e| {
+                    parse(marked(
+                        e["message"].as_str().unwrap_or_default().as_bytes(),
+                    )?)
+                })
                 .collect()
         }
-        Destination::OpenSearch => Ok(vec![parse(data)?]),
+        Destination::OpenSearch => Ok(vec![parse(marked(data)?)?]),
         Destination::S3 => firetail_wire::format::lines(&inflate(data)?)
-            .map(parse)
+            .map(|line| parse(marked(line)?))
             .collect(),
     }
+}
+
+/// `object` when it starts with the transform's marker.
+fn marked(object: &[u8]) -> Result<&[u8], String> {
+    firetail_wire::output::marker_version(object)
+        .map(|_| object)
+        .ok_or_else(|| {
+            let start = &object[..object.len().min(80)];
+            format!("no transform marker: {}", String::from_utf8_lossy(start))
+        })
 }
 
 fn parse(bytes: &[u8]) -> Result<Value, String> {
@@ -76,17 +93,26 @@ mod tests {
     #[test]
     fn datadog_envelopes_and_s3_lines_decode() {
         use std::io::Write as _;
-        let env = serde_json::json!({"logEvents": [
-            {"message": "{\"message\":\"seq=1\"}"}, {"message": "{\"message\":\"seq=2\"}"}]});
-        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-        gz.write_all(env.to_string().as_bytes()).unwrap();
-        let events = destination_events(Destination::Datadog, &gz.finish().unwrap()).unwrap();
+        let gzip = |text: &str| {
+            let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+            gz.write_all(text.as_bytes()).unwrap();
+            gz.finish().unwrap()
+        };
+        let env = r#"{"firetail_transform":1,"logEvents":[
+            {"message":"{\"firetail_transform\":1,\"message\":\"seq=1\"}"},
+            {"message":"{\"firetail_transform\":1,\"message\":\"seq=2\"}"}]}"#;
+        let events = destination_events(Destination::Datadog, &gzip(env)).unwrap();
         assert_eq!(events.len(), 2);
+        let unmarked = env.replacen(r#"{"firetail_transform":1,"#, "{", 1);
+        assert!(destination_events(Destination::Datadog, &gzip(&unmarked)).is_err());
+        let plain = br#"{"firetail_transform":1,"message":"x"}"#;
+        assert!(destination_events(Destination::Datadog, plain).is_err());
         let s3 = destination_events(
             Destination::S3,
-            b"{\"message\":\"a\"}\n{\"message\":\"b\"}\n",
+            b"{\"firetail_transform\":1,\"message\":\"a\"}\n{\"firetail_transform\":1,\"message\":\"b\"}\n",
         )
         .unwrap();
         assert_eq!(crate::route::message_of(&s3[1]), "b");
+        assert!(destination_events(Destination::S3, b"{\"message\":\"a\"}\n").is_err());
     }
 }

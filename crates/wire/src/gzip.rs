@@ -136,6 +136,87 @@ impl Gzipper {
         // ISIZE is the input length modulo 2^32 (RFC 1952).
         out.extend_from_slice(&(input.len() as u32).to_le_bytes());
     }
+
+    /// Appends one gzip member of `head`, then ASCII spaces, then `tail`, at least `min_len`
+    /// bytes long: `head` is deflated at this gzipper's level, the spaces and `tail` follow as
+    /// stored (uncompressed) deflate blocks, as many spaces as it takes to reach `min_len`.
+    ///
+    /// For a receiver that counts events per byte of compressed data (Datadog's intake behind
+    /// Firehose's size-based buffer): the record costs exactly the bytes it must, not the
+    /// several times more that storing all of it uncompressed would.
+    pub fn gzip_padded_into(
+        &mut self,
+        head: &[u8],
+        tail: &[u8],
+        min_len: usize,
+        out: &mut Vec<u8>,
+    ) {
+        let start = out.len();
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        self.deflate.reset();
+        // A sync flush ends the compressed part on a byte boundary without ending the stream,
+        // so stored blocks can follow (RFC 1951 §3.2.4).
+        let mut consumed = 0;
+        loop {
+            out.reserve((head.len() - consumed) / 8 + 64);
+            let before = self.deflate.total_in();
+            let status =
+                self.deflate
+                    .compress_vec(&head[consumed..], out, flate2::FlushCompress::Sync);
+            consumed += usize::try_from(self.deflate.total_in() - before).unwrap_or(0);
+            // Done once all input is in and the flush did not fill the space it was given.
+            if status.is_err() || (consumed == head.len() && out.len() < out.capacity()) {
+                break;
+            }
+        }
+        const STORED_MAX: usize = 65_535;
+        const TRAILER: usize = 8;
+        let blocks = |stored: usize| stored.div_ceil(STORED_MAX).max(1);
+        let fixed = out.len() - start + TRAILER;
+        let size = |pad: usize| fixed + 5 * blocks(pad + tail.len()) + pad + tail.len();
+        // Every 64 KiB of padding costs a block header too: take those off, then add back
+        // what rounding took.
+        let rough = min_len.saturating_sub(size(0));
+        let mut pad = rough.saturating_sub(5 * (blocks(rough + tail.len()) - 1));
+        while size(pad) < min_len {
+            pad += 1;
+        }
+        let mut crc = flate2::Crc::new();
+        crc.update(head);
+        // The stored part is the padding then the tail, cut into blocks of at most 64 KiB;
+        // written piece by piece, never built whole.
+        let stored_len = pad + tail.len();
+        out.reserve(stored_len + 5 * blocks(stored_len) + TRAILER);
+        let spaces = [b' '; 4096];
+        let (mut pad_left, mut tail_left) = (pad, tail);
+        if stored_len == 0 {
+            out.extend_from_slice(&[1, 0, 0, 0xff, 0xff]);
+        }
+        let mut left = stored_len;
+        while left > 0 {
+            let len = left.min(STORED_MAX);
+            left -= len;
+            // BFINAL on the last block, BTYPE 00 (stored); LEN and its one's complement.
+            out.push(u8::from(left == 0));
+            out.extend_from_slice(&(len as u16).to_le_bytes());
+            out.extend_from_slice(&(!(len as u16)).to_le_bytes());
+            let mut block_left = len;
+            while block_left > 0 && pad_left > 0 {
+                let n = block_left.min(pad_left).min(spaces.len());
+                out.extend_from_slice(&spaces[..n]);
+                crc.update(&spaces[..n]);
+                block_left -= n;
+                pad_left -= n;
+            }
+            let (piece, rest) = tail_left.split_at(block_left);
+            out.extend_from_slice(piece);
+            crc.update(piece);
+            tail_left = rest;
+        }
+        out.extend_from_slice(&crc.sum().to_le_bytes());
+        let total = head.len() + stored_len;
+        out.extend_from_slice(&(total as u32).to_le_bytes());
+    }
 }
 
 #[cfg(test)]
@@ -155,6 +236,49 @@ mod tests {
             assert!(is_gzip(&out));
             assert_eq!(gunzip_capped(&out, 1 << 20).unwrap(), input);
         }
+    }
+
+    #[test]
+    fn padded_members_are_exactly_as_long_as_asked_and_inflate_to_the_text() {
+        let mut g = Gzipper::new(Compression::fast());
+        let head: Vec<u8> = b"{\"logEvents\":["
+            .iter()
+            .copied()
+            .chain(
+                std::iter::repeat_n(&b"{\"m\":\"GET /healthz 200\"},"[..], 5_000)
+                    .flatten()
+                    .copied(),
+            )
+            .collect();
+        let mut plain = Vec::new();
+        g.gzip_into(&head, &mut plain);
+        for min_len in [
+            0,
+            1,
+            plain.len(),
+            plain.len() + 1,
+            70_000,
+            200_000,
+            1_000_000,
+        ] {
+            let mut out = b"prefix".to_vec();
+            g.gzip_padded_into(&head, b"]}", min_len, &mut out);
+            let member = &out[6..];
+            assert!(member.len() >= min_len, "{min_len}: {}", member.len());
+            // Exactly what was asked, or the unpadded size (a block header more than gzip's).
+            let unpadded = plain.len() + 2 + 5;
+            assert!(
+                member.len() <= min_len.max(unpadded) + 4,
+                "{min_len}: {}",
+                member.len()
+            );
+            let text = gunzip_capped(member, 2_000_000).unwrap();
+            assert!(text.starts_with(&head) && text.ends_with(b"]}"));
+            assert!(text[head.len()..text.len() - 2].iter().all(|&b| b == b' '));
+        }
+        let mut out = Vec::new();
+        g.gzip_padded_into(b"", b"", 0, &mut out);
+        assert_eq!(gunzip_capped(&out, 10).unwrap(), b"");
     }
 
     #[test]

@@ -105,7 +105,12 @@ mod tests {
             br#"{"firetail_transform":12345678901}"#,
             b"",
         ] {
-            assert_eq!(marker_version(not_ours), None, "{}", String::from_utf8_lossy(not_ours));
+            assert_eq!(
+                marker_version(not_ours),
+                None,
+                "{}",
+                String::from_utf8_lossy(not_ours)
+            );
         }
     }
 

@@ -1,13 +1,21 @@
-//! What Datadog receives: one JSON log per event, and, for a record of several events, a gzip
-//! CloudWatch-Logs-style envelope of such logs, which Datadog's Firehose intake splits.
+//! What Datadog receives: every record, one event or many, is a gzip CloudWatch-Logs-style
+//! envelope of JSON logs, which Datadog's Firehose intake splits into its events. One shape
+//! for every record, so a pod's logs get the same `source` and attributes however many of
+//! them shared a record.
 //!
-//! A log: `message`, `timestamp` (epoch milliseconds), `status` (from the app's level),
-//! `hostname`, `service`, `ddsource`, `ddtags` (`key:value,...`), then every tag as an
-//! attribute of its own name (`kube_namespace`, `pod_name`, `kube_container_name`,
+//! The envelope: `firetail_transform` (the output version), `messageType` `DATA_MESSAGE`,
+//! `owner` (the AWS account id, from the delivery stream's ARN), `logGroup` `firetail` (Datadog
+//! derives `source` from it when a log names none), `logStream` `<namespace>/<pod>/<container>`,
+//! `subscriptionFilters` `["firetail"]`, `logEvents` (`id`, `timestamp`, `message` = the log as
+//! a JSON string). A CloudWatch Logs record keeps its own owner, log group and stream.
+//!
+//! A log: `firetail_transform`, `message`, `timestamp` (epoch milliseconds), `status` (from the
+//! app's level), `hostname`, `service`, `ddsource`, `ddtags` (`key:value,...`), then every tag
+//! as an attribute of its own name (`kube_namespace`, `pod_name`, `kube_container_name`,
 //! `container_id`, ...), then the app's fields.
 
-use firetail_wire::gzip::Gzipper;
 use firetail_wire::json::write_str;
+use firetail_wire::output::{self, datadog as names};
 
 use super::{ObjectWriter, write_member};
 use crate::tags::TagSet;
@@ -65,8 +73,13 @@ pub struct Envelope {
 
 impl Envelope {
     /// The envelope of a record: a CloudWatch message keeps its own origin; anything else is
-    /// named after the pod of its events (`/firetail/<namespace>`, `<pod>/<container>`).
-    pub fn new(origin: Option<&super::CloudWatchOrigin>, tags: Option<&TagSet>) -> Envelope {
+    /// owned by `account` (the stream's AWS account) in log group `firetail`, log stream
+    /// `<namespace>/<pod>/<container>` of its events.
+    pub fn new(
+        origin: Option<&super::CloudWatchOrigin>,
+        tags: Option<&TagSet>,
+        account: &str,
+    ) -> Envelope {
         if let Some(o) = origin {
             return Envelope {
                 owner: o.owner.clone(),
@@ -76,32 +89,35 @@ impl Envelope {
         }
         let tag = |k: &str| tags.and_then(|t| t.get(k)).unwrap_or("unknown").to_owned();
         Envelope {
-            owner: "firetail".to_owned(),
-            log_group: format!("/firetail/{}", tag("kube_namespace")),
-            log_stream: format!("{}/{}", tag("pod_name"), tag("kube_container_name")),
+            owner: account.to_owned(),
+            log_group: names::LOG_GROUP.to_owned(),
+            log_stream: format!(
+                "{}/{}/{}",
+                tag("kube_namespace"),
+                tag("pod_name"),
+                tag("kube_container_name")
+            ),
         }
     }
 
-    /// `{"messageType":"DATA_MESSAGE",…,"logEvents":[` — the caller adds events and `]}`.
+    /// `{"firetail_transform":1,"messageType":"DATA_MESSAGE",…,"logEvents":[` — the caller
+    /// adds events and `]}`.
     fn write_head(&self, json: &mut Vec<u8>) {
-        json.extend_from_slice(b"{\"messageType\":\"DATA_MESSAGE\",\"owner\":");
+        json.push(b'{');
+        output::write_marker(json);
+        json.extend_from_slice(b",\"messageType\":\"DATA_MESSAGE\",\"owner\":");
         write_str(json, &self.owner);
         json.extend_from_slice(b",\"logGroup\":");
         write_str(json, &self.log_group);
         json.extend_from_slice(b",\"logStream\":");
         write_str(json, &self.log_stream);
-        json.extend_from_slice(b",\"subscriptionFilters\":[\"firetail\"],\"logEvents\":[");
+        json.extend_from_slice(b",\"subscriptionFilters\":[");
+        write_str(json, names::SUBSCRIPTION_FILTER);
+        json.extend_from_slice(b"],\"logEvents\":[");
     }
 
-    /// Appends the gzip envelope of `logs` (rendered objects with their times) to `out`,
-    /// using `text` as scratch space.
-    pub fn gzip<'a>(
-        &self,
-        logs: impl Iterator<Item = (&'a [u8], i64)>,
-        text: &mut Vec<u8>,
-        gzipper: &mut Gzipper,
-        out: &mut Vec<u8>,
-    ) {
+    /// Writes the envelope of `logs` (rendered objects with their times) into `text`.
+    pub fn write<'a>(&self, logs: impl Iterator<Item = (&'a [u8], i64)>, text: &mut Vec<u8>) {
         text.clear();
         self.write_head(text);
         for (i, (object, time_ms)) in logs.enumerate() {
@@ -111,7 +127,6 @@ impl Envelope {
             write_log_event(text, i, time_ms, object);
         }
         text.extend_from_slice(b"]}");
-        gzipper.gzip_into(text, out);
     }
 }
 

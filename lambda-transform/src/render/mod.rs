@@ -1,4 +1,5 @@
-//! One event in, one destination-shaped JSON object out.
+//! One event in, one destination-shaped JSON object out, starting with the transform's marker
+//! (`{"firetail_transform":1,…`, `firetail_wire::output`).
 //!
 //! Events are parsed one level deep: the keys the sidecar and Fluent Bit write (names from
 //! `firetail_wire::event`) and an app's own `message`/time keys are interpreted, every other
@@ -33,6 +34,7 @@ use serde_json::value::RawValue;
 
 use firetail_wire::event::{self as wire, PartMark};
 use firetail_wire::json::write_str;
+use firetail_wire::output;
 use firetail_wire::time;
 
 use crate::config::{Config, Destination};
@@ -298,7 +300,13 @@ impl<'c> Renderer<'c> {
 }
 
 /// Keys every destination's object owns, whatever the app logs.
-const RESERVED: [&str; 4] = ["message", MESSAGE_BASE64, "aws", wire::KUBERNETES];
+const RESERVED: [&str; 5] = [
+    output::MARKER_KEY,
+    "message",
+    MESSAGE_BASE64,
+    "aws",
+    wire::KUBERNETES,
+];
 
 /// The exact bytes of a line that is not UTF-8, standard base64 (the sidecar's `log_base64`).
 pub const MESSAGE_BASE64: &str = "message_base64";
@@ -370,40 +378,32 @@ fn write_cloudwatch(w: &mut ObjectWriter<'_>, origin: Option<&CloudWatchOrigin>)
     w.out.extend_from_slice(b"}}");
 }
 
-/// Appends `{"k":v,...}` members to a buffer, tracking the separator.
+/// Appends `{"firetail_transform":1,"k":v,...}` members to a buffer (the marker is always
+/// first, so every later member starts with a comma).
 pub(crate) struct ObjectWriter<'o> {
     /// The buffer; after [`ObjectWriter::key`], the caller writes the value here.
     pub out: &'o mut Vec<u8>,
-    empty: bool,
 }
 
 impl<'o> ObjectWriter<'o> {
+    /// `{"firetail_transform":1` — every object the transform writes starts with its marker
+    /// (see `firetail_wire::output`).
     fn start(out: &'o mut Vec<u8>) -> Self {
         out.push(b'{');
-        ObjectWriter { out, empty: true }
+        output::write_marker(out);
+        ObjectWriter { out }
     }
 
     /// Starts a member: separator, key, colon.
     pub fn key(&mut self, key: &str) {
-        if !self.empty {
-            self.out.push(b',');
-        }
-        self.empty = false;
+        self.out.push(b',');
         write_str(self.out, key);
         self.out.push(b':');
     }
 
     /// Pre-rendered members that start with a comma.
     fn raw(&mut self, members: &[u8]) {
-        if members.is_empty() {
-            return;
-        }
-        if self.empty {
-            self.out.extend_from_slice(&members[1..]);
-        } else {
-            self.out.extend_from_slice(members);
-        }
-        self.empty = false;
+        self.out.extend_from_slice(members);
     }
 
     /// A copied app field, as `app.<key>` when `rename` (its name is taken).

@@ -34,25 +34,35 @@ async fn run(event: &FirehoseEvent, config: &Config) -> FirehoseResponse {
     response
 }
 
-/// The logs Datadog's Firehose intake would split an output record into.
-fn datadog_logs(data: &str) -> (Option<Value>, Vec<Value>) {
+/// The envelope of a Datadog output record and the logs Datadog's Firehose intake would split
+/// it into. Every Datadog record is a gzip envelope; it and each log start with the marker.
+fn datadog_logs(data: &str) -> (Value, Vec<Value>) {
     let bytes = STANDARD.decode(data).unwrap();
-    if firetail_wire::gzip::is_gzip(&bytes) {
-        let envelope: Value = serde_json::from_slice(&gunzip(&bytes)).unwrap();
-        let logs = envelope["logEvents"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|e| {
-                let log: Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
-                assert_eq!(log["timestamp"], e["timestamp"]);
-                log
-            })
-            .collect();
-        (Some(envelope), logs)
-    } else {
-        (None, vec![serde_json::from_slice(&bytes).unwrap()])
-    }
+    assert!(
+        firetail_wire::gzip::is_gzip(&bytes),
+        "one shape: a gzip envelope"
+    );
+    let text = gunzip(&bytes);
+    assert_eq!(firetail_wire::output::marker_version(&text), Some(1));
+    let envelope: Value = serde_json::from_slice(&text).unwrap();
+    assert_eq!(envelope["messageType"], "DATA_MESSAGE");
+    let logs = envelope["logEvents"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            let message = e["message"].as_str().unwrap();
+            assert_eq!(
+                firetail_wire::output::marker_version(message.as_bytes()),
+                Some(1)
+            );
+            let log: Value = serde_json::from_str(message).unwrap();
+            assert_eq!(log["timestamp"], e["timestamp"]);
+            assert_eq!(log["firetail_transform"], 1);
+            log
+        })
+        .collect();
+    (envelope, logs)
 }
 
 fn data(response: &FirehoseResponse, i: usize) -> &str {
@@ -85,7 +95,17 @@ async fn sidecar_single_events_to_datadog() {
     let response = run(&fixture("sidecar-json.json"), &Config::default()).await;
 
     let (envelope, logs) = datadog_logs(data(&response, 0));
-    assert!(envelope.is_none(), "a single event is one plain JSON log");
+    // One event, the same shape as many: the account from the stream's ARN, the log group
+    // that sets Datadog's source, the pod's log stream.
+    assert_eq!(envelope["owner"], "123456789012");
+    assert_eq!(envelope["logGroup"], "firetail");
+    assert_eq!(envelope["logStream"], "shop/checkout-7d4b9c8f6d-x2x9k/app");
+    assert_eq!(
+        envelope["subscriptionFilters"],
+        serde_json::json!(["firetail"])
+    );
+    assert_eq!(envelope["firetail_transform"], 1);
+    assert_eq!(logs.len(), 1);
     let log = &logs[0];
     assert_eq!(log["message"], "GET /cart 200 12ms");
     assert_eq!(log["timestamp"], 1_795_341_600_123i64);
@@ -131,18 +151,16 @@ async fn sidecar_single_events_to_datadog() {
 async fn packed_records_to_datadog_become_cloudwatch_envelopes() {
     let response = run(&fixture("sidecar-packed.json"), &Config::default()).await;
     let (envelope, logs) = datadog_logs(data(&response, 0));
-    let envelope = envelope.unwrap();
-    assert_eq!(envelope["messageType"], "DATA_MESSAGE");
-    assert_eq!(envelope["logGroup"], "/firetail/shop");
-    assert_eq!(envelope["logStream"], "checkout-7d4b9c8f6d-x2x9k/app");
+    assert_eq!(envelope["owner"], "123456789012");
+    assert_eq!(envelope["logGroup"], "firetail");
+    assert_eq!(envelope["logStream"], "shop/checkout-7d4b9c8f6d-x2x9k/app");
     let messages: Vec<&str> = logs
         .iter()
         .map(|l| l["message"].as_str().unwrap())
         .collect();
     assert_eq!(messages, ["plain line 0", "plain line 1", "plain line 2"]);
 
-    let (envelope, logs) = datadog_logs(data(&response, 1));
-    assert!(envelope.is_some());
+    let (_, logs) = datadog_logs(data(&response, 1));
     assert_eq!(logs.len(), 4);
     assert_eq!(logs[1]["message"], "db down");
     assert_eq!(logs[1]["status"], "error");
@@ -193,7 +211,6 @@ async fn fargate_fluent_bit_records() {
 async fn cloudwatch_subscription_messages() {
     let response = run(&fixture("cloudwatch-logs.json"), &Config::default()).await;
     let (envelope, logs) = datadog_logs(data(&response, 0));
-    let envelope = envelope.unwrap();
     assert_eq!(envelope["logGroup"], "/aws/eks/shop/fargate");
     assert_eq!(envelope["owner"], "123456789012");
     assert_eq!(logs.len(), 2);
@@ -262,8 +279,13 @@ async fn hostile_records_affect_only_themselves() {
     assert_eq!(exact, b"\xff\xfe invalid utf-8 \xc3\x28");
 
     // Deeper than serde_json's own recursion limit: passed through verbatim, not rebuilt.
-    let raw = String::from_utf8(STANDARD.decode(data(&response, 7)).unwrap()).unwrap();
-    assert!(raw.starts_with(r#"{"message":"nested","#), "{raw}");
+    let envelope: Value =
+        serde_json::from_slice(&gunzip(&STANDARD.decode(data(&response, 7)).unwrap())).unwrap();
+    let raw = envelope["logEvents"][0]["message"].as_str().unwrap();
+    assert!(
+        raw.starts_with(r#"{"firetail_transform":1,"message":"nested","#),
+        "{raw}"
+    );
     assert!(raw.contains(&format!(r#""deep":{}{}"#, "[".repeat(300), "]".repeat(300))));
 }
 
@@ -379,34 +401,6 @@ fn fixtures_are_real_firehose_events() {
     }
 }
 
-#[tokio::test]
-async fn single_events_are_compacted_before_anything_is_reingested() {
-    let event = fixture("sidecar-json.json");
-    let plain = run(&event, &Config::default()).await;
-    let plain_size = serde_json::to_vec(&plain).unwrap().len();
-    // Just too small for the plain logs: compaction, not re-ingest, must make it fit.
-    let config = Config {
-        response_limit_bytes: plain_size - 200,
-        ..Config::default()
-    };
-    let sink = Recorder::accepting();
-    let (response, stats) = handle(&event, &config, &sink, None).await;
-    assert!(sink.accepted().is_empty());
-    assert_eq!(stats.records_ok, 3);
-    assert!(serde_json::to_vec(&response).unwrap().len() <= config.response_limit_bytes);
-    let mut messages = Vec::new();
-    let mut envelopes = 0;
-    for i in 0..3 {
-        let (envelope, logs) = datadog_logs(data(&response, i));
-        envelopes += usize::from(envelope.is_some());
-        messages.push(logs[0]["message"].as_str().unwrap().to_owned());
-        assert_pod_tags(&logs[0]);
-    }
-    assert!(envelopes >= 1);
-    assert_eq!(messages[0], "GET /cart 200 12ms");
-    assert_eq!(messages[1], "slow payment");
-}
-
 /// Packed gzip records as the sidecar writes them (fastest gzip level).
 fn packed_event(records: usize, events_per_record: usize) -> FirehoseEvent {
     use std::io::Write as _;
@@ -444,15 +438,28 @@ fn packed_event(records: usize, events_per_record: usize) -> FirehoseEvent {
     }
 }
 
+/// The events of an `Ok` output record, for the destination of `config`.
+fn output_logs(config: &Config, data: &str) -> Vec<Value> {
+    firetail_testkit::records::destination_events(
+        config.destination,
+        &STANDARD.decode(data).unwrap(),
+    )
+    .unwrap()
+}
+
 #[tokio::test]
 async fn packed_outputs_are_recompressed_before_anything_is_reingested() {
+    let s3 = Config {
+        destination: Destination::S3,
+        ..Config::default()
+    };
     let event = packed_event(6, 300);
-    let fast = run(&event, &Config::default()).await;
+    let fast = run(&event, &s3).await;
     let fast_size = serde_json::to_vec(&fast).unwrap().len();
     // A tenth too small for the fastest gzip level: a denser level, not re-ingest, must fit.
     let config = Config {
         response_limit_bytes: fast_size * 9 / 10,
-        ..Config::default()
+        ..s3.clone()
     };
     let sink = Recorder::accepting();
     let (response, stats) = handle(&event, &config, &sink, None).await;
@@ -462,8 +469,7 @@ async fn packed_outputs_are_recompressed_before_anything_is_reingested() {
     // Every event exactly once, in order.
     let mut seqs = Vec::new();
     for i in 0..6 {
-        let (_, logs) = datadog_logs(data(&response, i));
-        for log in logs {
+        for log in output_logs(&config, data(&response, i)) {
             assert_pod_tags_minimal(&log);
             let m = log["message"].as_str().unwrap();
             seqs.push(m[4..12].parse::<usize>().unwrap());
@@ -474,15 +480,63 @@ async fn packed_outputs_are_recompressed_before_anything_is_reingested() {
     // Far too small even for the denser level: the tail is re-ingested, nothing is lost.
     let config = Config {
         response_limit_bytes: fast_size / 3,
-        ..Config::default()
+        ..s3
     };
     let sink = Recorder::accepting();
     let (response, stats) = handle(&event, &config, &sink, None).await;
     assert!(stats.records_reingested > 0);
     let delivered: usize = (0..6)
         .filter(|&i| response.records[i].result == RecordResult::Ok)
-        .map(|i| datadog_logs(data(&response, i)).1.len())
+        .map(|i| output_logs(&config, data(&response, i)).len())
         .sum();
+    let reingested: usize = sink
+        .accepted()
+        .iter()
+        .map(|r| {
+            gunzip(r)
+                .split(|&b| b == b'\n')
+                .filter(|l| !l.is_empty())
+                .count()
+        })
+        .sum();
+    assert_eq!(delivered + reingested, 1800);
+}
+
+#[tokio::test]
+async fn densifying_a_datadog_record_never_passes_its_event_budget() {
+    // These lines compress to under 65 bytes an event: the fast level already has to pad.
+    let event = packed_event(6, 300);
+    let response = run(&event, &Config::default()).await;
+    let floor = firetail_wire::output::datadog_bytes_per_event(2);
+    let fast_size = serde_json::to_vec(&response).unwrap().len();
+    for i in 0..6 {
+        let bytes = STANDARD.decode(data(&response, i)).unwrap();
+        assert_eq!(datadog_logs(data(&response, i)).1.len(), 300);
+        assert!(
+            bytes.len() >= 300 * floor && bytes.len() <= 300 * floor + 5,
+            "{}",
+            bytes.len()
+        );
+    }
+    // Short of room, a denser level would make the records too dense: they are re-ingested
+    // instead, and every event still arrives exactly once.
+    let config = Config {
+        response_limit_bytes: fast_size * 9 / 10,
+        ..Config::default()
+    };
+    let sink = Recorder::accepting();
+    let (response, stats) = handle(&event, &config, &sink, None).await;
+    assert!(stats.records_reingested > 0);
+    assert_eq!(stats.datadog_records_padded, 6);
+    let mut delivered = 0;
+    for i in 0..6 {
+        if response.records[i].result == RecordResult::Ok {
+            let bytes = STANDARD.decode(data(&response, i)).unwrap();
+            let logs = datadog_logs(data(&response, i)).1;
+            assert!(logs.len() * floor <= bytes.len());
+            delivered += logs.len();
+        }
+    }
     let reingested: usize = sink
         .accepted()
         .iter()

@@ -1,7 +1,9 @@
 //! The transform through its library and its real binary, one test binary.
 //!
+//! - `datadog_limit`: at the worst density, no Datadog request over the intake's event limit.
 //! - `fixtures`: the fixture invocations of every input kind, per destination.
 //! - `hostile`: the hostile-input corpus, through `handle` and the binary.
+//! - `idempotence`: the transform's own output (a redrive) passes through unchanged.
 //! - `memory`: the binary's peak memory under the worst invocations we can build.
 //! - `properties`: generated invocations — every record once, limits kept, nothing lost.
 //! - `runtime`: the binary over the Lambda Runtime API, re-ingesting into the fault-injecting
@@ -9,8 +11,10 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod datadog_limit;
 mod fixtures;
 mod hostile;
+mod idempotence;
 mod memory;
 mod properties;
 mod runtime;

@@ -88,7 +88,9 @@ async fn peak_memory_stays_under_the_bound_for_the_worst_invocations() {
     let huge_text: Vec<u8> = b"no newline, not JSON ".repeat((CAP - 1024) / 21);
     // Control bytes escape to `\u00XX`: six output bytes per input byte.
     let escapes = vec![1u8; 1_900_000];
-    let cases: Vec<(&str, Vec<Vec<u8>>, Vec<RecordResult>)> = vec![
+    // (case, its records, the result each record must get)
+    type Case = (&'static str, Vec<Vec<u8>>, Vec<RecordResult>);
+    let cases: Vec<Case> = vec![
         (
             "2.8 million tiny events in one record",
             vec![gzip(&tiny_events())],

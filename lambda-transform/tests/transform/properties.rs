@@ -110,8 +110,9 @@ fn seqs_in_output(bytes: &[u8], out: &mut Vec<u64>) {
         bytes.to_vec()
     };
     let text = String::from_utf8(bytes).unwrap();
-    if text.starts_with(r#"{"messageType""#) {
-        let env: Value = serde_json::from_str(&text).unwrap();
+    if let Ok(env) = serde_json::from_str::<Value>(&text)
+        && env.get("logEvents").is_some()
+    {
         for e in env["logEvents"].as_array().unwrap() {
             seqs_in_output(e["message"].as_str().unwrap().as_bytes(), out);
         }
@@ -187,11 +188,18 @@ proptest! {
         let (response, stats) = runtime().block_on(handle(&event, &config, &sink, None));
 
         let mut delivered = Vec::new();
+        let bytes_per_event = firetail_wire::output::datadog_bytes_per_event(config.datadog_buffer_mib);
         for r in &response.records {
             if r.result == RecordResult::Ok {
                 let bytes = STANDARD.decode(&r.data).unwrap();
                 prop_assert!(bytes.len() <= max_record);
+                let before = delivered.len();
                 seqs_in_output(&bytes, &mut delivered);
+                if datadog {
+                    let events = delivered.len() - before;
+                    prop_assert!(events * bytes_per_event <= bytes.len(),
+                        "{events} events in {} bytes", bytes.len());
+                }
             }
         }
         let mut reingested = Vec::new();

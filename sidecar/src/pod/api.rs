@@ -60,7 +60,9 @@ fn check_scheme(base: &str) -> Result<(), KubeError> {
         return Ok(());
     }
     let Some(rest) = base.strip_prefix("http://") else {
-        return Err(KubeError::Url(format!("{base:?}: expected https:// (or http:// to a loopback address)")));
+        return Err(KubeError::Url(format!(
+            "{base:?}: expected https:// (or http:// to a loopback address)"
+        )));
     };
     let host = rest.split('/').next().unwrap_or_default();
     let host = match host.strip_prefix('[') {
@@ -540,13 +542,19 @@ mod tests {
             token_file: dir.path().join("missing"),
             ca_file: dir.path().join("missing-ca"),
         };
-        assert!(KubeClient::configured(&settings).unwrap().is_none(), "no token, no client");
+        assert!(
+            KubeClient::configured(&settings).unwrap().is_none(),
+            "no token, no client"
+        );
         std::fs::write(dir.path().join("token"), "t").unwrap();
         let settings = ApiSettings {
             token_file: dir.path().join("token"),
             ..settings
         };
-        assert!(KubeClient::configured(&settings).unwrap().is_some(), "no CA needed over loopback http");
+        assert!(
+            KubeClient::configured(&settings).unwrap().is_some(),
+            "no CA needed over loopback http"
+        );
         let remote = ApiSettings {
             url: Some("http://10.1.2.3".into()),
             ..settings

@@ -211,12 +211,19 @@ async fn the_first_line_of_a_container_started_after_the_sidecar_carries_its_id(
     // The startup lookup has seen the app waiting.
     let start = std::time::Instant::now();
     while *served.lock().unwrap() < 1 {
-        assert!(start.elapsed() < Duration::from_secs(30), "no startup lookup");
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "no startup lookup"
+        );
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     // The app starts (the API now has its id) and writes its first line at once.
     *body.lock().unwrap() = POD_RUNNING.to_owned();
-    std::fs::write(dir.path().join("logs/app/app.log"), "first line\nsecond line\n").unwrap();
+    std::fs::write(
+        dir.path().join("logs/app/app.log"),
+        "first line\nsecond line\n",
+    )
+    .unwrap();
     let report = running.stop().await;
     assert_eq!(report.drain.unacked_bytes, 0);
     let events: Vec<serde_json::Value> =
