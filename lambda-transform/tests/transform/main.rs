@@ -1,5 +1,7 @@
 //! The transform through its library and its real binary, one test binary.
 //!
+//! - `datadog_pipeline`: the generated Datadog log pipeline against the logs the renderer
+//!   writes; the committed `lambda-transform/datadog/` files kept in sync.
 //! - `fixtures`: the fixture invocations of every input kind, per destination.
 //! - `hostile`: the hostile-input corpus, through `handle` and the binary.
 //! - `memory`: the binary's peak memory under the worst invocations we can build.
@@ -9,6 +11,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod common;
+mod datadog_pipeline;
 mod fixtures;
 mod hostile;
 mod memory;
