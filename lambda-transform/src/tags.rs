@@ -1,11 +1,130 @@
 //! Tags: Kubernetes metadata remapped to the names Datadog (and our other destinations) use.
 //!
+//! Every tag the transform derives by itself is a row of [`TABLE`] (name, origin, meaning):
+//! [`derive`] names built-in tags only through [`Tag`], whose names live in the table, so a
+//! tag cannot be emitted without being listed. Besides those, an event carries only the tags
+//! the deployer named (`FIRETAIL_TAG_MAP`, `FIRETAIL_EXTRA_TAGS`); [`TagRules::tag_names`] lists
+//! the whole set, which is what Datadog's side is generated from ([`datadog_pipeline`]).
+//!
 //! Derived once per distinct `kubernetes` map, not per event: a packed record carries the same
 //! pod metadata on every line.
+
+pub mod datadog_pipeline;
 
 use serde::Deserialize;
 
 use crate::kube_meta::{KubeField, KubeMeta};
+
+/// A tag the transform derives by itself; its name and origin are its row of [`TABLE`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tag {
+    KubeNamespace,
+    PodName,
+    KubeContainerName,
+    ContainerId,
+    KubeReplicaSet,
+    KubeDeployment,
+    KubeStatefulSet,
+    KubeDaemonSet,
+    KubeJob,
+    KubeCronjob,
+    ImageName,
+    ShortImage,
+    ImageTag,
+    KubeAppName,
+    KubeAppInstance,
+    KubeAppVersion,
+    KubeAppComponent,
+    KubeAppPartOf,
+    KubeAppManagedBy,
+    Env,
+    Service,
+    Version,
+}
+
+impl Tag {
+    /// The tag's row of [`TABLE`].
+    pub fn def(self) -> &'static TagDef {
+        &TABLE[self as usize]
+    }
+
+    /// The tag's name, as it appears in `ddtags` and as an attribute.
+    pub fn name(self) -> &'static str {
+        self.def().name
+    }
+}
+
+/// Which part of `kubernetes.container_image` an image tag is (see [`split_image`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ImagePart {
+    Name,
+    Short,
+    Tag,
+}
+
+/// Where a built-in tag's value comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Origin {
+    /// A scalar field of the `kubernetes` map. These rows are the defaults of `FIRETAIL_TAG_MAP`,
+    /// which can rename or remove them ([`TagMapping::defaults`]).
+    Field(KubeField),
+    /// The pod's workload: its owner references, or failing those its labels and name.
+    Workload,
+    /// A part of `kubernetes.container_image`.
+    Image(ImagePart),
+    /// `kubernetes.labels.<key>`.
+    Label(&'static str),
+}
+
+/// One built-in tag: its name, where its value comes from, what it means.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TagDef {
+    pub tag: Tag,
+    pub name: &'static str,
+    pub origin: Origin,
+    pub doc: &'static str,
+}
+
+const fn row(tag: Tag, name: &'static str, origin: Origin, doc: &'static str) -> TagDef {
+    TagDef {
+        tag,
+        name,
+        origin,
+        doc,
+    }
+}
+
+/// Every tag the transform derives by itself, in the order it emits them, one row per [`Tag`]
+/// (in `Tag` order). The names follow the tags the Datadog Agent assigns the same metadata, so
+/// dashboards and monitors built on Agent-collected logs keep working:
+/// <https://docs.datadoghq.com/containers/kubernetes/tag/> (Kubernetes and image tags),
+/// <https://docs.datadoghq.com/getting_started/tagging/unified_service_tagging/> (`env`,
+/// `service`, `version` from the `tags.datadoghq.com/*` labels).
+#[rustfmt::skip]
+pub const TABLE: [TagDef; 22] = [
+    row(Tag::KubeNamespace, "kube_namespace", Origin::Field(KubeField::NamespaceName), "the pod's namespace"),
+    row(Tag::PodName, "pod_name", Origin::Field(KubeField::PodName), "the pod's name"),
+    row(Tag::KubeContainerName, "kube_container_name", Origin::Field(KubeField::ContainerName), "the container that wrote the line"),
+    row(Tag::ContainerId, "container_id", Origin::Field(KubeField::DockerId), "the container's runtime id (`docker_id`)"),
+    row(Tag::KubeReplicaSet, "kube_replica_set", Origin::Workload, "the ReplicaSet owning the pod"),
+    row(Tag::KubeDeployment, "kube_deployment", Origin::Workload, "the Deployment of that ReplicaSet (its name minus the pod-template hash)"),
+    row(Tag::KubeStatefulSet, "kube_stateful_set", Origin::Workload, "the StatefulSet owning the pod"),
+    row(Tag::KubeDaemonSet, "kube_daemon_set", Origin::Workload, "the DaemonSet owning the pod"),
+    row(Tag::KubeJob, "kube_job", Origin::Workload, "the Job owning the pod"),
+    row(Tag::KubeCronjob, "kube_cronjob", Origin::Workload, "the CronJob of that Job (its name minus the schedule stamp)"),
+    row(Tag::ImageName, "image_name", Origin::Image(ImagePart::Name), "the image repository, without tag or digest"),
+    row(Tag::ShortImage, "short_image", Origin::Image(ImagePart::Short), "the last path segment of the repository"),
+    row(Tag::ImageTag, "image_tag", Origin::Image(ImagePart::Tag), "the image tag, when the reference has one"),
+    row(Tag::KubeAppName, "kube_app_name", Origin::Label("app.kubernetes.io/name"), "recommended label app.kubernetes.io/name"),
+    row(Tag::KubeAppInstance, "kube_app_instance", Origin::Label("app.kubernetes.io/instance"), "recommended label app.kubernetes.io/instance"),
+    row(Tag::KubeAppVersion, "kube_app_version", Origin::Label("app.kubernetes.io/version"), "recommended label app.kubernetes.io/version"),
+    row(Tag::KubeAppComponent, "kube_app_component", Origin::Label("app.kubernetes.io/component"), "recommended label app.kubernetes.io/component"),
+    row(Tag::KubeAppPartOf, "kube_app_part_of", Origin::Label("app.kubernetes.io/part-of"), "recommended label app.kubernetes.io/part-of"),
+    row(Tag::KubeAppManagedBy, "kube_app_managed_by", Origin::Label("app.kubernetes.io/managed-by"), "recommended label app.kubernetes.io/managed-by"),
+    row(Tag::Env, "env", Origin::Label("tags.datadoghq.com/env"), "Unified Service Tagging: the environment"),
+    row(Tag::Service, "service", Origin::Label("tags.datadoghq.com/service"), "Unified Service Tagging: the service"),
+    row(Tag::Version, "version", Origin::Label("tags.datadoghq.com/version"), "Unified Service Tagging: the version"),
+];
 
 /// Where a mapped tag's value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -54,6 +173,27 @@ impl Default for TagRules {
     }
 }
 
+impl TagRules {
+    /// Every tag name an event can carry under these rules, in the order [`derive`] emits
+    /// them: the tag map's, the other rows of [`TABLE`], then the static tags. A name is
+    /// listed once (an event carries the first value [`derive`] finds for it).
+    pub fn tag_names(&self) -> Vec<&str> {
+        let mapped = self.tag_map.iter().map(|m| m.tag.as_str());
+        let builtin = TABLE
+            .iter()
+            .filter(|d| !matches!(d.origin, Origin::Field(_)))
+            .map(|d| d.name);
+        let extra = self.extra_tags.iter().map(|(k, _)| k.as_str());
+        let mut names: Vec<&str> = Vec::new();
+        for name in mapped.chain(builtin).chain(extra) {
+            if !names.contains(&name) {
+                names.push(name);
+            }
+        }
+        names
+    }
+}
+
 /// One `source → tag` entry of `FIRETAIL_TAG_MAP`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TagMapping {
@@ -62,20 +202,19 @@ pub struct TagMapping {
 }
 
 impl TagMapping {
-    /// The four tags every event gets unless overridden.
+    /// The rows of [`TABLE`] taken from a `kubernetes` field: the tags every event gets
+    /// unless `FIRETAIL_TAG_MAP` overrides them.
     pub fn defaults() -> Vec<TagMapping> {
-        [
-            (KubeField::NamespaceName, "kube_namespace"),
-            (KubeField::PodName, "pod_name"),
-            (KubeField::ContainerName, "kube_container_name"),
-            (KubeField::DockerId, "container_id"),
-        ]
-        .into_iter()
-        .map(|(f, tag)| TagMapping {
-            source: TagSource::Field(f),
-            tag: tag.to_owned(),
-        })
-        .collect()
+        TABLE
+            .iter()
+            .filter_map(|d| match d.origin {
+                Origin::Field(f) => Some(TagMapping {
+                    source: TagSource::Field(f),
+                    tag: d.name.to_owned(),
+                }),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Parses `kubernetes.pod_name=pod,kubernetes.labels.team=team,kubernetes.docker_id=`
@@ -112,11 +251,17 @@ pub struct TagSet {
 }
 
 impl TagSet {
+    /// Adds a tag the rules named. Built-in tags go through [`TagSet::push_tag`], so their
+    /// names can only come from [`TABLE`].
     fn push(&mut self, key: &str, value: &str) {
         if value.is_empty() || self.pairs.iter().any(|(k, _)| k == key) {
             return;
         }
         self.pairs.push((key.to_owned(), value.to_owned()));
+    }
+
+    fn push_tag(&mut self, tag: Tag, value: &str) {
+        self.push(tag.name(), value);
     }
 
     pub fn get(&self, key: &str) -> Option<&str> {
@@ -142,24 +287,6 @@ impl TagSet {
     }
 }
 
-/// Label keys of the Kubernetes recommended labels and the Datadog tags they become.
-const APP_LABELS: [(&str, &str); 6] = [
-    ("app.kubernetes.io/name", "kube_app_name"),
-    ("app.kubernetes.io/instance", "kube_app_instance"),
-    ("app.kubernetes.io/version", "kube_app_version"),
-    ("app.kubernetes.io/component", "kube_app_component"),
-    ("app.kubernetes.io/part-of", "kube_app_part_of"),
-    ("app.kubernetes.io/managed-by", "kube_app_managed_by"),
-];
-
-/// Datadog Unified Service Tagging labels.
-/// <https://docs.datadoghq.com/getting_started/tagging/unified_service_tagging/>
-const UST_LABELS: [(&str, &str); 3] = [
-    ("tags.datadoghq.com/env", "env"),
-    ("tags.datadoghq.com/service", "service"),
-    ("tags.datadoghq.com/version", "version"),
-];
-
 /// Derives every tag of an event's pod metadata.
 pub fn derive(meta: &KubeMeta<'_>, rules: &TagRules) -> TagSet {
     let mut set = TagSet::default();
@@ -174,26 +301,19 @@ pub fn derive(meta: &KubeMeta<'_>, rules: &TagRules) -> TagSet {
         }
     }
 
-    for (key, value) in workload_tags(meta) {
-        set.push(key, &value);
+    for (tag, value) in workload_tags(meta) {
+        set.push_tag(tag, &value);
     }
 
     let image = meta.field(KubeField::ContainerImage).map(split_image);
-    if let Some(img) = &image {
-        set.push("image_name", img.name);
-        set.push("short_image", img.short);
-        if let Some(tag) = img.tag {
-            set.push("image_tag", tag);
-        }
-    }
-    for (label, tag) in APP_LABELS {
-        if let Some(v) = meta.label(label) {
-            set.push(tag, v);
-        }
-    }
-    for (label, tag) in UST_LABELS {
-        if let Some(v) = meta.label(label) {
-            set.push(tag, v);
+    for def in &TABLE {
+        let value = match def.origin {
+            Origin::Field(_) | Origin::Workload => continue,
+            Origin::Image(part) => image.as_ref().and_then(|img| img.part(part)),
+            Origin::Label(key) => meta.label(key),
+        };
+        if let Some(v) = value {
+            set.push_tag(def.tag, v);
         }
     }
     for (k, v) in &rules.extra_tags {
@@ -206,7 +326,7 @@ pub fn derive(meta: &KubeMeta<'_>, rules: &TagRules) -> TagSet {
     set.service = logs_config
         .as_ref()
         .and_then(|c| c.service.clone())
-        .or_else(|| set.get("service").map(str::to_owned))
+        .or_else(|| set.get(Tag::Service.name()).map(str::to_owned))
         .or_else(|| meta.label("app.kubernetes.io/name").map(str::to_owned))
         .or_else(|| image.as_ref().map(|i| i.short.to_owned()))
         .or_else(|| container.map(str::to_owned));
@@ -225,6 +345,17 @@ pub struct ImageParts<'a> {
     pub short: &'a str,
     /// The tag, if the reference has one: `1.27`.
     pub tag: Option<&'a str>,
+}
+
+impl<'a> ImageParts<'a> {
+    /// The value of the tag for `part`, if the reference has it.
+    pub fn part(&self, part: ImagePart) -> Option<&'a str> {
+        match part {
+            ImagePart::Name => Some(self.name),
+            ImagePart::Short => Some(self.short),
+            ImagePart::Tag => self.tag,
+        }
+    }
 }
 
 /// Splits `registry:5000/team/app:1.2@sha256:…` into name, short name and tag.
@@ -252,7 +383,7 @@ fn is_k8s_suffix(s: &str, min: usize, max: usize) -> bool {
 
 /// `kube_deployment`, `kube_replica_set`, `kube_stateful_set`, `kube_daemon_set`, `kube_job`,
 /// `kube_cronjob` from owner references when present, else from labels and the pod name.
-fn workload_tags(meta: &KubeMeta<'_>) -> Vec<(&'static str, String)> {
+fn workload_tags(meta: &KubeMeta<'_>) -> Vec<(Tag, String)> {
     let mut out = Vec::new();
     for owner in &meta.owner_references.0 {
         let (Some(kind), Some(name)) = (owner.kind.get(), owner.name.get()) else {
@@ -260,19 +391,19 @@ fn workload_tags(meta: &KubeMeta<'_>) -> Vec<(&'static str, String)> {
         };
         match kind {
             "ReplicaSet" => {
-                out.push(("kube_replica_set", name.to_owned()));
+                out.push((Tag::KubeReplicaSet, name.to_owned()));
                 if let Some((dep, hash)) = name.rsplit_once('-')
                     && (meta.label("pod-template-hash") == Some(hash) || is_k8s_suffix(hash, 5, 10))
                 {
-                    out.push(("kube_deployment", dep.to_owned()));
+                    out.push((Tag::KubeDeployment, dep.to_owned()));
                 }
             }
-            "StatefulSet" => out.push(("kube_stateful_set", name.to_owned())),
-            "DaemonSet" => out.push(("kube_daemon_set", name.to_owned())),
+            "StatefulSet" => out.push((Tag::KubeStatefulSet, name.to_owned())),
+            "DaemonSet" => out.push((Tag::KubeDaemonSet, name.to_owned())),
             "Job" => {
-                out.push(("kube_job", name.to_owned()));
+                out.push((Tag::KubeJob, name.to_owned()));
                 if let Some(cron) = cronjob_of(name) {
-                    out.push(("kube_cronjob", cron.to_owned()));
+                    out.push((Tag::KubeCronjob, cron.to_owned()));
                 }
             }
             _ => {}
@@ -288,9 +419,9 @@ fn workload_tags(meta: &KubeMeta<'_>) -> Vec<(&'static str, String)> {
         .label("batch.kubernetes.io/job-name")
         .or_else(|| meta.label("job-name"))
     {
-        out.push(("kube_job", job.to_owned()));
+        out.push((Tag::KubeJob, job.to_owned()));
         if let Some(cron) = cronjob_of(job) {
-            out.push(("kube_cronjob", cron.to_owned()));
+            out.push((Tag::KubeCronjob, cron.to_owned()));
         }
         return out;
     }
@@ -299,7 +430,7 @@ fn workload_tags(meta: &KubeMeta<'_>) -> Vec<(&'static str, String)> {
         && !ordinal.is_empty()
         && ordinal.bytes().all(|b| b.is_ascii_digit())
     {
-        out.push(("kube_stateful_set", set.to_owned()));
+        out.push((Tag::KubeStatefulSet, set.to_owned()));
         return out;
     }
     // Deployment pods are named <deployment>-<pod-template-hash>-<5 random chars>.
@@ -309,8 +440,8 @@ fn workload_tags(meta: &KubeMeta<'_>) -> Vec<(&'static str, String)> {
         && !dep.is_empty()
         && (meta.label("pod-template-hash") == Some(hash) || is_k8s_suffix(hash, 6, 10))
     {
-        out.push(("kube_replica_set", rs.to_owned()));
-        out.push(("kube_deployment", dep.to_owned()));
+        out.push((Tag::KubeReplicaSet, rs.to_owned()));
+        out.push((Tag::KubeDeployment, dep.to_owned()));
     }
     out
 }
@@ -462,6 +593,97 @@ mod tests {
                 "{image}"
             );
         }
+    }
+
+    #[test]
+    fn table_rows_follow_the_tag_enum_and_names_are_unique() {
+        let mut names = std::collections::HashSet::new();
+        for (i, def) in TABLE.iter().enumerate() {
+            assert_eq!(def.tag as usize, i, "{} is out of place", def.name);
+            assert!(names.insert(def.name), "{} is listed twice", def.name);
+            assert!(!def.doc.is_empty(), "{} has no doc", def.name);
+        }
+    }
+
+    /// A `kubernetes` map with every field, every label the table reads and an owner of every
+    /// kind the transform knows, so every built-in tag has a value.
+    fn fully_populated() -> String {
+        let mut map = serde_json::Map::new();
+        for field in KubeField::ALL {
+            map.insert(
+                field.name().into(),
+                format!("{}-value", field.name()).into(),
+            );
+        }
+        map.insert(
+            KubeField::ContainerImage.name().into(),
+            "registry.example:5000/team/web:1.4.2@sha256:abc".into(),
+        );
+        let mut labels = serde_json::Map::new();
+        labels.insert("pod-template-hash".into(), "7d4b9c8f6d".into());
+        labels.insert("team".into(), "payments".into());
+        for def in &TABLE {
+            if let Origin::Label(key) = def.origin {
+                labels.insert(key.into(), format!("{}-value", def.name).into());
+            }
+        }
+        map.insert("labels".into(), labels.into());
+        map.insert(
+            "ownerReferences".into(),
+            serde_json::json!([
+                {"kind": "ReplicaSet", "name": "web-7d4b9c8f6d"},
+                {"kind": "StatefulSet", "name": "db"},
+                {"kind": "DaemonSet", "name": "agent"},
+                {"kind": "Job", "name": "nightly-29012345"},
+            ]),
+        );
+        serde_json::Value::Object(map).to_string()
+    }
+
+    fn derived_names(rules: &TagRules) -> Vec<String> {
+        tags(&fully_populated(), rules)
+            .pairs
+            .into_iter()
+            .map(|(k, _)| k)
+            .collect()
+    }
+
+    #[test]
+    fn derive_emits_exactly_the_tags_of_the_table() {
+        let rules = TagRules::default();
+        let derived = derived_names(&rules);
+        let table: Vec<&str> = TABLE.iter().map(|d| d.name).collect();
+        let mut sorted_derived: Vec<&str> = derived.iter().map(String::as_str).collect();
+        sorted_derived.sort_unstable();
+        let mut sorted_table = table.clone();
+        sorted_table.sort_unstable();
+        assert_eq!(sorted_derived, sorted_table, "derive and TABLE disagree");
+        // With owners in table order, derive emits the table's order too.
+        assert_eq!(derived, table);
+        assert_eq!(rules.tag_names(), table);
+    }
+
+    #[test]
+    fn derive_emits_exactly_the_tag_names_of_the_rules() {
+        let rules = TagRules {
+            tag_map: TagMapping::parse_overrides(
+                "kubernetes.docker_id=,kubernetes.pod_name=pod,kubernetes.labels.team=team,\
+                 kubernetes.host=node",
+            )
+            .unwrap(),
+            extra_tags: vec![
+                ("cluster".into(), "prod-eu".into()),
+                ("env".into(), "shadowed".into()),
+            ],
+        };
+        let mut derived = derived_names(&rules);
+        let mut listed: Vec<String> = rules.tag_names().into_iter().map(str::to_owned).collect();
+        assert!(
+            listed.contains(&"node".to_owned()) && !listed.contains(&"container_id".to_owned())
+        );
+        derived.sort_unstable();
+        listed.sort_unstable();
+        assert_eq!(derived, listed);
     }
 
     #[test]

@@ -1,6 +1,8 @@
 //! The transform through its library and its real binary, one test binary.
 //!
 //! - `datadog_limit`: at the worst density, no Datadog request over the intake's event limit.
+//! - `datadog_pipeline`: the generated Datadog log pipeline against the logs the renderer
+//!   writes; the committed `lambda-transform/datadog/` files kept in sync.
 //! - `fixtures`: the fixture invocations of every input kind, per destination.
 //! - `hostile`: the hostile-input corpus, through `handle` and the binary.
 //! - `idempotence`: the transform's own output (a redrive) passes through unchanged.
@@ -12,6 +14,7 @@
 
 mod common;
 mod datadog_limit;
+mod datadog_pipeline;
 mod fixtures;
 mod hostile;
 mod idempotence;
