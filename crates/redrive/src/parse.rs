@@ -211,7 +211,9 @@ struct Wire {
     attempt_ending_timestamp: Option<Value>,
     #[serde(default)]
     raw_data: Option<String>,
-    #[serde(default)]
+    // One public capture spells it `lambdaARN`; the `Lambda.` error code identifies a
+    // transform failure either way.
+    #[serde(default, alias = "lambdaARN")]
     lambda_arn: Option<String>,
     #[serde(default)]
     es_document_id: Option<String>,

@@ -284,9 +284,19 @@ impl Summary {
     }
 }
 
-/// `data` as printable text for a sample: UTF-8 lossy, control characters escaped, cut.
+/// `data` as printable text for a sample: a gzip record's first bytes inflated (the
+/// transform's Datadog output is always gzip, and compressed bytes tell an operator nothing),
+/// UTF-8 lossy, control characters escaped, cut.
 pub fn sample(data: &[u8]) -> String {
-    let cut = &data[..data.len().min(SAMPLE_BYTES)];
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    let inflated = firetail_wire::gzip::is_gzip(data)
+        && flate2::read::MultiGzDecoder::new(data)
+            .take(SAMPLE_BYTES as u64 + 1)
+            .read_to_end(&mut head)
+            .is_ok();
+    let text = if inflated { &head[..] } else { data };
+    let cut = &text[..text.len().min(SAMPLE_BYTES)];
     let mut s = String::with_capacity(cut.len());
     for c in String::from_utf8_lossy(cut).chars() {
         match c {
@@ -297,7 +307,7 @@ pub fn sample(data: &[u8]) -> String {
             c => s.push(c),
         }
     }
-    if data.len() > SAMPLE_BYTES {
+    if text.len() > SAMPLE_BYTES {
         s.push_str("...");
     }
     s
@@ -422,5 +432,13 @@ mod tests {
         assert_eq!(sample(b"a\nb\"\x01\xff"), "a\\nb\"\\u{1}\u{fffd}");
         let long = vec![b'x'; SAMPLE_BYTES + 1];
         assert!(sample(&long).ends_with("x..."));
+        let gz = firetail_wire::gzip::gzip(&long, flate2::Compression::fast());
+        assert_eq!(sample(&gz), sample(&long), "gzip is shown inflated");
+        let short = firetail_wire::gzip::gzip(b"{\"m\":1}\n", flate2::Compression::fast());
+        assert_eq!(sample(&short), "{\"m\":1}\\n");
+        assert!(
+            sample(&gz[..12]).starts_with("\\u{1f}"),
+            "broken gzip is shown as it is"
+        );
     }
 }
