@@ -182,11 +182,9 @@ fn window(
         let oldest = inspection.oldest().unwrap_or(cutoff);
         return Verdict::TooOld(format!(
             "{old} of {total} events older than {hours} h (oldest {}, {:.1} h ago): Datadog \
-             drops logs older than 18 h; redrive with --restamp to send them with the time of \
-             the redrive (the original kept in {})",
+             would drop them; --restamp sends them stamped now",
             format_rfc3339_ms(oldest),
             (now_ms - oldest) as f64 / HOUR_MS as f64,
-            age::ORIGINAL_TIMESTAMP
         ));
     }
     let (mut data, changed) = match age::restamp(payload, inspection, cutoff, now_ms) {
