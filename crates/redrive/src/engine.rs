@@ -1257,7 +1257,7 @@ mod tests {
 
         assert_eq!(
             accepted(&firehose),
-            [young.clone()],
+            [young],
             "only the clean object is sent"
         );
         assert_eq!(summary.records_origin_unclear, 3 + 1 + 1);

@@ -51,6 +51,14 @@ struct Backup {
     events: Vec<String>,
 }
 
+/// `count` lines read at `read_ms`, `per` events to a record.
+struct Group {
+    count: usize,
+    per: usize,
+    read_ms: i64,
+    old: bool,
+}
+
 /// Numbered lines.
 fn take(seq: &mut usize, n: usize, what: &str) -> Vec<String> {
     (0..n)
@@ -80,29 +88,49 @@ async fn upload(moto: &MotoServer, now: i64) -> Backup {
         records: Vec::new(),
         events: Vec::new(),
     };
-    // (key, [(lines, per record, read time, old)], delivery or processing)
-    let plans: [(&str, Vec<(usize, usize, i64, bool)>, bool); 3] = [
-        (backup.young_key.as_str(), vec![(6, 3, young, false)], true),
+    let group = |count, per, read_ms, old| Group {
+        count,
+        per,
+        read_ms,
+        old,
+    };
+    // (key, groups of records, delivery failures or transform failures)
+    let plans = [
+        (
+            backup.young_key.as_str(),
+            vec![group(6, 3, young, false)],
+            true,
+        ),
         (
             backup.mixed_key.as_str(),
             vec![
-                (3, 3, young, false),
-                (6, 3, old, true),
-                (1, 1, old, true),
-                (2, 2, young, false),
+                group(3, 3, young, false),
+                group(6, 3, old, true),
+                group(1, 1, old, true),
+                group(2, 2, young, false),
             ],
             true,
         ),
         (
             backup.original_key.as_str(),
-            vec![(2, 1, old, true), (1, 1, young, false), (3, 3, old, true)],
+            vec![
+                group(2, 1, old, true),
+                group(1, 1, young, false),
+                group(3, 3, old, true),
+            ],
             false,
         ),
     ];
     let s3 = moto.s3_client();
     for (key, groups, delivery) in plans {
         let mut lines = Vec::new();
-        for (count, per, read_ms, is_old) in groups {
+        for Group {
+            count,
+            per,
+            read_ms,
+            old: is_old,
+        } in groups
+        {
             let texts = take(&mut seq, count, if is_old { "old" } else { "young" });
             events.extend(texts.iter().cloned());
             let mut datas = packed(&texts, per, read_ms);
