@@ -478,6 +478,10 @@ mod tests {
         assert_eq!(events, 1);
         assert!(is_gzip(&data), "gzip stays gzip");
         let inflated = maybe_gunzip(&data, 1 << 20).unwrap();
+        assert!(
+            inflated.starts_with(firetail_wire::output::MARKER_PREFIX),
+            "marker first"
+        );
         assert_eq!(
             age::inspect(&inflated).unwrap().times,
             [Some(YOUNG), Some(NOW)]

@@ -12,6 +12,7 @@ use firetail_redrive::report::ProblemKind;
 use firetail_redrive::{AfterDone, RedriveConfig, Summary, redrive};
 use firetail_testkit::MotoServer;
 use firetail_wire::Destination;
+use firetail_wire::output::MARKER_PREFIX;
 use firetail_wire::output::datadog::ORIGINAL_TIMESTAMP;
 use firetail_wire::time::parse_rfc3339_ms;
 use serde_json::Value;
@@ -184,6 +185,24 @@ fn text_of(event: &Value) -> String {
         .to_owned()
 }
 
+/// The inflated text of every gzip member in a moto object (plain records between them are
+/// skipped).
+fn gzip_members(mut bytes: &[u8]) -> Vec<Vec<u8>> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    while let Some(at) = bytes
+        .windows(2)
+        .position(|w| w == firetail_wire::gzip::GZIP_MAGIC)
+    {
+        let mut member = flate2::bufread::GzDecoder::new(&bytes[at..]);
+        let mut text = Vec::new();
+        member.read_to_end(&mut text).unwrap();
+        bytes = member.into_inner();
+        out.push(text);
+    }
+    out
+}
+
 /// `event` without the members a re-stamp may change.
 fn unstamped(event: &Value) -> Value {
     let mut e = event.clone();
@@ -318,6 +337,24 @@ async fn old_records_stay_until_restamped_and_every_event_arrives_once() {
         for e in v["logEvents"].as_array().into_iter().flatten() {
             let log: Value = serde_json::from_str(e["message"].as_str().unwrap()).unwrap();
             assert_eq!(e["timestamp"], log["timestamp"], "{e}");
+        }
+    }
+    // The transform's marker stays first in every envelope and every log it carried, so the
+    // transform passes the re-stamped record through as its own output.
+    let marked = |bytes: &[u8]| bytes.starts_with(MARKER_PREFIX);
+    let sent_marked: Vec<Vec<u8>> = gzip_members(&delivered(&moto, DEST).await)
+        .into_iter()
+        .filter(|m| marked(m))
+        .collect();
+    let backed_up = backup
+        .records
+        .iter()
+        .filter(|r| marked(&firetail_testkit::records::inflate(&r.data).unwrap()))
+        .count();
+    assert_eq!(sent_marked.len(), backed_up);
+    for member in &sent_marked {
+        for e in values_in(member)[0]["logEvents"].as_array().unwrap() {
+            assert!(marked(e["message"].as_str().unwrap().as_bytes()), "{e}");
         }
     }
 
