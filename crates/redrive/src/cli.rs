@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser as _};
 use clap::{Parser, ValueEnum};
 use firetail_firehose::{Backoff, ClientSettings, RetryPolicy};
+use firetail_redrive::age::{DATADOG_MAX_AGE_MS, DEFAULT_MAX_EVENT_AGE_HOURS, HOUR_MS};
 use firetail_redrive::engine::REDRIVEN_PREFIX;
 use firetail_redrive::verdict::Filter;
 use firetail_redrive::{AfterDone, DEFAULT_RETRY_ATTEMPTS, RedriveConfig, S3Settings};
@@ -29,8 +30,9 @@ pub struct RedriveArgs {
     #[arg(long, env = "FIRETAIL_REDRIVE_BUCKET")]
     pub bucket: String,
 
-    /// Key prefix to redrive, e.g. `firehose/processing-failed/` or
-    /// `firehose/http-endpoint-failed/2026/11/`. Keys under `redriven/` are never read.
+    /// Key prefix to redrive: `failed/` for everything a stack from template.yaml writes (its
+    /// output `FailedRecordPrefix`), or a part of it, e.g. `failed/datadog-errors/`. Keys
+    /// under `redriven/` are never read.
     #[arg(long, env = "FIRETAIL_REDRIVE_PREFIX", default_value = "")]
     pub prefix: String,
 
@@ -89,9 +91,27 @@ pub struct RedriveArgs {
 
     /// What the stream delivers to. With `opensearch`, packed records (several events) are
     /// reported instead of sent, because the transform fails them for OpenSearch every time.
-    /// Leave it out when unsure: only the rules that hold for every destination apply.
+    /// With `datadog`, records with an event older than `--max-event-age-hours` are left and
+    /// reported (Datadog drops logs older than 18 h after accepting them), or re-stamped with
+    /// `--restamp`. Leave it out when unsure: only the rules that hold for every destination
+    /// apply (and the Datadog window to the transform's Datadog output).
     #[arg(long, env = "FIRETAIL_REDRIVE_DESTINATION", value_parser = destination_parser())]
     pub destination: Option<Destination>,
+
+    /// For Datadog: an event older than this many hours is not sent as it is (1 to 17; Datadog
+    /// drops logs older than 18 h, and Firehose may buffer and retry a while after accepting).
+    #[arg(
+        long,
+        env = "FIRETAIL_REDRIVE_MAX_EVENT_AGE_HOURS",
+        default_value_t = DEFAULT_MAX_EVENT_AGE_HOURS
+    )]
+    pub max_event_age_hours: u64,
+
+    /// For Datadog (needs `--destination datadog`): send records with events older than
+    /// `--max-event-age-hours` with those events' time set to now, the original kept in the
+    /// attribute `firetail_original_timestamp` (epoch ms), instead of leaving them.
+    #[arg(long, env = "FIRETAIL_REDRIVE_RESTAMP")]
+    pub restamp: bool,
 
     /// Also resend documents OpenSearch rejected with a 4xx (do it after fixing the mapping).
     #[arg(long, env = "FIRETAIL_REDRIVE_RESEND_REJECTED")]
@@ -223,6 +243,14 @@ impl RedriveArgs {
         redrive.filter = self.filter()?;
         redrive.rules.destination = self.destination;
         redrive.rules.resend_rejected = self.resend_rejected;
+        redrive.rules.max_event_age_ms = self.max_event_age()?;
+        if self.restamp && self.destination != Some(Destination::Datadog) {
+            return Err(invalid(
+                "--restamp",
+                "only for a Datadog stream: add --destination datadog",
+            ));
+        }
+        redrive.rules.restamp = self.restamp;
         redrive.dry_run = self.dry_run;
         redrive.after = self.after();
         redrive.max_objects = self.max_objects;
@@ -277,6 +305,20 @@ impl RedriveArgs {
             until_ms,
             error_codes: self.error_codes.iter().cloned().collect(),
         })
+    }
+
+    fn max_event_age(&self) -> Result<i64, CliError> {
+        let limit = DATADOG_MAX_AGE_MS / HOUR_MS;
+        match i64::try_from(self.max_event_age_hours) {
+            Ok(h) if (1..limit).contains(&h) => Ok(h * HOUR_MS),
+            _ => Err(invalid(
+                "--max-event-age-hours",
+                format!(
+                    "must be 1 to {} (below Datadog's {limit}-hour limit)",
+                    limit - 1
+                ),
+            )),
+        }
     }
 
     fn retry(&self) -> Result<RetryPolicy, CliError> {
@@ -411,6 +453,8 @@ mod tests {
         );
         assert_eq!(c.after, AfterDone::Nothing);
         assert_eq!(c.rules.destination, None);
+        assert_eq!(c.rules.max_event_age_ms, 17 * 3_600_000);
+        assert!(!c.rules.restamp);
         assert_eq!(c.retry, firetail_redrive::default_retry());
         assert_eq!(c.state_dir, PathBuf::from(".firetail-redrive"));
         assert!(!settings.s3.force_path_style);
@@ -427,10 +471,17 @@ mod tests {
             "2025-11-29T10:00:00Z",
             "--progress",
             "never",
+            "--destination",
+            "datadog",
+            "--restamp",
+            "--max-event-age-hours",
+            "12",
         ])
         .unwrap()
         .into_config()
         .unwrap();
+        assert!(settings.redrive.rules.restamp);
+        assert_eq!(settings.redrive.rules.max_event_age_ms, 12 * 3_600_000);
         let expected = RetryPolicy::bounded(
             Backoff {
                 base: Duration::from_millis(10),
@@ -446,7 +497,11 @@ mod tests {
 
     #[test]
     fn every_flag_is_validated() {
-        let cases: [(&[&str], &str); 8] = [
+        let cases: [(&[&str], &str); 12] = [
+            (&["--max-event-age-hours", "0"], "--max-event-age-hours"),
+            (&["--max-event-age-hours", "18"], "--max-event-age-hours"),
+            (&["--restamp"], "--restamp"),
+            (&["--restamp", "--destination", "s3"], "--restamp"),
             (&["--retry-base-ms", "0"], "--retry-base-ms"),
             (
                 &["--retry-base-ms", "500", "--retry-max-ms", "100"],

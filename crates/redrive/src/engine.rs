@@ -26,7 +26,7 @@ use firetail_wire::limits::FIREHOSE_MAX_RECORD_BYTES;
 use indicatif::{ProgressBar, ProgressStyle};
 use tokio::sync::watch;
 
-use crate::parse::{lines, parse_line};
+use crate::parse::{ErrorRecord, KeyType, LineError, Origin, key_error_type, lines, parse_line};
 use crate::report::{ProblemKind, Summary, sample};
 use crate::s3::{Listed, ObjectStore, StoreError};
 use crate::state::{self, ObjectProgress, State, StateError, line_hash};
@@ -114,11 +114,7 @@ impl RedriveConfig {
             prefix: String::new(),
             stream: stream.to_owned(),
             filter: Filter::default(),
-            rules: Rules {
-                destination: None,
-                resend_rejected: false,
-                max_record_bytes: FIREHOSE_MAX_RECORD_BYTES,
-            },
+            rules: Rules::new(FIREHOSE_MAX_RECORD_BYTES),
             dry_run: false,
             after: AfterDone::Nothing,
             max_objects: None,
@@ -504,14 +500,34 @@ impl<S: ObjectStore, C: FirehoseClient> Run<'_, S, C> {
 
     /// Judges every line not acknowledged before.
     fn classify(&mut self, key: &str, body: &[u8], progress: &ObjectProgress) -> Plan {
+        let now = now_ms();
+        let parsed: Vec<(u64, u64, Result<ErrorRecord, LineError>)> = lines(body)
+            .map(|(n, line)| (n, line_hash(line), parse_line(line)))
+            .collect();
+        let unclear = self.origin_unclear(key, &parsed);
         let mut plan = Plan::default();
-        for (n, line) in lines(body) {
-            let hash = line_hash(line);
+        for (n, hash, parsed) in parsed {
             if progress.was_sent(n, hash) {
                 self.summary.records_already_sent += 1;
                 continue;
             }
-            match self.judge(key, n, line) {
+            let record = match parsed {
+                Ok(r) => r,
+                Err(e) => {
+                    self.summary.malformed_lines += 1;
+                    self.summary
+                        .problem(key, Some(n), ProblemKind::Malformed, e.to_string());
+                    plan.held_back = true;
+                    continue;
+                }
+            };
+            if unclear {
+                // Reported with the object; none of its records is sent.
+                self.summary.records_origin_unclear += 1;
+                plan.held_back = true;
+                continue;
+            }
+            match self.judge(key, n, record, now) {
                 Some(data) => plan
                     .to_send
                     .push(Record::single(Bytes::from(data), (n, hash))),
@@ -521,45 +537,144 @@ impl<S: ObjectStore, C: FirehoseClient> Run<'_, S, C> {
         plan
     }
 
-    /// One line: its record's data when it is to be sent; counted and reported either way.
-    fn judge(&mut self, key: &str, n: u64, line: &[u8]) -> Option<Vec<u8>> {
-        let c = self.config;
-        let record = match parse_line(line) {
-            Ok(r) => r,
-            Err(e) => {
-                self.summary.malformed_lines += 1;
-                self.summary
-                    .problem(key, Some(n), ProblemKind::Malformed, e.to_string());
-                return None;
+    /// Whether the object's key and its records disagree about where the records come from
+    /// (Firehose writes one error output type per object, so either means the object is not
+    /// what it seems); reports it per object and per line.
+    fn origin_unclear(
+        &mut self,
+        key: &str,
+        parsed: &[(u64, u64, Result<ErrorRecord, LineError>)],
+    ) -> bool {
+        let origins: Vec<(u64, Origin)> = parsed
+            .iter()
+            .filter_map(|(n, _, r)| r.as_ref().ok().map(|r| (*n, r.origin)))
+            .collect();
+        let expected = match key_error_type(key) {
+            KeyType::Known(t) => {
+                let wrong: Vec<&(u64, Origin)> =
+                    origins.iter().filter(|(_, o)| *o != t.origin()).collect();
+                if wrong.is_empty() {
+                    return false;
+                }
+                for (n, origin) in &wrong {
+                    let detail = format!(
+                        "the record's fields make it {}, but the key says {}",
+                        origin.name(),
+                        t.as_str()
+                    );
+                    self.summary
+                        .problem(key, Some(*n), ProblemKind::Origin, detail);
+                }
+                let detail = format!(
+                    "{} of {} records are not {} as the key says; nothing in this object is sent",
+                    wrong.len(),
+                    origins.len(),
+                    t.as_str()
+                );
+                self.summary.problem(key, None, ProblemKind::Origin, detail);
+                return true;
             }
+            KeyType::Unknown(segment) => {
+                let detail = format!(
+                    "{segment:?} in the key is not an error output type Firehose writes \
+                     (processing-failed, http-endpoint-failed, AmazonOpenSearchService-failed, \
+                     splunk-failed, format-conversion-failed); nothing in this object is sent"
+                );
+                self.summary.problem(key, None, ProblemKind::Origin, detail);
+                return true;
+            }
+            KeyType::Conflicting(a, b) => {
+                let detail = format!(
+                    "the key names two error output types, {} and {}; nothing in this object \
+                     is sent",
+                    a.as_str(),
+                    b.as_str()
+                );
+                self.summary.problem(key, None, ProblemKind::Origin, detail);
+                return true;
+            }
+            KeyType::Untyped => most_common(&origins),
         };
-        let decision = verdict(&record, &c.filter, &c.rules);
+        let Some(expected) = expected else {
+            return false;
+        };
+        let wrong: Vec<&(u64, Origin)> = origins.iter().filter(|(_, o)| *o != expected).collect();
+        if wrong.is_empty() {
+            return false;
+        }
+        for (n, origin) in &wrong {
+            let detail = format!(
+                "the record is {}, but most records of this object are {}",
+                origin.name(),
+                expected.name()
+            );
+            self.summary
+                .problem(key, Some(*n), ProblemKind::Origin, detail);
+        }
+        let detail = format!(
+            "records of several origins in one object ({} of {} are not {}); nothing in this \
+             object is sent",
+            wrong.len(),
+            origins.len(),
+            expected.name()
+        );
+        self.summary.problem(key, None, ProblemKind::Origin, detail);
+        true
+    }
+
+    /// One record: its data when it is to be sent; counted and reported either way.
+    fn judge(&mut self, key: &str, n: u64, record: ErrorRecord, now: i64) -> Option<Vec<u8>> {
+        let c = self.config;
+        let decision = verdict(&record, &c.filter, &c.rules, now);
         let code = self
             .summary
             .by_error_code
             .entry(record.error_code.clone())
             .or_default();
         code.records += 1;
-        match decision {
+        let (kind, why) = match decision {
             Verdict::Send => {
                 code.sendable += 1;
                 if c.dry_run && code.sample.is_none() {
                     code.sample = Some(sample(&record.data));
                 }
-                Some(record.data)
+                return Some(record.data);
+            }
+            Verdict::Restamp { data, events } => {
+                code.sendable += 1;
+                code.restamped += 1;
+                if c.dry_run && code.sample.is_none() {
+                    code.sample = Some(sample(&record.data));
+                }
+                self.summary.records_restamped += 1;
+                self.summary.events_restamped += events as u64;
+                return Some(data);
             }
             Verdict::Filtered => {
                 self.summary.records_filtered += 1;
-                None
+                return None;
             }
             Verdict::WillFailAgain(why) => {
                 self.summary.records_will_fail_again += 1;
-                let detail = format!("errorCode {:?}: {why}", record.error_code);
-                self.summary
-                    .problem(key, Some(n), ProblemKind::WillFailAgain, detail);
-                None
+                (ProblemKind::WillFailAgain, why)
             }
-        }
+            Verdict::TooOld(why) => {
+                code.too_old += 1;
+                self.summary.records_too_old += 1;
+                (ProblemKind::TooOld, why)
+            }
+            Verdict::NoEventTime(why) => {
+                self.summary.records_no_event_time += 1;
+                (ProblemKind::NoEventTime, why)
+            }
+            Verdict::Corrupt(why) => {
+                self.summary.records_corrupt += 1;
+                (ProblemKind::Corrupt, why)
+            }
+        };
+        let detail = format!("errorCode {:?}: {why}", record.error_code);
+        self.summary.problem(key, Some(n), kind, detail);
+        None
     }
 
     fn count_dry_run(&mut self, plan: &Plan) {
@@ -710,6 +825,26 @@ impl<S: ObjectStore, C: FirehoseClient> Run<'_, S, C> {
             AfterDone::Delete => self.store.delete(bucket, key).await,
         }
     }
+}
+
+/// The origin most records have (the first seen among equals), `None` without records.
+fn most_common(origins: &[(u64, Origin)]) -> Option<Origin> {
+    let mut counts: Vec<(Origin, usize)> = Vec::new();
+    for (_, o) in origins {
+        match counts.iter_mut().find(|(c, _)| c == o) {
+            Some((_, n)) => *n += 1,
+            None => counts.push((*o, 1)),
+        }
+    }
+    let best = counts.iter().map(|(_, n)| *n).max()?;
+    counts.into_iter().find(|(_, n)| *n == best).map(|(o, _)| o)
+}
+
+/// Milliseconds since the Unix epoch, now: the clock Datadog's window is measured against.
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
 }
 
 /// The ETag to pin a read or copy to, when the listing gave one.
@@ -1015,6 +1150,173 @@ mod tests {
             .unwrap();
         assert_eq!(summary.objects_listed, 5);
         assert_eq!(summary.records_sent, 5);
+    }
+
+    /// An http-endpoint-failed error line carrying `data`.
+    fn delivery_line(data: &[u8]) -> String {
+        serde_json::json!({
+            "attemptsMade": 2,
+            "arrivalTimestamp": 1_764_410_400_000_i64,
+            "errorCode": "HttpEndpoint.DestinationException",
+            "errorMessage": "503",
+            "attemptEndingTimestamp": 1_764_410_700_000_i64,
+            "rawData": base64::engine::general_purpose::STANDARD.encode(data),
+            "subsequenceNumber": 0,
+            "dataId": "1",
+        })
+        .to_string()
+    }
+
+    /// A sidecar event read at `ms`.
+    fn event_at(ms: i64) -> String {
+        format!(
+            r#"{{"time":"{}","stream":"file","log":"x","file":"/f"}}"#,
+            firetail_wire::time::format_rfc3339_ms(ms)
+        )
+    }
+
+    fn datadog(state: &Path) -> RedriveConfig {
+        let mut cfg = config(state, 8);
+        cfg.rules.destination = Some(firetail_wire::Destination::Datadog);
+        cfg.after = AfterDone::Delete;
+        cfg
+    }
+
+    #[tokio::test]
+    async fn too_old_records_keep_their_object_and_are_counted_per_code() {
+        let now = now_ms();
+        let (old, young) = (event_at(now - 20 * 3_600_000), event_at(now - 3_600_000));
+        let store = MemoryStore::new();
+        store.put(
+            BUCKET,
+            "failed/processing-failed/a",
+            object(&[&young, &old]),
+        );
+        store.put(BUCKET, "failed/processing-failed/b", object(&[&young]));
+        let state = tempfile::tempdir().unwrap();
+        let cfg = datadog(state.path());
+        let firehose = Scripted::accepting();
+        let summary = redrive(&cfg, &store, &firehose, never()).await.unwrap();
+
+        assert_eq!(accepted(&firehose), [young.clone(), young.clone()]);
+        assert_eq!((summary.records_too_old, summary.records_sent), (1, 2));
+        assert_eq!(summary.by_error_code["Lambda.FunctionError"].too_old, 1);
+        assert_eq!(
+            store.keys(BUCKET),
+            ["failed/processing-failed/a"],
+            "a holds a record not delivered"
+        );
+        let p = &summary.problems[0];
+        assert_eq!(
+            (p.key.as_str(), p.line, p.kind),
+            ("failed/processing-failed/a", Some(2), ProblemKind::TooOld)
+        );
+        assert!(summary.left_behind());
+
+        // With --restamp the old record goes out with the redrive's time, and the object is done.
+        let mut restamp = cfg.clone();
+        restamp.rules.restamp = true;
+        let firehose = Scripted::accepting();
+        let again = redrive(&restamp, &store, &firehose, never()).await.unwrap();
+        let sent = accepted(&firehose);
+        assert_eq!(sent.len(), 1, "only the old record is left to send");
+        let v: serde_json::Value = serde_json::from_str(&sent[0]).unwrap();
+        let sent_ms = firetail_wire::time::parse_rfc3339_ms(v["time"].as_str().unwrap()).unwrap();
+        assert!(sent_ms >= now, "re-stamped");
+        assert_eq!(v[crate::age::ORIGINAL_TIMESTAMP], now - 20 * 3_600_000);
+        assert_eq!((again.records_restamped, again.events_restamped), (1, 1));
+        assert!(store.keys(BUCKET).is_empty());
+        assert!(!again.left_behind(), "{again:#?}");
+    }
+
+    #[tokio::test]
+    async fn objects_of_mixed_or_unknown_origin_are_left_whole() {
+        let now = now_ms();
+        let young = event_at(now - 3_600_000);
+        let store = MemoryStore::new();
+        // A delivery failure among transform failures, under a key that names neither.
+        let mixed = format!(
+            "{}\n{}\n{}\n",
+            line(&young),
+            delivery_line(young.as_bytes()),
+            line(&young)
+        );
+        store.put(BUCKET, "failed/datadog-errors/2026/mixed", mixed);
+        // The key says processing-failed, the record is a delivery failure.
+        store.put(
+            BUCKET,
+            "failed/processing-failed/wrong",
+            delivery_line(young.as_bytes()) + "\n",
+        );
+        store.put(BUCKET, "failed/datadog/bogus-failed/u", object(&[&young]));
+        store.put(BUCKET, "failed/datadog-errors/2026/fine", object(&[&young]));
+        let state = tempfile::tempdir().unwrap();
+        let cfg = datadog(state.path());
+        let firehose = Scripted::accepting();
+        let summary = redrive(&cfg, &store, &firehose, never()).await.unwrap();
+
+        assert_eq!(
+            accepted(&firehose),
+            [young],
+            "only the clean object is sent"
+        );
+        assert_eq!(summary.records_origin_unclear, 3 + 1 + 1);
+        assert_eq!(
+            store.keys(BUCKET),
+            [
+                "failed/datadog-errors/2026/mixed",
+                "failed/datadog/bogus-failed/u",
+                "failed/processing-failed/wrong"
+            ]
+        );
+        let origin: Vec<(&str, Option<u64>)> = summary
+            .problems
+            .iter()
+            .filter(|p| p.kind == ProblemKind::Origin)
+            .map(|p| (p.key.as_str(), p.line))
+            .collect();
+        assert_eq!(
+            origin,
+            [
+                ("failed/datadog-errors/2026/mixed", Some(2)),
+                ("failed/datadog-errors/2026/mixed", None),
+                ("failed/datadog/bogus-failed/u", None),
+                ("failed/processing-failed/wrong", Some(1)),
+                ("failed/processing-failed/wrong", None),
+            ]
+        );
+        assert!(
+            summary
+                .problems
+                .iter()
+                .any(|p| p.detail.contains("\"bogus-failed\" in the key"))
+        );
+        assert!(summary.left_behind());
+    }
+
+    #[tokio::test]
+    async fn a_truncated_gzip_object_is_reported_and_kept() {
+        let store = MemoryStore::new();
+        let gz = firetail_wire::gzip::gzip(
+            object(&["r0", "r1"]).as_bytes(),
+            flate2::Compression::fast(),
+        );
+        store.put(
+            BUCKET,
+            "failed/processing-failed/cut.gz",
+            gz[..gz.len() - 9].to_vec(),
+        );
+        let state = tempfile::tempdir().unwrap();
+        let mut cfg = config(state.path(), 8);
+        cfg.after = AfterDone::Delete;
+        let firehose = Scripted::accepting();
+        let summary = redrive(&cfg, &store, &firehose, never()).await.unwrap();
+        assert!(firehose.calls().is_empty());
+        assert_eq!(summary.objects_left, 1);
+        let p = &summary.problems[0];
+        assert_eq!((p.kind, p.line), (ProblemKind::Object, None));
+        assert!(p.detail.contains("corrupt or truncated"), "{}", p.detail);
+        assert_eq!(store.keys(BUCKET), ["failed/processing-failed/cut.gz"]);
     }
 
     #[test]

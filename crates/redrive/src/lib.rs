@@ -7,7 +7,10 @@
 //! - [`s3`]: [`ObjectStore`], the S3 boundary (list, get at an ETag, tags, copy, delete), its
 //!   SDK implementation [`SdkStore`], and an in-memory bucket (feature `test-util`).
 //! - [`parse`]: the error-record line formats Firehose writes (pure).
-//! - [`verdict`]: send, filter out, or report as "will fail again" (pure).
+//! - [`age`]: each record's event times, and re-stamping the old ones, for Datadog's
+//!   18-hour window (pure).
+//! - [`verdict`]: send (as it is or re-stamped), filter out, or report: would fail again, too
+//!   old for Datadog, no event time, corrupt (pure).
 //! - [`engine`]: the I/O shell: list and read objects, classify their lines, send through
 //!   [`firetail_firehose::deliver`] (the shared batching, partial-failure resends and bounded
 //!   retries), record progress, mark finished objects.
@@ -17,6 +20,7 @@
 //! The binary's flags (`src/cli.rs`, clap) become a [`RedriveConfig`]; this library takes
 //! only typed values.
 
+pub mod age;
 pub mod engine;
 pub mod parse;
 pub mod report;

@@ -3,14 +3,22 @@
 //!
 //! Shapes read here (field names as Firehose writes them):
 //! - transform failures (`processing-failed/`): `attemptsMade`, `arrivalTimestamp`,
-//!   `errorCode`, `errorMessage`, `attemptEndingTimestamp`, `rawData`, `lambdaArn`.
+//!   `errorCode`, `errorMessage`, `attemptEndingTimestamp`, `rawData`, `lambdaArn`. `rawData`
+//!   is the record as it was put into the stream (the sidecar's or Fluent Bit's record).
 //!   <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation-failure-handling.html>
 //! - OpenSearch documents it could not index (`AmazonOpenSearchService-failed/`): the same
 //!   fields plus `subsequenceNumber`, `esDocumentId`, `esIndexName`, `esTypeName`; `errorCode`
-//!   is the HTTP status as a string.
+//!   is the HTTP status as a string. `rawData` is the document as Firehose sent it: the
+//!   transform's output.
 //!   <https://docs.aws.amazon.com/firehose/latest/dev/retry.html>
-//! - HTTP endpoint (Datadog) and other delivery failures: the common fields.
+//! - HTTP endpoint (Datadog) and other delivery failures: the common fields; `rawData` is what
+//!   Firehose tried to deliver, the transform's output ("all or failed only data that it
+//!   attempts to deliver", create-configure-backup).
 //! - data format conversion errors spell the code `ErrorCode` / `lastErrorCode`; accepted too.
+//!
+//! The key says the same thing as the fields when Firehose's `ErrorOutputPrefix` contains
+//! `!{firehose:error-output-type}`: [`key_error_type`] reads it from any directory of the key,
+//! so the engine can refuse objects whose key and records disagree.
 //!
 //! Pure: bytes in, records or errors out. A gzip object is inflated before it gets here, with
 //! the shared capped inflater ([`firetail_wire::gzip::maybe_gunzip`]).
@@ -31,6 +39,125 @@ pub enum Origin {
     Delivery,
 }
 
+impl Origin {
+    /// How a report names it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Processing => "a transform failure",
+            Self::OpenSearch => "an OpenSearch failure",
+            Self::Delivery => "a delivery failure",
+        }
+    }
+}
+
+/// The error output types Firehose writes (`!{firehose:error-output-type}`).
+/// <https://docs.aws.amazon.com/firehose/latest/dev/s3-prefixes.html>
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorType {
+    /// `processing-failed`.
+    ProcessingFailed,
+    /// `http-endpoint-failed`.
+    HttpEndpointFailed,
+    /// `AmazonOpenSearchService-failed` (older pages: `elasticsearch-failed`,
+    /// `AmazonOpenSearchService_failed`).
+    OpenSearchFailed,
+    /// `splunk-failed`.
+    SplunkFailed,
+    /// `format-conversion-failed`.
+    FormatConversionFailed,
+}
+
+impl ErrorType {
+    /// Every type with the spellings it is recognised by, compared after lowercasing and
+    /// turning `_` into `-` (AWS's own pages spell the OpenSearch one three ways).
+    const SPELLINGS: [(ErrorType, &'static str); 6] = [
+        (Self::ProcessingFailed, "processing-failed"),
+        (Self::HttpEndpointFailed, "http-endpoint-failed"),
+        (Self::OpenSearchFailed, "amazonopensearchservice-failed"),
+        (Self::OpenSearchFailed, "elasticsearch-failed"),
+        (Self::SplunkFailed, "splunk-failed"),
+        (Self::FormatConversionFailed, "format-conversion-failed"),
+    ];
+
+    /// The name Firehose writes.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ProcessingFailed => "processing-failed",
+            Self::HttpEndpointFailed => "http-endpoint-failed",
+            Self::OpenSearchFailed => "AmazonOpenSearchService-failed",
+            Self::SplunkFailed => "splunk-failed",
+            Self::FormatConversionFailed => "format-conversion-failed",
+        }
+    }
+
+    /// The stage whose failure writes records of this type (what [`parse_line`] derives from
+    /// a record's fields). Format conversion runs after the transform, so its records are
+    /// transformed ones, like a delivery failure's.
+    pub fn origin(self) -> Origin {
+        match self {
+            Self::ProcessingFailed => Origin::Processing,
+            Self::OpenSearchFailed => Origin::OpenSearch,
+            Self::HttpEndpointFailed | Self::SplunkFailed | Self::FormatConversionFailed => {
+                Origin::Delivery
+            }
+        }
+    }
+}
+
+/// What an object's key says about its records.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeyType {
+    /// A directory of the key names this error output type.
+    Known(ErrorType),
+    /// No directory names one (a fixed `ErrorOutputPrefix`): the records' fields decide.
+    Untyped,
+    /// A directory looks like an error output type (`…-failed`) Firehose does not write.
+    Unknown(String),
+    /// Directories name two different types.
+    Conflicting(ErrorType, ErrorType),
+}
+
+/// Reads the error output type from the directories of `key` (its last segment is the object
+/// name, which holds the stream's name and is not looked at). A directory names a type when
+/// it contains one of its spellings not run into other letters, so `processing-failed`,
+/// `datadog-processing-failed` and `processing-failed2026` (a null `ErrorOutputPrefix` writes
+/// `<prefix><type>YYYY/…`) all do.
+pub fn key_error_type(key: &str) -> KeyType {
+    let mut found: Option<ErrorType> = None;
+    let mut unknown: Option<String> = None;
+    let dirs = key.rsplit_once('/').map_or("", |(dirs, _)| dirs);
+    for segment in dirs.split('/') {
+        let normal = segment.to_ascii_lowercase().replace('_', "-");
+        let named = ErrorType::SPELLINGS
+            .iter()
+            .find(|(_, spelling)| names(&normal, spelling))
+            .map(|(t, _)| *t);
+        match (named, found) {
+            (Some(t), Some(f)) if t != f => return KeyType::Conflicting(f, t),
+            (Some(t), _) => found = Some(t),
+            (None, _) if normal.len() > "-failed".len() && normal.ends_with("-failed") => {
+                unknown.get_or_insert_with(|| segment.to_owned());
+            }
+            (None, _) => {}
+        }
+    }
+    match (found, unknown) {
+        (_, Some(segment)) => KeyType::Unknown(segment),
+        (Some(t), None) => KeyType::Known(t),
+        (None, None) => KeyType::Untyped,
+    }
+}
+
+/// Whether `segment` contains `spelling` with no letter right before or after it.
+fn names(segment: &str, spelling: &str) -> bool {
+    segment.match_indices(spelling).any(|(at, _)| {
+        let before = segment[..at].chars().next_back();
+        let after = segment[at + spelling.len()..].chars().next();
+        !before.is_some_and(|c| c.is_ascii_alphabetic())
+            && !after.is_some_and(|c| c.is_ascii_alphabetic())
+    })
+}
+
 /// One error record with its payload decoded.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ErrorRecord {
@@ -44,8 +171,9 @@ pub struct ErrorRecord {
     pub error_message: String,
     /// `attemptEndingTimestamp`, milliseconds since the epoch.
     pub attempt_ending_ms: Option<i64>,
-    /// `rawData` decoded: the record exactly as it was put into the stream (or, for an
-    /// OpenSearch failure, the document as it was sent).
+    /// `rawData` decoded: for a transform failure the record exactly as it was put into the
+    /// stream; for a delivery failure (HTTP endpoint, OpenSearch) the record as transformed,
+    /// which is what Firehose tried to deliver.
     pub data: Vec<u8>,
     /// Which stage failed it.
     pub origin: Origin,
@@ -83,7 +211,9 @@ struct Wire {
     attempt_ending_timestamp: Option<Value>,
     #[serde(default)]
     raw_data: Option<String>,
-    #[serde(default)]
+    // One public capture spells it `lambdaARN`; the `Lambda.` error code identifies a
+    // transform failure either way.
+    #[serde(default, alias = "lambdaARN")]
     lambda_arn: Option<String>,
     #[serde(default)]
     es_document_id: Option<String>,
@@ -240,6 +370,62 @@ mod tests {
         let body = b"a\r\n\n  \nb\nc";
         let got: Vec<(u64, &[u8])> = lines(body).collect();
         assert_eq!(got, vec![(1, &b"a"[..]), (4, b"b"), (5, b"c")]);
+    }
+
+    #[test]
+    fn error_types_are_read_from_any_directory_of_the_key() {
+        use ErrorType::*;
+        for (key, want) in [
+            (
+                "failed/datadog/processing-failed/2026/12/01/s-1-2026-12-01-10-00-00-a",
+                ProcessingFailed,
+            ),
+            (
+                "failed/datadog/http-endpoint-failed/2026/12/01/x",
+                HttpEndpointFailed,
+            ),
+            ("failed/processing-failed/2026/12/01/x", ProcessingFailed),
+            (
+                "failed/opensearch/AmazonOpenSearchService-failed/2026/x",
+                OpenSearchFailed,
+            ),
+            (
+                "failed/opensearch/AmazonOpenSearchService_failed/2026/x",
+                OpenSearchFailed,
+            ),
+            ("failed/elasticsearch-failed/x", OpenSearchFailed),
+            ("splunk-failed/2026/x", SplunkFailed),
+            (
+                "failed/s3/format-conversion-failed/x",
+                FormatConversionFailed,
+            ),
+            ("failed/datadog-processing-failed/x", ProcessingFailed),
+            ("failed/processing-failed2026/12/01/x", ProcessingFailed),
+        ]
+        .map(|(k, t)| (k, KeyType::Known(t)))
+        .into_iter()
+        .chain([
+            ("failed/datadog-errors/2026/12/01/x", KeyType::Untyped),
+            // The object name is the stream's; a stream may be called anything.
+            ("failed/processing-failed-stream-1-2026", KeyType::Untyped),
+            (
+                "failed/datadog/reprocessing-failed/x",
+                KeyType::Unknown("reprocessing-failed".into()),
+            ),
+            (
+                "failed/AmazonOpenSearchServerless-failed/x",
+                KeyType::Unknown("AmazonOpenSearchServerless-failed".into()),
+            ),
+            (
+                "failed/processing-failed/http-endpoint-failed/x",
+                KeyType::Conflicting(ProcessingFailed, HttpEndpointFailed),
+            ),
+        ]) {
+            assert_eq!(key_error_type(key), want, "{key}");
+        }
+        assert_eq!(ProcessingFailed.origin(), Origin::Processing);
+        assert_eq!(FormatConversionFailed.origin(), Origin::Delivery);
+        assert_eq!(OpenSearchFailed.as_str(), "AmazonOpenSearchService-failed");
     }
 
     /// Object bodies go through the shared inflater; redrive relies on it for these cases.

@@ -20,6 +20,14 @@ pub enum ProblemKind {
     Object,
     /// Records Firehose did not accept within the retry policy's attempts.
     NotAccepted,
+    /// A Datadog record with an event older than the window, not re-stamped.
+    TooOld,
+    /// A Datadog record whose event times cannot be read.
+    NoEventTime,
+    /// A record that is not what its writer writes (bad gzip, corrupt transform output).
+    Corrupt,
+    /// An object whose key and records disagree about where the records come from.
+    Origin,
 }
 
 impl ProblemKind {
@@ -29,6 +37,10 @@ impl ProblemKind {
             Self::WillFailAgain => "will fail again",
             Self::Object => "object error",
             Self::NotAccepted => "not accepted",
+            Self::TooOld => "too old",
+            Self::NoEventTime => "no event time",
+            Self::Corrupt => "corrupt",
+            Self::Origin => "origin unclear",
         }
     }
 }
@@ -53,6 +65,10 @@ pub struct CodeCount {
     pub records: u64,
     /// Of those, records that were (or in a dry run, would be) sent.
     pub sendable: u64,
+    /// Of the sendable, records sent re-stamped (`--restamp`).
+    pub restamped: u64,
+    /// Records left because an event is older than Datadog's window allows.
+    pub too_old: u64,
     /// The first such record's data, escaped and cut to [`SAMPLE_BYTES`] (dry runs).
     pub sample: Option<String>,
 }
@@ -86,6 +102,18 @@ pub struct Summary {
     pub records_unsent: u64,
     /// Lines that are not error records (reported).
     pub malformed_lines: u64,
+    /// Datadog records left because an event is older than the window (reported).
+    pub records_too_old: u64,
+    /// Records sent with their old events re-stamped (in a dry run: that would be).
+    pub records_restamped: u64,
+    /// Events in those records whose time Datadog reads as the redrive's.
+    pub events_restamped: u64,
+    /// Datadog records left because their event times cannot be read (reported).
+    pub records_no_event_time: u64,
+    /// Records left because they are corrupt (reported).
+    pub records_corrupt: u64,
+    /// Records left because their object's key and records disagree on their origin.
+    pub records_origin_unclear: u64,
     /// `PutRecordBatch` calls.
     pub calls: u64,
     /// Records resent after a partial or whole-call failure.
@@ -162,6 +190,28 @@ impl Summary {
             self.malformed_lines,
             self.records_unsent
         )?;
+        if self.records_corrupt + self.records_origin_unclear > 0 {
+            writeln!(
+                out,
+                "bad input: {} corrupt records, {} records in objects of unclear origin",
+                self.records_corrupt, self.records_origin_unclear
+            )?;
+        }
+        if self.records_too_old + self.records_restamped + self.records_no_event_time > 0 {
+            let restamped = if self.dry_run {
+                "would be re-stamped"
+            } else {
+                "re-stamped"
+            };
+            writeln!(
+                out,
+                "datadog window: {} records too old (left), {} {restamped} ({} events), {} without event time (left)",
+                self.records_too_old,
+                self.records_restamped,
+                self.events_restamped,
+                self.records_no_event_time
+            )?;
+        }
         if !self.dry_run {
             writeln!(
                 out,
@@ -177,11 +227,18 @@ impl Summary {
     fn render_details(&self, out: &mut impl Write, verb: &str) -> std::io::Result<()> {
         for (code, c) in &self.by_error_code {
             let code = if code.is_empty() { "(none)" } else { code };
-            writeln!(
+            write!(
                 out,
                 "  errorCode {code}: {} records, {} {verb}",
                 c.records, c.sendable
             )?;
+            if c.restamped > 0 {
+                write!(out, " ({} re-stamped)", c.restamped)?;
+            }
+            if c.too_old > 0 {
+                write!(out, ", {} too old", c.too_old)?;
+            }
+            writeln!(out)?;
             if let Some(sample) = &c.sample {
                 writeln!(out, "    sample: {sample}")?;
             }
@@ -227,9 +284,19 @@ impl Summary {
     }
 }
 
-/// `data` as printable text for a sample: UTF-8 lossy, control characters escaped, cut.
+/// `data` as printable text for a sample: a gzip record's first bytes inflated (the
+/// transform's Datadog output is always gzip, and compressed bytes tell an operator nothing),
+/// UTF-8 lossy, control characters escaped, cut.
 pub fn sample(data: &[u8]) -> String {
-    let cut = &data[..data.len().min(SAMPLE_BYTES)];
+    use std::io::Read as _;
+    let mut head = Vec::new();
+    let inflated = firetail_wire::gzip::is_gzip(data)
+        && flate2::read::MultiGzDecoder::new(data)
+            .take(SAMPLE_BYTES as u64 + 1)
+            .read_to_end(&mut head)
+            .is_ok();
+    let text = if inflated { &head[..] } else { data };
+    let cut = &text[..text.len().min(SAMPLE_BYTES)];
     let mut s = String::with_capacity(cut.len());
     for c in String::from_utf8_lossy(cut).chars() {
         match c {
@@ -240,7 +307,7 @@ pub fn sample(data: &[u8]) -> String {
             c => s.push(c),
         }
     }
-    if data.len() > SAMPLE_BYTES {
+    if text.len() > SAMPLE_BYTES {
         s.push_str("...");
     }
     s
@@ -268,7 +335,7 @@ mod tests {
             CodeCount {
                 records: 7,
                 sendable: 7,
-                sample: None,
+                ..CodeCount::default()
             },
         );
         assert!(!s.left_behind());
@@ -312,9 +379,66 @@ mod tests {
     }
 
     #[test]
+    fn datadog_window_and_bad_input_are_counted_per_code() {
+        let mut s = Summary {
+            records_sent: 3,
+            records_restamped: 2,
+            events_restamped: 5,
+            records_too_old: 4,
+            records_corrupt: 1,
+            records_origin_unclear: 6,
+            ..Summary::default()
+        };
+        s.by_error_code.insert(
+            "HttpEndpoint.DestinationException".into(),
+            CodeCount {
+                records: 7,
+                sendable: 3,
+                restamped: 2,
+                too_old: 4,
+                sample: None,
+            },
+        );
+        s.problem(
+            "k",
+            Some(2),
+            ProblemKind::TooOld,
+            "1 of 1 events older".into(),
+        );
+        let mut out = Vec::new();
+        s.render(&mut out).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        for line in [
+            "bad input: 1 corrupt records, 6 records in objects of unclear origin\n",
+            "datadog window: 4 records too old (left), 2 re-stamped (5 events), 0 without event time (left)\n",
+            "  errorCode HttpEndpoint.DestinationException: 7 records, 3 sent (2 re-stamped), 4 too old\n",
+            "  too old: k:2: 1 of 1 events older\n",
+        ] {
+            assert!(text.contains(line), "{line} not in {text}");
+        }
+        assert!(s.left_behind());
+        s.dry_run = true;
+        let mut out = Vec::new();
+        s.render(&mut out).unwrap();
+        assert!(
+            String::from_utf8(out)
+                .unwrap()
+                .contains("2 would be re-stamped (5 events)")
+        );
+    }
+
+    #[test]
     fn samples_are_escaped_and_cut() {
         assert_eq!(sample(b"a\nb\"\x01\xff"), "a\\nb\"\\u{1}\u{fffd}");
         let long = vec![b'x'; SAMPLE_BYTES + 1];
         assert!(sample(&long).ends_with("x..."));
+        let gz = firetail_wire::gzip::gzip(&long, flate2::Compression::fast());
+        assert_eq!(sample(&gz), sample(&long), "gzip is shown inflated");
+        let short = firetail_wire::gzip::gzip(b"{\"m\":1}\n", flate2::Compression::fast());
+        assert_eq!(sample(&short), "{\"m\":1}\\n");
+        assert!(
+            sample(&gz[..12]).starts_with("\\u{1f}"),
+            "broken gzip is shown as it is"
+        );
     }
 }

@@ -1,19 +1,27 @@
-//! What to do with one error record: send it, leave it out on request, or report it because
-//! the destination would fail it again. Pure.
+//! What to do with one error record: send it (as it is, or re-stamped for Datadog), leave it
+//! out on request, or report it and leave it in place. Pure.
 //!
 //! Why "fail again" exists: Firehose writes a record to the backup bucket once its retries are
 //! spent. Putting back a record that fails for a reason of its own (not an outage) only makes
 //! Firehose write it to the bucket again, where the next redrive would find it: a loop that
 //! bills every turn. Such records are reported and left in place.
+//!
+//! Why "too old" exists: Datadog drops logs older than 18 hours *after* its intake answered
+//! 200 ([`crate::age`]), so Firehose would count them delivered and the object would be marked
+//! done with the only copy of the logs gone. For a Datadog stream every event's time is read
+//! first; a record with an event older than [`Rules::max_event_age_ms`] is re-stamped when
+//! [`Rules::restamp`] is set and left in place otherwise.
 
 use std::collections::BTreeSet;
 
 use firetail_wire::Destination;
-use firetail_wire::gzip::maybe_gunzip;
+use firetail_wire::gzip::{is_gzip, maybe_gunzip};
+use firetail_wire::time::format_rfc3339_ms;
 
+use crate::age::{self, DEFAULT_MAX_EVENT_AGE_HOURS, HOUR_MS, Inspection, Shape, Unreadable};
 use crate::parse::{ErrorRecord, Origin};
 
-/// Largest inflated payload inspected when counting the events of a gzip record.
+/// Largest inflated payload inspected when reading the events of a gzip record.
 const MAX_INSPECT_BYTES: usize = 64 * 1024 * 1024;
 
 /// Which records the user asked for.
@@ -31,27 +39,62 @@ pub struct Filter {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rules {
     /// What the stream delivers to; `None` when not said: only the rules that hold for every
-    /// destination apply.
+    /// destination apply (and Datadog's window for records that are the transform's Datadog
+    /// output, which only a Datadog stream carries).
     pub destination: Option<Destination>,
     /// Resend documents OpenSearch rejected with a 4xx (after the mapping was fixed).
     pub resend_rejected: bool,
     /// Largest record Firehose accepts.
     pub max_record_bytes: usize,
+    /// For Datadog: events older than this are not sent as they are.
+    pub max_event_age_ms: i64,
+    /// For Datadog: send records with too-old events re-stamped to now (the original time kept
+    /// in [`age::ORIGINAL_TIMESTAMP`]) instead of leaving them.
+    pub restamp: bool,
+}
+
+impl Rules {
+    /// The rules that hold for any stream: no destination, nothing resent that was rejected,
+    /// Datadog's window at its default.
+    pub fn new(max_record_bytes: usize) -> Self {
+        Rules {
+            destination: None,
+            resend_rejected: false,
+            max_record_bytes,
+            max_event_age_ms: DEFAULT_MAX_EVENT_AGE_HOURS as i64 * HOUR_MS,
+            restamp: false,
+        }
+    }
 }
 
 /// The decision for one record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
-    /// Put it back into the stream.
+    /// Put it back into the stream as it is.
     Send,
+    /// Put it back with its old events re-stamped: `data` replaces the record.
+    Restamp {
+        /// The record to send.
+        data: Vec<u8>,
+        /// Events whose time Datadog will read as the redrive's.
+        events: usize,
+    },
     /// Outside the requested time range or error codes; it stays in the bucket.
     Filtered,
     /// The destination would fail it again; report it, leave it in the bucket.
     WillFailAgain(String),
+    /// An event is older than Datadog keeps and `--restamp` was not given; report, leave.
+    TooOld(String),
+    /// A Datadog record whose event times cannot be read, so it cannot be shown to be inside
+    /// the window; report, leave.
+    NoEventTime(String),
+    /// Not what its writer writes (gzip that does not inflate, transform output that does not
+    /// parse); report, leave.
+    Corrupt(String),
 }
 
-/// Decides what to do with `record`.
-pub fn verdict(record: &ErrorRecord, filter: &Filter, rules: &Rules) -> Verdict {
+/// Decides what to do with `record`, at `now_ms` (ms since the epoch).
+pub fn verdict(record: &ErrorRecord, filter: &Filter, rules: &Rules, now_ms: i64) -> Verdict {
     if !filter.error_codes.is_empty() && !filter.error_codes.contains(&record.error_code) {
         return Verdict::Filtered;
     }
@@ -64,22 +107,32 @@ pub fn verdict(record: &ErrorRecord, filter: &Filter, rules: &Rules) -> Verdict 
             return Verdict::Filtered;
         }
     }
-    if record.data.len() > rules.max_record_bytes {
-        return Verdict::WillFailAgain(format!(
-            "record is {} bytes, over Firehose's {}-byte record limit",
-            record.data.len(),
-            rules.max_record_bytes
-        ));
+    if let Some(why) = oversized(record.data.len(), rules) {
+        return Verdict::WillFailAgain(why);
     }
     // Only gzip can fail to inflate; a plain payload is inspected as it is.
     let payload = match maybe_gunzip(&record.data, MAX_INSPECT_BYTES) {
         Ok(p) => p,
-        Err(why) => {
-            return Verdict::WillFailAgain(format!("{why}; the transform would fail it again"));
-        }
+        Err(why) => return Verdict::Corrupt(format!("{why}; the transform would fail it again")),
     };
+    let datadog = rules.destination == Some(Destination::Datadog);
+    let inspection = match age::inspect(&payload) {
+        Ok(i) => i,
+        Err(Unreadable::Corrupt(why)) => {
+            return Verdict::Corrupt(format!(
+                "the transform's marker is present but the record is corrupt: {why}"
+            ));
+        }
+        // The transform passes any marked payload through and fails a record of an unknown
+        // layout until it is upgraded; only Datadog needs the times.
+        Err(other) if datadog => return Verdict::NoEventTime(other.to_string()),
+        Err(_) => return Verdict::Send,
+    };
+    if let Some(why) = wrong_destination(inspection.shape, rules.destination) {
+        return Verdict::WillFailAgain(why);
+    }
     if rules.destination == Some(Destination::OpenSearch) {
-        let events = count_events(&payload);
+        let events = inspection.times.len();
         if events > 1 {
             return Verdict::WillFailAgain(format!(
                 "packed record ({events} events) cannot become one OpenSearch document; \
@@ -94,7 +147,85 @@ pub fn verdict(record: &ErrorRecord, filter: &Filter, rules: &Rules) -> Verdict 
             record.error_code
         ));
     }
+    let datadog_window =
+        datadog || (rules.destination.is_none() && inspection.shape == Shape::DatadogOutput);
+    if datadog_window {
+        return window(record, &payload, &inspection, rules, now_ms);
+    }
     Verdict::Send
+}
+
+/// Datadog's window: send, re-stamp, or leave a record by its events' times.
+fn window(
+    record: &ErrorRecord,
+    payload: &[u8],
+    inspection: &Inspection,
+    rules: &Rules,
+    now_ms: i64,
+) -> Verdict {
+    let cutoff = now_ms - rules.max_event_age_ms;
+    let total = inspection.times.len();
+    let old = inspection.older_than(cutoff);
+    let untimed = inspection.untimed();
+    if old == 0 && untimed == 0 {
+        return Verdict::Send;
+    }
+    let hours = rules.max_event_age_ms as f64 / HOUR_MS as f64;
+    if !rules.restamp {
+        if untimed > 0 {
+            return Verdict::NoEventTime(format!(
+                "{untimed} of {total} events carry no time the transform reads, so the record \
+                 cannot be shown to be inside Datadog's 18-hour window (the transform would \
+                 stamp them with their redrive); redrive with --restamp to send it so"
+            ));
+        }
+        let oldest = inspection.oldest().unwrap_or(cutoff);
+        return Verdict::TooOld(format!(
+            "{old} of {total} events older than {hours} h (oldest {}, {:.1} h ago): Datadog \
+             would drop them; --restamp sends them stamped now",
+            format_rfc3339_ms(oldest),
+            (now_ms - oldest) as f64 / HOUR_MS as f64,
+        ));
+    }
+    let (mut data, changed) = match age::restamp(payload, inspection, cutoff, now_ms) {
+        Ok(restamped) => restamped,
+        Err(why) => return Verdict::Corrupt(why.to_string()),
+    };
+    if is_gzip(&record.data) {
+        data = firetail_wire::gzip::gzip(&data, flate2::Compression::default());
+    }
+    if let Some(why) = oversized(data.len(), rules) {
+        return Verdict::WillFailAgain(format!("re-stamped, {why}"));
+    }
+    // Untimed events get the redrive's time from the transform: re-stamped all the same.
+    Verdict::Restamp {
+        data,
+        events: changed + untimed,
+    }
+}
+
+fn oversized(len: usize, rules: &Rules) -> Option<String> {
+    (len > rules.max_record_bytes).then(|| {
+        format!(
+            "record is {len} bytes, over Firehose's {}-byte record limit",
+            rules.max_record_bytes
+        )
+    })
+}
+
+/// Transform output meant for another destination: the transform passes it through as it is,
+/// so the stream's destination would get a shape it does not read.
+fn wrong_destination(shape: Shape, destination: Option<Destination>) -> Option<String> {
+    let meant = match (shape, destination?) {
+        (Shape::DatadogOutput, Destination::OpenSearch | Destination::S3) => "Datadog",
+        (Shape::DocumentOutput, Destination::Datadog) => "OpenSearch or S3",
+        _ => return None,
+    };
+    Some(format!(
+        "{shape} is for {meant}; the transform passes it through unchanged, so a {} stream \
+         would deliver the wrong shape",
+        destination?
+    ))
 }
 
 /// An OpenSearch answer about the document itself (4xx other than throttling or timeout),
@@ -107,20 +238,6 @@ fn is_rejection(record: &ErrorRecord) -> bool {
             c.contains("mapper_parsing") || c.contains("illegal_argument")
         }
     }
-}
-
-/// Events inside a record: a CloudWatch Logs envelope counts its `logEvents`; otherwise every
-/// non-blank line is one event.
-fn count_events(payload: &[u8]) -> usize {
-    if payload.starts_with(b"{")
-        && let Ok(v) = serde_json::from_slice::<serde_json::Value>(payload)
-    {
-        return v
-            .get("logEvents")
-            .and_then(|e| e.as_array())
-            .map_or(1, |events| events.len());
-    }
-    firetail_wire::format::lines(payload).count()
 }
 
 #[cfg(test)]
@@ -141,11 +258,17 @@ mod tests {
         }
     }
 
+    /// 2026-12-01T10:00:00Z.
+    const NOW: i64 = 1_764_583_200_000;
+
+    fn judge(record: &ErrorRecord, filter: &Filter, rules: &Rules) -> Verdict {
+        verdict(record, filter, rules, NOW)
+    }
+
     fn rules(destination: Option<Destination>) -> Rules {
         Rules {
             destination,
-            resend_rejected: false,
-            max_record_bytes: 1_000 * 1024,
+            ..Rules::new(1_000 * 1024)
         }
     }
 
@@ -160,45 +283,49 @@ mod tests {
         let r = rec("HttpEndpoint.DestinationException", Origin::Delivery, b"x");
         let none = Filter::default();
         let any = rules(None);
-        assert_eq!(verdict(&r, &none, &any), Verdict::Send);
+        assert_eq!(judge(&r, &none, &any), Verdict::Send);
         let codes = Filter {
             error_codes: ["Lambda.FunctionError".to_owned()].into(),
             ..Filter::default()
         };
-        assert_eq!(verdict(&r, &codes, &any), Verdict::Filtered);
+        assert_eq!(judge(&r, &codes, &any), Verdict::Filtered);
         let window = |since, until| Filter {
             since_ms: since,
             until_ms: until,
             ..Filter::default()
         };
-        assert_eq!(verdict(&r, &window(Some(1_000), None), &any), Verdict::Send);
+        assert_eq!(judge(&r, &window(Some(1_000), None), &any), Verdict::Send);
         assert_eq!(
-            verdict(&r, &window(Some(1_001), None), &any),
+            judge(&r, &window(Some(1_001), None), &any),
             Verdict::Filtered
         );
         assert_eq!(
-            verdict(&r, &window(None, Some(1_000)), &any),
+            judge(&r, &window(None, Some(1_000)), &any),
             Verdict::Filtered
         );
         let mut undated = r.clone();
         undated.arrival_ms = None;
         assert_eq!(
-            verdict(&undated, &window(Some(0), None), &any),
+            judge(&undated, &window(Some(0), None), &any),
             Verdict::Filtered
         );
     }
 
     #[test]
     fn packed_records_fail_again_only_for_opensearch() {
-        let ndjson = b"{\"log\":\"a\"}\n{\"log\":\"b\"}\n";
-        for data in [ndjson.to_vec(), gzip(ndjson)] {
+        // Young events: Datadog's window does not hold them back.
+        let mut ndjson = sidecar_event(YOUNG);
+        ndjson.push(b'\n');
+        ndjson.extend(sidecar_event(YOUNG));
+        ndjson.push(b'\n');
+        for data in [ndjson.clone(), gzip(&ndjson)] {
             let r = rec("Lambda.ProcessingFailed", Origin::Processing, &data);
             assert!(matches!(
-                verdict(&r, &Filter::default(), &rules(Some(Destination::OpenSearch))),
+                judge(&r, &Filter::default(), &rules(Some(Destination::OpenSearch))),
                 Verdict::WillFailAgain(ref why) if why.contains("packed record (2 events)")
             ));
             assert_eq!(
-                verdict(&r, &Filter::default(), &rules(Some(Destination::Datadog))),
+                judge(&r, &Filter::default(), &rules(Some(Destination::Datadog))),
                 Verdict::Send
             );
         }
@@ -208,7 +335,7 @@ mod tests {
             b"{\"log\":\"a\"}\n",
         );
         assert_eq!(
-            verdict(
+            judge(
                 &single,
                 &Filter::default(),
                 &rules(Some(Destination::OpenSearch))
@@ -221,7 +348,7 @@ mod tests {
             &gzip(br#"{"messageType":"DATA_MESSAGE","logEvents":[{"id":"1"},{"id":"2"}]}"#),
         );
         assert!(matches!(
-            verdict(
+            judge(
                 &cwl,
                 &Filter::default(),
                 &rules(Some(Destination::OpenSearch))
@@ -231,17 +358,17 @@ mod tests {
     }
 
     #[test]
-    fn corrupt_gzip_and_oversized_records_fail_again() {
+    fn corrupt_gzip_is_corrupt_and_oversized_records_fail_again() {
         let mut broken = gzip(b"hello world hello world");
         broken.truncate(broken.len() - 6);
         let r = rec("Lambda.ProcessingFailed", Origin::Processing, &broken);
         assert!(matches!(
-            verdict(&r, &Filter::default(), &rules(None)),
-            Verdict::WillFailAgain(ref why) if why.contains("gzip")
+            judge(&r, &Filter::default(), &rules(None)),
+            Verdict::Corrupt(ref why) if why.contains("gzip")
         ));
         let big = rec("503", Origin::Delivery, &vec![b'x'; 1_000 * 1024 + 1]);
         assert!(matches!(
-            verdict(&big, &Filter::default(), &rules(None)),
+            judge(&big, &Filter::default(), &rules(None)),
             Verdict::WillFailAgain(ref why) if why.contains("record limit")
         ));
     }
@@ -256,19 +383,200 @@ mod tests {
         let r = rules(Some(Destination::OpenSearch));
         let f = Filter::default();
         assert!(matches!(
-            verdict(&rejected, &f, &r),
+            judge(&rejected, &f, &r),
             Verdict::WillFailAgain(_)
         ));
-        assert!(matches!(
-            verdict(&mapping, &f, &r),
-            Verdict::WillFailAgain(_)
-        ));
-        assert_eq!(verdict(&throttled, &f, &r), Verdict::Send);
-        assert_eq!(verdict(&down, &f, &r), Verdict::Send);
+        assert!(matches!(judge(&mapping, &f, &r), Verdict::WillFailAgain(_)));
+        assert_eq!(judge(&throttled, &f, &r), Verdict::Send);
+        assert_eq!(judge(&down, &f, &r), Verdict::Send);
         let forced = Rules {
             resend_rejected: true,
             ..r
         };
-        assert_eq!(verdict(&rejected, &f, &forced), Verdict::Send);
+        assert_eq!(judge(&rejected, &f, &forced), Verdict::Send);
+    }
+
+    const OLD: i64 = NOW - 20 * HOUR_MS;
+    const YOUNG: i64 = NOW - HOUR_MS;
+
+    /// The transform's Datadog output (marker first) of one log per time in `times`, gzip.
+    fn datadog_output(times: &[i64]) -> Vec<u8> {
+        let events: Vec<String> = times
+            .iter()
+            .enumerate()
+            .map(|(i, ms)| {
+                let log =
+                    format!(r#"{{"firetail_transform":1,"message":"m{i}","timestamp":{ms}}}"#);
+                format!(
+                    r#"{{"id":"{i}","timestamp":{ms},"message":{}}}"#,
+                    serde_json::Value::from(log)
+                )
+            })
+            .collect();
+        gzip(
+            format!(
+                r#"{{"firetail_transform":1,"messageType":"DATA_MESSAGE","owner":"1","logGroup":"firetail","logStream":"s","subscriptionFilters":["firetail"],"logEvents":[{}]}}"#,
+                events.join(",")
+            )
+            .as_bytes(),
+        )
+    }
+
+    fn sidecar_event(ms: i64) -> Vec<u8> {
+        format!(
+            r#"{{"time":"{}","stream":"file","log":"x","file":"/f"}}"#,
+            format_rfc3339_ms(ms)
+        )
+        .into_bytes()
+    }
+
+    fn datadog() -> Rules {
+        rules(Some(Destination::Datadog))
+    }
+
+    #[test]
+    fn datadog_records_with_old_events_are_left_unless_restamped() {
+        let f = Filter::default();
+        let young = rec(
+            "HttpEndpoint.DestinationException",
+            Origin::Delivery,
+            &datadog_output(&[YOUNG, YOUNG]),
+        );
+        assert_eq!(judge(&young, &f, &datadog()), Verdict::Send);
+        let mixed = rec(
+            "HttpEndpoint.DestinationException",
+            Origin::Delivery,
+            &datadog_output(&[YOUNG, OLD]),
+        );
+        let Verdict::TooOld(why) = judge(&mixed, &f, &datadog()) else {
+            panic!("not too old")
+        };
+        assert!(
+            why.starts_with("1 of 2 events older than 17 h (oldest "),
+            "{why}"
+        );
+        assert!(why.contains("20.0 h ago"), "{why}");
+        // The shape alone says Datadog: the window holds without --destination too.
+        assert!(matches!(
+            judge(&mixed, &f, &rules(None)),
+            Verdict::TooOld(_)
+        ));
+        // Other destinations have no such window.
+        let doc = rec("503", Origin::OpenSearch, &sidecar_event(OLD));
+        assert_eq!(
+            judge(&doc, &f, &rules(Some(Destination::OpenSearch))),
+            Verdict::Send
+        );
+
+        let restamp = Rules {
+            restamp: true,
+            ..datadog()
+        };
+        let Verdict::Restamp { data, events } = judge(&mixed, &f, &restamp) else {
+            panic!("not re-stamped")
+        };
+        assert_eq!(events, 1);
+        assert!(is_gzip(&data), "gzip stays gzip");
+        let inflated = maybe_gunzip(&data, 1 << 20).unwrap();
+        assert!(
+            inflated.starts_with(firetail_wire::output::MARKER_PREFIX),
+            "marker first"
+        );
+        assert_eq!(
+            age::inspect(&inflated).unwrap().times,
+            [Some(YOUNG), Some(NOW)]
+        );
+
+        // A wider window lets the same record through.
+        let wide = Rules {
+            max_event_age_ms: 21 * HOUR_MS,
+            ..datadog()
+        };
+        assert_eq!(judge(&mixed, &f, &wide), Verdict::Send);
+    }
+
+    #[test]
+    fn original_records_are_judged_by_the_time_the_transform_reads() {
+        let f = Filter::default();
+        let mut ndjson = sidecar_event(YOUNG);
+        ndjson.push(b'\n');
+        ndjson.extend(sidecar_event(OLD));
+        let old = rec("Lambda.FunctionError", Origin::Processing, &gzip(&ndjson));
+        assert!(matches!(judge(&old, &f, &datadog()), Verdict::TooOld(_)));
+        assert_eq!(
+            judge(&old, &f, &rules(None)),
+            Verdict::Send,
+            "no window without Datadog"
+        );
+        let restamp = Rules {
+            restamp: true,
+            ..datadog()
+        };
+        assert!(matches!(
+            judge(&old, &f, &restamp),
+            Verdict::Restamp { events: 1, .. }
+        ));
+
+        // No time at all: cannot be shown to be young; with --restamp the transform stamps it.
+        let untimed = rec(
+            "Lambda.FunctionError",
+            Origin::Processing,
+            br#"{"log":"no time"}"#,
+        );
+        let Verdict::NoEventTime(why) = judge(&untimed, &f, &datadog()) else {
+            panic!("not untimed")
+        };
+        assert!(why.starts_with("1 of 1 events carry no time"), "{why}");
+        assert_eq!(
+            judge(&untimed, &f, &restamp),
+            Verdict::Restamp {
+                data: br#"{"log":"no time"}"#.to_vec(),
+                events: 1
+            }
+        );
+    }
+
+    #[test]
+    fn corrupt_or_misdirected_transform_output_is_reported() {
+        let f = Filter::default();
+        let corrupt = rec(
+            "HttpEndpoint.DestinationException",
+            Origin::Delivery,
+            &gzip(br#"{"firetail_transform":1,"messageType":"DATA_MESSAGE","logEvents":"#),
+        );
+        for r in [rules(None), datadog(), rules(Some(Destination::OpenSearch))] {
+            assert!(
+                matches!(judge(&corrupt, &f, &r), Verdict::Corrupt(ref why) if why.contains("marker is present")),
+                "{r:?}"
+            );
+        }
+        let no_time = rec("HttpEndpoint.DestinationException", Origin::Delivery, &gzip(br#"{"firetail_transform":1,"messageType":"DATA_MESSAGE","logEvents":[{"id":"0","message":"{\"firetail_transform\":1}"}]}"#));
+        assert!(
+            matches!(judge(&no_time, &f, &datadog()), Verdict::Corrupt(ref why) if why.contains("no numeric timestamp"))
+        );
+        let future = rec(
+            "HttpEndpoint.DestinationException",
+            Origin::Delivery,
+            br#"{"firetail_transform":2,"x":1}"#,
+        );
+        assert!(
+            matches!(judge(&future, &f, &datadog()), Verdict::NoEventTime(ref why) if why.contains("version 2"))
+        );
+        assert_eq!(judge(&future, &f, &rules(None)), Verdict::Send);
+
+        let dd = rec("400", Origin::OpenSearch, &datadog_output(&[YOUNG]));
+        assert!(matches!(
+            judge(&dd, &f, &rules(Some(Destination::OpenSearch))),
+            Verdict::WillFailAgain(ref why) if why.contains("is for Datadog")
+        ));
+        let doc = rec(
+            "HttpEndpoint.DestinationException",
+            Origin::Delivery,
+            br#"{"firetail_transform":1,"@timestamp":"2026-12-01T09:00:00.000Z","message":"m"}"#,
+        );
+        assert!(matches!(
+            judge(&doc, &f, &datadog()),
+            Verdict::WillFailAgain(ref why) if why.contains("is for OpenSearch or S3")
+        ));
     }
 }

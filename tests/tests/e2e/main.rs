@@ -23,6 +23,9 @@ mod moto_server;
 mod moto_ship;
 mod process;
 mod redrive;
+/// Backup objects made by the real sidecar and transform, shared with the fixture bless test.
+#[path = "../support/redrive_producer.rs"]
+mod redrive_producer;
 mod reingest;
 mod route;
 /// The shipper harness of the sidecar's own tests, shared rather than copied.

@@ -1,6 +1,7 @@
 //! Helpers shared by the redrive tests: the checked-in fixtures (objects in Firehose's
-//! error-record formats and a manifest of what each line holds), uploading them to moto,
-//! clients for moto and the fault endpoint, and counting what arrived.
+//! error-record formats, made by the real producers, and a manifest of what each line holds),
+//! uploading them to moto, clients for moto and the fault endpoint, and reading back what
+//! arrived.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -11,14 +12,17 @@ use firetail_firehose::{Backoff, ClientSettings, RetryPolicy, SdkClient};
 use firetail_redrive::{RedriveConfig, SdkStore};
 use firetail_testkit::MotoServer;
 
-/// Prefix the fixtures live under in the bucket.
-pub const PREFIX: &str = "firehose/";
+/// Prefix the fixtures live under in the bucket: every failure a stack from template.yaml
+/// writes (its output `FailedRecordPrefix`).
+pub const PREFIX: &str = "failed/";
 
 /// One line of a fixture object, from `manifest.json`.
 #[derive(Debug, Clone)]
 pub struct Line {
     /// Object key.
     pub key: String,
+    /// Events in the record (0 for a malformed line).
+    pub events: usize,
     /// 1-based line number in the (inflated) object.
     pub line: u64,
     /// The record bytes (`rawData` decoded); `None` for a malformed line.
@@ -47,6 +51,19 @@ pub fn keys() -> Vec<String> {
     keys
 }
 
+/// The key of the fixture object with `role`.
+pub fn key_of(role: &str) -> String {
+    manifest()["objects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["role"] == role)
+        .unwrap_or_else(|| panic!("no fixture object {role}"))["key"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
 fn manifest() -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(fixtures().join("manifest.json")).unwrap()).unwrap()
 }
@@ -60,6 +77,7 @@ pub fn lines() -> Vec<Line> {
             let malformed = l.get("malformed").is_some();
             out.push(Line {
                 key: key.to_owned(),
+                events: l["events"].as_u64().unwrap_or(0) as usize,
                 line: l["line"].as_u64().unwrap(),
                 data: (!malformed).then(|| STANDARD.decode(l["data"].as_str().unwrap()).unwrap()),
                 unknown: l["unknown"].as_str().unwrap_or("malformed").to_owned(),
@@ -153,6 +171,62 @@ pub async fn delivered(moto: &MotoServer, bucket: &str) -> Vec<u8> {
         .await
         .into_iter()
         .flat_map(|(_, body)| body)
+        .collect()
+}
+
+/// Every JSON value in `bytes` as records lie in a moto object (records concatenated as
+/// they were sent, no separator): gzip members are inflated one at a time, plain JSON read
+/// value by value, so plain and gzip records may alternate.
+pub fn values_in(mut bytes: &[u8]) -> Vec<serde_json::Value> {
+    use std::io::Read as _;
+    let mut out = Vec::new();
+    while !bytes.is_empty() {
+        if firetail_wire::gzip::is_gzip(bytes) {
+            let mut member = flate2::bufread::GzDecoder::new(bytes);
+            let mut text = Vec::new();
+            member.read_to_end(&mut text).unwrap();
+            bytes = member.into_inner();
+            out.extend(values_in(&text));
+            continue;
+        }
+        let mut stream =
+            serde_json::Deserializer::from_slice(bytes).into_iter::<serde_json::Value>();
+        loop {
+            let before = stream.byte_offset();
+            match stream.next() {
+                Some(Ok(v)) => out.push(v),
+                // The start of a gzip member (or the end): continue from there.
+                Some(Err(_)) | None => {
+                    let at = before
+                        + bytes[before..]
+                            .iter()
+                            .take_while(|b| b.is_ascii_whitespace())
+                            .count();
+                    assert!(
+                        at == bytes.len() || firetail_wire::gzip::is_gzip(&bytes[at..]),
+                        "not JSON at {at}"
+                    );
+                    bytes = &bytes[at..];
+                    break;
+                }
+            }
+        }
+    }
+    out
+}
+
+/// The events in `values` (from [`values_in`]): a CloudWatch-Logs-style envelope stands for
+/// the objects in its `logEvents[].message`; anything else is one event.
+pub fn events_of(values: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
+    values
+        .into_iter()
+        .flat_map(|v| match v.get("logEvents").and_then(|e| e.as_array()) {
+            Some(list) => list
+                .iter()
+                .map(|e| serde_json::from_str(e["message"].as_str().unwrap()).unwrap())
+                .collect(),
+            None => vec![v],
+        })
         .collect()
 }
 

@@ -31,7 +31,8 @@ async fn partial_failures_resend_only_the_failed_entries() {
     // Exactly the refused entries were resent, once per refusal; every call is counted.
     assert_eq!(summary.resent_records, stats.records_failed, "{summary:#?}");
     assert_eq!(summary.calls, stats.requests);
-    assert_eq!(summary.records_sent, 51);
+    let sendable = lines().into_iter().filter(|l| l.unknown == "send").count() as u64;
+    assert_eq!(summary.records_sent, sendable);
 
     let mut expected: BTreeMap<Vec<u8>, usize> = BTreeMap::new();
     for l in lines().into_iter().filter(|l| l.unknown == "send") {
@@ -42,5 +43,5 @@ async fn partial_failures_resend_only_the_failed_entries() {
         *got.entry(data).or_default() += 1;
     }
     assert_eq!(got, expected, "every sendable record accepted exactly once");
-    assert_eq!(stats.records_accepted, 51);
+    assert_eq!(stats.records_accepted, sendable);
 }

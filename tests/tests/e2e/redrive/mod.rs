@@ -5,11 +5,17 @@
 //!
 //! - `moto`: every sendable record arrives once, the rest is reported; dry run, OpenSearch
 //!   rules, tag/move/delete, repaired objects, paging, `--max-objects`.
+//! - `window`: Datadog's 18-hour window: old records stay until `--restamp`, which delivers
+//!   them with the redrive's time and the original kept; every event exactly once.
+//! - `bad_input`: the binary against unknown and mixed prefixes, truncated gzip, corrupt
+//!   transform output and untimed Datadog records: reported by key and line, exit 2.
 //! - `faults`: per-record failures resend only the failed entries.
 //! - `process`: the binary after SIGTERM and SIGKILL.
 //! - `common`: fixtures, clients and counting.
 
+mod bad_input;
 pub mod common;
 mod faults;
 mod moto;
 mod process;
+mod window;

@@ -1,7 +1,7 @@
 //! Redrive through the real AWS SDK against moto's server (S3 + Firehose): the
-//! checked-in fixtures (Firehose's documented error-record formats: plain and gzip objects,
-//! several error codes, a malformed line) go back into a delivery stream, and every record is
-//! counted in the stream's destination bucket.
+//! checked-in fixtures (what Firehose writes to the backup bucket, made by the real sidecar
+//! and transform: plain and gzip objects, several error codes, a malformed line) go back into a
+//! delivery stream, and every record is counted in the stream's destination bucket.
 
 use firetail_redrive::report::ProblemKind;
 use firetail_redrive::{AfterDone, RedriveConfig, Summary, redrive};
@@ -9,8 +9,8 @@ use firetail_testkit::MotoServer;
 use firetail_wire::Destination;
 
 use super::common::{
-    self, Line, PREFIX, config, delivered, firehose_for, keys, keys_in, lines, never, occurrences,
-    store, tags, upload,
+    self, Line, PREFIX, config, delivered, firehose_for, key_of, keys, keys_in, lines, never,
+    occurrences, store, tags, upload,
 };
 
 const BACKUP: &str = "backup";
@@ -51,6 +51,26 @@ fn assert_arrived(delivered: &[u8], lines: &[Line], times: usize) {
     }
 }
 
+/// The fixture objects, by role, in key order: the untyped Datadog object, the Datadog
+/// delivery and transform failures, the OpenSearch failures, the S3 stream's transform
+/// failures.
+const ROLES: [&str; 5] = [
+    "datadog-untyped",
+    "datadog-delivery",
+    "datadog-processing",
+    "opensearch",
+    "s3-processing",
+];
+
+/// Objects whose every line is sent without a destination.
+const COMPLETE: [&str; 3] = ["datadog-untyped", "datadog-delivery", "datadog-processing"];
+
+fn keys_of(roles: &[&str]) -> Vec<String> {
+    let mut keys: Vec<String> = roles.iter().map(|r| key_of(r)).collect();
+    keys.sort();
+    keys
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_sendable_record_arrives_once_and_the_rest_is_reported() {
     let moto = setup().await;
@@ -58,12 +78,17 @@ async fn every_sendable_record_arrives_once_and_the_rest_is_reported() {
     let cfg = config(BACKUP, STREAM, state.path());
     let summary = run(&moto, &cfg).await;
 
+    assert_eq!(keys(), keys_of(&ROLES), "fixture objects changed?");
     let send = sendable(|l| &l.unknown);
     let fail: Vec<Line> = lines()
         .into_iter()
         .filter(|l| l.unknown == "fail")
         .collect();
-    assert_eq!(send.len(), 51, "fixture changed?");
+    assert_eq!(
+        (send.len(), fail.len()),
+        (5 + 10 + 4 + 2 + 4, 1),
+        "fixture changed?"
+    );
     let got = delivered(&moto, DEST).await;
     assert_arrived(&got, &send, 1);
     assert_arrived(&got, &fail, 0);
@@ -71,52 +96,55 @@ async fn every_sendable_record_arrives_once_and_the_rest_is_reported() {
     let sent_bytes: usize = send.iter().map(|l| l.data.as_ref().unwrap().len()).sum();
     assert_eq!(got.len(), sent_bytes);
 
-    assert_eq!(summary.records_sent, 51);
+    assert_eq!(summary.records_sent, send.len() as u64);
     assert_eq!(summary.bytes_sent, sent_bytes as u64);
     assert_eq!(summary.records_will_fail_again, 1);
     assert_eq!(summary.malformed_lines, 1);
     assert_eq!(summary.records_unsent, 0);
-    assert_eq!(summary.objects_listed, 4);
-    assert_eq!(summary.objects_done, 2, "{summary:#?}");
+    assert_eq!(summary.objects_listed, 5);
+    assert_eq!(summary.objects_done, 3, "{summary:#?}");
     assert_eq!(summary.objects_left, 2);
     assert!(summary.left_behind());
-    let keys = keys();
     let malformed = summary
         .problems
         .iter()
         .find(|p| p.kind == ProblemKind::Malformed)
         .unwrap();
-    assert_eq!(malformed.key, keys[3]);
+    assert_eq!(malformed.key, key_of("s3-processing"));
     assert_eq!(malformed.line, Some(3));
     let rejected = summary
         .problems
         .iter()
         .find(|p| p.kind == ProblemKind::WillFailAgain)
         .unwrap();
-    assert_eq!(rejected.key, keys[0], "the OpenSearch object sorts first");
+    assert_eq!(rejected.key, key_of("opensearch"));
     assert_eq!(rejected.line, Some(3));
     assert!(rejected.detail.contains("\"400\""), "{}", rejected.detail);
+    assert_eq!(summary.problems.len(), 2, "{:#?}", summary.problems);
     let codes = &summary.by_error_code;
     assert_eq!(codes["Lambda.FunctionError"].records, 2 + 4);
-    assert_eq!(codes["HttpEndpoint.DestinationException"].records, 14);
+    assert_eq!(codes["HttpEndpoint.DestinationException"].records, 4 + 4);
     assert_eq!(codes["400"].sendable, 0);
     let mut text = Vec::new();
     summary.render(&mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
     assert!(
-        text.contains(&format!("malformed: {}:3: not JSON", keys[3])),
+        text.contains(&format!(
+            "malformed: {}:3: not JSON",
+            key_of("s3-processing")
+        )),
         "{text}"
     );
 
     // Nothing was asked to be deleted: every object is still there.
-    assert_eq!(keys_in(&moto, BACKUP).await, keys);
+    assert_eq!(keys_in(&moto, BACKUP).await, keys());
 
     // A second run resends nothing and reports the same problems.
     let again = run(&moto, &cfg).await;
     assert_eq!(again.records_sent, 0);
     // Finished objects are not read again; the two left ones are, and their sent lines skipped.
     assert_eq!(again.records_already_sent, 2 + 4);
-    assert_eq!(again.objects_already_done, 2);
+    assert_eq!(again.objects_already_done, 3);
     assert_eq!(again.malformed_lines, 1);
     assert_eq!(delivered(&moto, DEST).await, got);
 
@@ -125,10 +153,10 @@ async fn every_sendable_record_arrives_once_and_the_rest_is_reported() {
     delete.after = AfterDone::Delete;
     let cleanup = run(&moto, &delete).await;
     assert_eq!(cleanup.records_sent, 0);
-    assert_eq!(cleanup.objects_done, 2);
+    assert_eq!(cleanup.objects_done, 3);
     assert_eq!(
         keys_in(&moto, BACKUP).await,
-        vec![keys[0].clone(), keys[3].clone()]
+        keys_of(&["opensearch", "s3-processing"])
     );
     assert_eq!(delivered(&moto, DEST).await, got);
 }
@@ -154,20 +182,34 @@ async fn dry_run_changes_nothing() {
         "no state file"
     );
     assert!(summary.dry_run);
-    assert_eq!(summary.records_sent, 51, "would send");
+    assert_eq!(
+        summary.records_sent,
+        sendable(|l| &l.unknown).len() as u64,
+        "would send"
+    );
     assert_eq!(summary.calls, 0);
     let code = &summary.by_error_code["HttpEndpoint.RequestTimeout"];
-    assert_eq!((code.records, code.sendable), (13, 13));
+    assert_eq!((code.records, code.sendable), (3, 3));
+    // The first such record is the second of the delivery object, shown inflated when it is
+    // gzip (the transform's envelopes are): readable JSON either way.
     let sample = code.sample.as_deref().unwrap();
-    assert!(sample.contains("worker job 1"), "{sample}");
+    let second = lines()
+        .into_iter()
+        .find(|l| l.key == key_of("datadog-delivery") && l.line == 2)
+        .unwrap();
+    assert_eq!(
+        sample,
+        firetail_redrive::report::sample(&second.data.unwrap())
+    );
+    assert!(sample.starts_with("{\""), "{sample}");
     let mut text = Vec::new();
     summary.render(&mut text).unwrap();
     let text = String::from_utf8(text).unwrap();
     assert!(text.starts_with("DRY RUN"), "{text}");
-    assert!(text.contains("errorCode HttpEndpoint.RequestTimeout: 13 records, 13 would send"));
+    assert!(text.contains("errorCode HttpEndpoint.RequestTimeout: 3 records, 3 would send"));
     assert!(text.contains("sample: {\"time\":"), "{text}");
     assert!(
-        text.contains("objects: 4 listed, 2 would be done"),
+        text.contains("objects: 5 listed, 3 would be done"),
         "{text}"
     );
 }
@@ -186,42 +228,60 @@ async fn packed_records_are_reported_not_sent_for_opensearch() {
         .into_iter()
         .filter(|l| l.opensearch == "fail")
         .collect();
-    assert_eq!(fail.len(), 3);
     let got = delivered(&moto, DEST).await;
     assert_arrived(&got, &send, 1);
     assert_arrived(&got, &fail, 0);
-    let keys = keys();
-    let packed: Vec<(String, Option<u64>)> = summary
+    // Every line the manifest marks is reported with its key and line, and nothing else is.
+    let mut reported: Vec<(String, Option<u64>)> = summary
         .problems
         .iter()
-        .filter(|p| p.detail.contains("packed record"))
+        .filter(|p| p.kind == ProblemKind::WillFailAgain)
         .map(|p| (p.key.clone(), p.line))
         .collect();
-    assert_eq!(
-        packed,
-        vec![(keys[2].clone(), Some(4)), (keys[2].clone(), Some(5))]
+    reported.sort();
+    let mut want: Vec<(String, Option<u64>)> =
+        fail.iter().map(|l| (l.key.clone(), Some(l.line))).collect();
+    want.sort();
+    assert_eq!(reported, want);
+    let packed: Vec<&Line> = fail.iter().filter(|l| l.events > 1).collect();
+    assert!(
+        packed.len() >= 2 + 4 + 2,
+        "packed sidecar records and envelopes"
     );
-    // Only the object without problems was deleted; the others stay for the operator.
-    let left = keys_in(&moto, BACKUP).await;
-    assert_eq!(
-        left,
-        vec![keys[0].clone(), keys[2].clone(), keys[3].clone()]
-    );
+    for l in packed {
+        let p = summary
+            .problems
+            .iter()
+            .find(|p| p.key == l.key && p.line == Some(l.line))
+            .unwrap();
+        assert!(
+            p.detail.contains("packed record") || p.detail.contains("is for Datadog"),
+            "{}",
+            p.detail
+        );
+    }
+    // Only objects whose every line was sent were deleted; the others stay for the operator.
+    let mut left: Vec<String> = lines()
+        .into_iter()
+        .filter(|l| l.opensearch != "send")
+        .map(|l| l.key)
+        .collect();
+    left.dedup();
+    left.sort();
+    assert_eq!(keys_in(&moto, BACKUP).await, left);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn finished_objects_are_tagged_moved_or_deleted_only_when_complete() {
     let moto = setup().await;
     let keys = keys();
-    // Objects 1 and 2 (http-endpoint-failed and the first processing-failed) are complete;
-    // 0 (a rejected document) and 3 (a malformed line) are not.
-    let complete = [keys[1].clone(), keys[2].clone()];
+    let complete = keys_of(&COMPLETE);
 
     let state = tempfile::tempdir().unwrap();
     let mut cfg = config(BACKUP, STREAM, state.path());
     cfg.after = AfterDone::Tag;
     let summary = run(&moto, &cfg).await;
-    assert_eq!(summary.objects_done, 2);
+    assert_eq!(summary.objects_done, 3);
     for key in &keys {
         let t = tags(&moto, BACKUP, key).await;
         if complete.contains(key) {
@@ -236,7 +296,7 @@ async fn finished_objects_are_tagged_moved_or_deleted_only_when_complete() {
     cfg2.after = AfterDone::Tag;
     cfg2.filter.error_codes = ["HttpEndpoint.DestinationException".to_owned()].into();
     let again = run(&moto, &cfg2).await;
-    assert_eq!(again.objects_already_done, 2);
+    assert_eq!(again.objects_already_done, 3);
     assert_eq!(again.records_sent, 0);
 
     // Move: a fresh state (the tagged objects would be skipped otherwise) with the tag mode
@@ -248,8 +308,8 @@ async fn finished_objects_are_tagged_moved_or_deleted_only_when_complete() {
     let s = redrive(&cfg3, &store(&moto), &firehose_for(moto.url()), never())
         .await
         .unwrap();
-    assert_eq!(s.objects_done, 2);
-    let mut expected: Vec<String> = vec![keys[0].clone(), keys[3].clone()];
+    assert_eq!(s.objects_done, 3);
+    let mut expected = keys_of(&["opensearch", "s3-processing"]);
     expected.extend(complete.iter().map(|k| format!("redriven/{k}")));
     expected.sort();
     assert_eq!(keys_in(&moto, BACKUP).await, expected);
@@ -264,7 +324,6 @@ async fn finished_objects_are_tagged_moved_or_deleted_only_when_complete() {
         let original = std::fs::read(common::fixtures().join("objects").join(key)).unwrap();
         assert_eq!(body, &original);
     }
-    assert!(PREFIX.starts_with("firehose"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,8 +337,8 @@ async fn fixing_a_malformed_line_in_place_resends_only_that_line() {
 
     // The operator repairs the object in place (its ETag changes): the malformed line 3 goes,
     // a corrected record is appended, so the old lines 4 and 5 move up to 3 and 4.
-    let key = &keys()[3];
-    let original = std::fs::read(common::fixtures().join("objects").join(key)).unwrap();
+    let key = key_of("s3-processing");
+    let original = std::fs::read(common::fixtures().join("objects").join(&key)).unwrap();
     let fixed_record = b"{\"log\":\"repaired line\"}\n";
     let mut repaired = Vec::new();
     for (i, line) in original.split(|&b| b == b'\n').enumerate() {
@@ -290,7 +349,7 @@ async fn fixing_a_malformed_line_in_place_resends_only_that_line() {
     }
     repaired.extend(common::error_line(fixed_record, 1_764_410_460_000).bytes());
     repaired.push(b'\n');
-    common::put(&moto.s3_client(), BACKUP, key, repaired).await;
+    common::put(&moto.s3_client(), BACKUP, &key, repaired).await;
 
     let second = run(&moto, &cfg).await;
     assert_eq!(second.records_sent, 1, "{second:#?}");
@@ -300,7 +359,7 @@ async fn fixing_a_malformed_line_in_place_resends_only_that_line() {
     assert_arrived(&got, &sendable(|l| &l.unknown), 1);
     assert_eq!(occurrences(&got, fixed_record), 1);
     // The repaired object is complete now, so it was deleted; the rejected document stays.
-    assert_eq!(keys_in(&moto, BACKUP).await, vec![keys()[0].clone()]);
+    assert_eq!(keys_in(&moto, BACKUP).await, vec![key_of("opensearch")]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -341,20 +400,20 @@ async fn max_objects_stops_and_the_next_run_continues_without_resending() {
     cfg.max_objects = Some(2);
     let first = run(&moto, &cfg).await;
     assert!(first.stopped_at_max_objects);
-    assert_eq!(first.objects_not_reached, 2);
+    assert_eq!(first.objects_not_reached, 3);
     assert!(first.left_behind());
-    // Objects 0 (OpenSearch: 2 of 3 sendable) and 1 (http: 40).
-    assert_eq!(first.records_sent, 42);
+    // The first two in key order: the untyped Datadog object (4) and the delivery one (10).
+    assert_eq!(first.records_sent, 4 + 10);
 
     cfg.max_objects = None;
     let second = run(&moto, &cfg).await;
     assert!(!second.stopped_at_max_objects);
-    assert_eq!(second.objects_already_done, 1, "object 1 finished in run 1");
+    assert_eq!(second.objects_already_done, 2, "both finished in run 1");
+    assert_eq!(second.records_already_sent, 0);
     assert_eq!(
-        second.records_already_sent, 2,
-        "object 0's two sent records"
+        second.records_sent,
+        sendable(|l| &l.unknown).len() as u64 - (4 + 10)
     );
-    assert_eq!(second.records_sent, 51 - 42);
     let got = delivered(&moto, DEST).await;
     assert_arrived(&got, &sendable(|l| &l.unknown), 1);
 }

@@ -28,7 +28,7 @@ async fn bulk(moto: &MotoServer) -> Vec<Vec<u8>> {
             body.push('\n');
             all.push(data);
         }
-        let key = format!("firehose/processing-failed/2025/11/29/10/logs-{o:03}");
+        let key = format!("failed/processing-failed/2025/11/29/logs-{o:03}");
         put(&s3, "backup", &key, body.into_bytes()).await;
     }
     all
@@ -53,7 +53,7 @@ fn start(moto: &MotoServer, endpoint: &FirehoseEndpoint, state: &Path) -> ChildG
             "--bucket",
             "backup",
             "--prefix",
-            "firehose/",
+            "failed/",
             "--delivery-stream",
             "logs",
             "--s3-force-path-style",
