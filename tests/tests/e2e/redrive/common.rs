@@ -235,8 +235,15 @@ pub fn events_of(values: Vec<serde_json::Value>) -> Vec<serde_json::Value> {
 pub const ATTEMPTS: u32 = 20;
 
 /// A redrive of the fixtures' prefix into `stream`, progress in `state_dir`, short backoff.
+/// Six hours after the fixtures' events were read (2026-11-22T10:00:00.123Z,
+/// `tests/tests/redrive_fixtures.rs`): a run over them inside Datadog's 18-hour window.
+fn fixtures_now_ms() -> i64 {
+    1_795_341_600_123 + 6 * 3_600_000
+}
+
 pub fn config(bucket: &str, stream: &str, state_dir: &Path) -> RedriveConfig {
     let mut config = RedriveConfig::new(bucket, stream);
+    config.clock = fixtures_now_ms;
     config.prefix = PREFIX.to_owned();
     config.state_dir = state_dir.to_owned();
     let backoff = Backoff {

@@ -164,6 +164,8 @@ async fn upload(moto: &MotoServer, now: i64) -> Backup {
 
 fn datadog(state: &std::path::Path) -> RedriveConfig {
     let mut cfg = config(BACKUP, STREAM, state);
+    // These objects are written with event times relative to now.
+    cfg.clock = firetail_redrive::engine::now_ms;
     cfg.rules.destination = Some(Destination::Datadog);
     cfg.after = AfterDone::Delete;
     cfg
