@@ -10,12 +10,15 @@
 //! - `bad_input`: the binary against unknown and mixed prefixes, truncated gzip, corrupt
 //!   transform output and untimed Datadog records: reported by key and line, exit 2.
 //! - `faults`: per-record failures resend only the failed entries.
+//! - `full_loop`: sidecar -> transform -> delivery failure in the backup bucket -> redrive ->
+//!   transform -> byte for byte what the first attempt carried, with its tags.
 //! - `process`: the binary after SIGTERM and SIGKILL.
 //! - `common`: fixtures, clients and counting.
 
 mod bad_input;
 pub mod common;
 mod faults;
+mod full_loop;
 mod moto;
 mod process;
 mod window;
