@@ -6,8 +6,9 @@
 //!
 //! moto is the Firehose endpoint except in the fault test (moto cannot fail on purpose);
 //! records are read back through the testkit's recording pass-through, which keeps their
-//! boundaries. The binary cannot reach the Kubernetes API stand-in (it only speaks TLS with a
-//! mounted service-account token), so `container_id` is checked in `route.rs` instead.
+//! boundaries. The binary asks the CANNED-RESPONSE Kubernetes API stand-in ([`FakeKubeApi`],
+//! plain HTTP on 127.0.0.1, as `FIRETAIL_KUBERNETES_API_URL` allows for loopback only) for
+//! container ids, and every delivered event must carry its container's `container_id`.
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -17,7 +18,7 @@ use std::time::{Duration, Instant};
 
 use firetail_testkit::records::destination_events;
 use firetail_testkit::route::{
-    Destination, FakePod, PodDirs, Processor, RecordResult, Tally, message_of, seq_of,
+    Destination, FakeKubeApi, FakePod, PodDirs, Processor, RecordResult, Tally, message_of, seq_of,
     sidecar_command,
 };
 use firetail_testkit::{
@@ -44,6 +45,31 @@ fn start_sidecar(
     )
     .unwrap();
     ChildGuard::spawn("firetail", cmd).unwrap()
+}
+
+/// The settings that point the sidecar at `kube` (with its token file under `dirs`).
+fn kube_settings(kube: &FakeKubeApi, dirs: &PodDirs) -> Vec<(String, String)> {
+    kube.sidecar_env(dirs).unwrap()
+}
+
+/// `settings` as the `extra` of [`start_sidecar`].
+fn as_extra(settings: &[(String, String)]) -> Vec<(&str, &str)> {
+    settings
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect()
+}
+
+/// Every event carries the id the Kubernetes API gave its container.
+fn assert_container_ids(events: &[serde_json::Value]) {
+    for e in events {
+        let name = e["kube_container_name"].as_str().unwrap_or_default();
+        assert_eq!(
+            e["container_id"],
+            FakePod::docker_id(name).as_str(),
+            "no container id: {e}"
+        );
+    }
 }
 
 /// One numbered line; `pad` makes it longer.
@@ -160,7 +186,20 @@ async fn rotations_many_files_and_new_directories_under_load_arrive_exactly_once
     let arn = moto.create_s3_stream(stream, "rotations-bucket").await;
     let tmp = tempfile::tempdir().unwrap();
     let dirs = PodDirs::new(tmp.path());
-    let mut sidecar = start_sidecar(&proxy.url(), stream, &dirs, "ndjson-gzip", &[]);
+    let containers = [
+        "web", "batch", "api", "late-0", "late-1", "late-2", "late-3", "late-4",
+    ];
+    let kube = FakeKubeApi::start(&FakePod::default(), &containers)
+        .await
+        .unwrap();
+    let settings = kube_settings(&kube, &dirs);
+    let mut sidecar = start_sidecar(
+        &proxy.url(),
+        stream,
+        &dirs,
+        "ndjson-gzip",
+        &as_extra(&settings),
+    );
     // A file renamed away before the tailer ever saw it cannot be read (its new name is not
     // watched), so the load starts once the sidecar is up: one line must have arrived.
     let web = dirs.container("web");
@@ -264,6 +303,7 @@ async fn rotations_many_files_and_new_directories_under_load_arrive_exactly_once
         assert_eq!(e["kube_namespace"], "shop");
         assert_eq!(e["pod_name"], FakePod::default().name.as_str());
     }
+    assert_container_ids(&events);
 }
 
 /// A tiny seeded generator for the kill points (printed, so a failure can be replayed).
@@ -304,11 +344,16 @@ async fn kill_9_restarts_and_sigterm_while_writing_lose_nothing() {
     let path: PathBuf = dirs.container("app").join("app.log");
     let inflight = MAX_INFLIGHT_BYTES.to_string();
     let checkpoint = CHECKPOINT_INTERVAL_MS.to_string();
-    let extra = [
+    let kube = FakeKubeApi::start(&FakePod::default(), &["app"])
+        .await
+        .unwrap();
+    let settings = kube_settings(&kube, &dirs);
+    let mut extra = vec![
         ("FIRETAIL_MAX_INFLIGHT_BYTES", inflight.as_str()),
         ("FIRETAIL_CHECKPOINT_INTERVAL_MS", checkpoint.as_str()),
         ("FIRETAIL_DRAIN_QUIET_MS", "1500"),
     ];
+    extra.extend(as_extra(&settings));
 
     // The app writes steadily until told to stop.
     let written = Arc::new(AtomicU64::new(0));
@@ -400,7 +445,8 @@ async fn kill_9_restarts_and_sigterm_while_writing_lose_nothing() {
         "in the stream: {} duplicates",
         stream_tally(&records).duplicates()
     );
-    let (tally, _) = through_transform(&arn, &proxy.url(), &records).await;
+    let (tally, events) = through_transform(&arn, &proxy.url(), &records).await;
+    assert_container_ids(&events);
     let missing = tally.missing(0..total);
     assert!(
         missing.is_empty(),

@@ -3,10 +3,9 @@
 //! `firetail-transform` binary over the Lambda Runtime API -> destination-shaped output.
 //! Every test counts events by their unique sequence numbers.
 //!
-//! The sidecar runs in-process here (the library `run()` its binary calls) so that the
-//! CANNED-RESPONSE Kubernetes API stand-in ([`FakeKubeApi`], plain HTTP) can supply container
-//! ids: the binary only reaches the in-cluster API over TLS with a mounted service-account
-//! token. The binary itself is exercised in `process.rs`. Records are read back through
+//! The sidecar runs in-process here (the library `run()` its binary calls), asking the
+//! CANNED-RESPONSE Kubernetes API stand-in ([`FakeKubeApi`], plain HTTP on loopback) for
+//! container ids; the binary, against the same stand-in, is exercised in `process.rs`. Records are read back through
 //! the testkit's recording pass-through, because moto concatenates a call's records.
 
 use std::io::Write as _;
