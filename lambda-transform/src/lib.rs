@@ -11,10 +11,12 @@
 //! - [`invocation`]: the Firehose request/response wire types.
 //! - [`config`]: `FIRETAIL_*` settings.
 //! - [`decode`]: base64, capped gzip, and what a payload holds.
-//! - [`kube_meta`], [`tags`]: the `kubernetes` map and the tags derived from it.
+//! - [`kube_meta`], [`tags`]: the `kubernetes` map and the tags derived from it (one table);
+//!   [`tags::datadog_pipeline`]: the Datadog log pipeline generated from that table.
 //! - [`render`]: one event to one destination-shaped object ([`render::datadog`],
 //!   [`render::document`]).
-//! - [`plan`]: the pure per-invocation planner (shape, compact, densify, allot).
+//! - [`plan`]: the pure per-invocation planner (pass through own output, shape, densify,
+//!   allot; Datadog's per-request event limit).
 //! - [`reingest`]: overflow back into the stream, through `firetail_firehose`.
 //! - [`emf`]: the per-invocation CloudWatch EMF line.
 //!

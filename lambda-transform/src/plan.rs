@@ -17,7 +17,7 @@
 //!
 //! # Datadog's per-request event limit
 //! Firehose sends Datadog what it buffered, by size, and Datadog reads at most
-//! [`DATADOG_MAX_EVENTS_PER_REQUEST`] events of a request. So no Datadog record carries more
+//! [`DATADOG_MAX_EVENTS_PER_REQUEST`](firetail_wire::output::DATADOG_MAX_EVENTS_PER_REQUEST) events of a request. So no Datadog record carries more
 //! than one event per [`datadog_bytes_per_event`] bytes: one that compresses better than that
 //! is padded with stored white space to the size its events must cost, and the densify pass
 //! never makes a record denser than that.

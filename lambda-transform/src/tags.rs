@@ -1,7 +1,7 @@
 //! Tags: Kubernetes metadata remapped to the names Datadog (and our other destinations) use.
 //!
 //! Every tag the transform derives by itself is a row of [`TABLE`] (name, origin, meaning):
-//! [`derive`] names built-in tags only through [`Tag`], whose names live in the table, so a
+//! [`derive()`] names built-in tags only through [`Tag`], whose names live in the table, so a
 //! tag cannot be emitted without being listed. Besides those, an event carries only the tags
 //! the deployer named (`FIRETAIL_TAG_MAP`, `FIRETAIL_EXTRA_TAGS`); [`TagRules::tag_names`] lists
 //! the whole set, which is what Datadog's side is generated from ([`datadog_pipeline`]).
@@ -174,9 +174,9 @@ impl Default for TagRules {
 }
 
 impl TagRules {
-    /// Every tag name an event can carry under these rules, in the order [`derive`] emits
+    /// Every tag name an event can carry under these rules, in the order [`derive()`] emits
     /// them: the tag map's, the other rows of [`TABLE`], then the static tags. A name is
-    /// listed once (an event carries the first value [`derive`] finds for it).
+    /// listed once (an event carries the first value [`derive()`] finds for it).
     pub fn tag_names(&self) -> Vec<&str> {
         let mapped = self.tag_map.iter().map(|m| m.tag.as_str());
         let builtin = TABLE

@@ -128,7 +128,7 @@ pub struct NestedPipeline {
     pub processors: Vec<Processor>,
 }
 
-/// A tag of the rules with no attribute remapper; `reason` completes "tag <name> …".
+/// A tag of the rules with no attribute remapper; `reason` completes "tag `<name>` …".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Unmapped {
     pub tag: String,
