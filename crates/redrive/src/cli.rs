@@ -31,8 +31,8 @@ pub struct RedriveArgs {
     pub bucket: String,
 
     /// Key prefix to redrive: `failed/` for everything a stack from template.yaml writes (its
-    /// output `FailedRecordPrefix`), or a part of it, e.g. `failed/datadog/http-endpoint-failed/`. Keys
-    /// under `redriven/` are never read.
+    /// output `FailedRecordPrefix`), or a part of it, e.g.
+    /// `failed/datadog/http-endpoint-failed/`. Keys under `redriven/` are never read.
     #[arg(long, env = "FIRETAIL_REDRIVE_PREFIX", default_value = "")]
     pub prefix: String,
 
