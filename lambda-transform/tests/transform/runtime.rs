@@ -230,3 +230,45 @@ async fn a_dead_stream_turns_overflow_into_processing_failed() {
     let logs = format!("{}{}", function.stdout(), function.stderr());
     assert!(logs.contains("ResourceNotFoundException"), "{logs}");
 }
+
+#[tokio::test]
+async fn a_hanging_stream_turns_overflow_into_processing_failed_before_the_deadline() {
+    // Every re-ingest call is answered only after two minutes: far past the invocation's
+    // 12-second deadline. The function must answer in time, the records it could not hand back
+    // marked ProcessingFailed (Firehose keeps them in the backup bucket), never time out —
+    // a timeout fails and retries the whole batch.
+    let plan = FaultPlan {
+        delay_ratio: 1.0,
+        delay: Duration::from_secs(120),
+        ..FaultPlan::default()
+    };
+    let endpoint = FirehoseEndpoint::start(plan).await.unwrap();
+    let api = RuntimeApi::start().await.unwrap();
+    let mut env = aws_env(&endpoint.url());
+    env.push(("FIRETAIL_RESPONSE_LIMIT_BYTES".into(), "20000".into()));
+    let _function = spawn_function(Path::new(BIN), &api, env).unwrap();
+
+    let arn = "arn:aws:firehose:us-east-1:123456789012:deliverystream/hangs";
+    let event = sequenced_event(arn, 100, 500);
+    let started = std::time::Instant::now();
+    let body = api
+        .invoke_timeout(serde_json::to_vec(&event).unwrap(), Duration::from_secs(12))
+        .await
+        .expect("answered before the deadline");
+    let took = started.elapsed();
+    let response: FirehoseResponse = serde_json::from_slice(&body).unwrap();
+    let count = |want| response.records.iter().filter(|r| r.result == want).count();
+    let (ok, failed) = (
+        count(RecordResult::Ok),
+        count(RecordResult::ProcessingFailed),
+    );
+    assert!(ok > 0 && failed > 0, "ok {ok}, failed {failed}");
+    assert_eq!(
+        ok + failed,
+        100,
+        "nothing is Dropped when re-ingest did not finish"
+    );
+    // The deadline less its reserve: the answer leaves Lambda time to send it.
+    assert!(took < Duration::from_secs(11), "answered after {took:?}");
+    assert!(endpoint.accepted().is_empty());
+}
