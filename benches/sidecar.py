@@ -17,6 +17,8 @@ Workloads (deterministic, seeded):
 - json1k: 1,024-byte JSON lines (an app that logs JSON; `log` holds it escaped).
 - stack: 9 of 10 events a 200-byte line, every 10th a 14-line Java exception, joined by
   FIRETAIL_MULTILINE=java.
+- access (not run by default; benches/fluentbit's first corpus): nginx "combined" access-log
+  lines of ~200 bytes.
 Files: 1 (one container directory) or 100 (10 directories x 10 files).
 Rotation: off (the files exist before the sidecar starts: a backlog, the maximum rate) or on
 (the sidecar starts on empty directories and a writer appends at --rotate-mb-per-sec,
@@ -42,6 +44,8 @@ import urllib.request
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FORMATS = ["json", "ndjson", "ndjson-gzip"]
 WORKLOADS = ["lines200", "json1k", "stack"]
+# Every generator events_for knows (benches/fluentbit and the compression bench use them all).
+CORPORA = ["access", "lines200", "json1k", "stack"]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 BILLING_INCREMENT = 5 * 1024
 
@@ -65,6 +69,9 @@ PATHS = ["/api/v1/items", "/api/v1/orders", "/api/v2/users/me", "/health", "/api
 METHODS = ["GET", "GET", "GET", "POST", "PUT", "DELETE"]
 STATUSES = [200, 200, 200, 200, 201, 204, 301, 400, 404, 500, 503]
 LEVELS = ["INFO"] * 8 + ["WARN", "ERROR", "DEBUG"]
+AGENTS = ["Mozilla/5.0 (X11; Linux x86_64; rv:128.0) Gecko/20100101 Firefox/128.0",
+          "Mozilla/5.0 (Macintosh; Intel Mac OS X 14_5) AppleWebKit/605.1.15 Safari/605.1.15",
+          "kube-probe/1.30", "curl/8.5.0", "okhttp/4.12.0", "python-requests/2.32.3"]
 
 
 class Text:
@@ -94,6 +101,21 @@ def line200(rng, text, i):
         f"status={rng.choice(STATUSES)} dur_ms={rng.randrange(1, 2000)} user={rng.randrange(10**6)} "
     )
     return head + text.pad(199 - len(head)) + "\n"
+
+
+def line_access(rng, i):
+    """An nginx "combined" access-log line (~200 bytes): few clients, paths and agents, like a
+    real service's traffic; compresses better than lines200's random ids and word salad."""
+    secs = i // 50
+    ip = f"10.0.{rng.randrange(4)}.{rng.randrange(2, 40)}"
+    path = rng.choice(PATHS)
+    if rng.random() < 0.5:
+        path += f"?page={rng.randrange(1, 20)}"
+    referer = "-" if rng.random() < 0.4 else f"https://shop.example.com{rng.choice(PATHS)}"
+    return (f"{ip} - - [30/Nov/2026:{10 + secs // 3600 % 14:02d}:{secs // 60 % 60:02d}:{secs % 60:02d} +0000] "
+            f"\"{rng.choice(METHODS)} {path} HTTP/1.1\" {rng.choice(STATUSES)} {rng.randrange(200, 30000)} "
+            f"\"{referer}\" \"{rng.choice(AGENTS)}\" rt={rng.randrange(1, 2000) / 1000:.3f} "
+            f"upstream=10.0.8.{rng.randrange(2, 12)}:8080 req={rng.getrandbits(32):08x}\n")
 
 
 def line_json1k(rng, text, i):
@@ -134,6 +156,8 @@ def events_for(workload, count, seed=7):
     for i in range(count):
         if workload == "lines200":
             yield line200(rng, text, i)
+        elif workload == "access":
+            yield line_access(rng, i)
         elif workload == "json1k":
             yield line_json1k(rng, text, i)
         elif i % 10 == 9:
@@ -442,7 +466,7 @@ def run_once(args, bins, case, fmt, run_index):
 
 
 def scaled_events(args, workload, rotation):
-    base = {"lines200": 1_000_000, "json1k": 200_000, "stack": 400_000}[workload]
+    base = {"lines200": 1_000_000, "access": 1_000_000, "json1k": 200_000, "stack": 400_000}[workload]
     scale = args.scale * (args.rotation_scale if rotation else 1.0)
     return max(1_000, int(base * scale))
 
@@ -572,7 +596,7 @@ def main():
     args = p.parse_args()
 
     formats = parse_list(args.formats, FORMATS)
-    workloads = parse_list(args.workloads, WORKLOADS)
+    workloads = parse_list(args.workloads, CORPORA)
     files_list = parse_list(args.files, [1, 100], int)
     rotations = [v == "yes" for v in parse_list(args.rotation, ["no", "yes"])]
     bins = {name: os.path.join(args.bin_dir, name) for name in ["firetail", "firehose-endpoint"]}

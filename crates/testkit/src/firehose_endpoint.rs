@@ -10,6 +10,10 @@
 //!   counters ([`FirehoseEndpoint::stats`]).
 //! - [`FaultPlan`]: what goes wrong and how often, drawn from a seeded generator.
 //! - [`Stats`]: a snapshot of the counters.
+//! - [`TestCa`]: a generated certificate authority and server certificate, for serving
+//!   HTTPS ([`EndpointOptions::tls`]) to clients that speak only TLS (Fluent Bit's
+//!   `kinesis_firehose` output). Clients trust it through its PEM ([`TestCa::ca_pem`]): the
+//!   AWS SDK for Rust through `SSL_CERT_FILE`, Fluent Bit through `tls.ca_file`.
 //!
 //! # Protocol
 //! `POST /` with `X-Amz-Target: Firehose_20150804.{PutRecordBatch|PutRecord|DescribeDeliveryStream}`.
@@ -135,6 +139,11 @@ pub struct EndpointOptions {
     /// Count the events inside accepted records ([`Stats::events`]): newlines, after
     /// gunzipping a record that starts with the gzip magic. Costs CPU in the endpoint.
     pub count_events: bool,
+    /// Serve HTTPS with this certificate instead of plain HTTP. TLS is terminated in front
+    /// of the plain server (one more hop on 127.0.0.1 inside the endpoint process), so the
+    /// protocol, the counters and the faults are the same; a reset fault reaches the client
+    /// as the TLS connection's reset.
+    pub tls: Option<TestCa>,
 }
 
 impl Default for EndpointOptions {
@@ -144,6 +153,7 @@ impl Default for EndpointOptions {
             plan: FaultPlan::default(),
             keep_records: true,
             count_events: false,
+            tls: None,
         }
     }
 }
@@ -294,6 +304,7 @@ impl Shared {
 pub struct FirehoseEndpoint {
     server: Server,
     shared: Arc<Shared>,
+    tls: Option<TlsFront>,
 }
 
 impl FirehoseEndpoint {
@@ -326,17 +337,36 @@ impl FirehoseEndpoint {
             },
             move |req| handle(Arc::clone(&handler_state), req),
         );
-        Ok(Self { server, shared })
+        let tls = match options.tls {
+            Some(ca) => {
+                let inner = server.addr();
+                Some(TlsFront::start(&ca, options.port, inner).await?)
+            }
+            None => None,
+        };
+        Ok(Self {
+            server,
+            shared,
+            tls,
+        })
     }
 
-    /// The bound address.
+    /// The bound address (the TLS front's when serving HTTPS).
     pub fn addr(&self) -> SocketAddr {
-        self.server.addr()
+        match &self.tls {
+            Some(front) => front.addr,
+            None => self.server.addr(),
+        }
     }
 
-    /// The endpoint URL for an SDK client, `http://127.0.0.1:PORT`.
+    /// The endpoint URL for an SDK client: `http://127.0.0.1:PORT`, or
+    /// `https://localhost:PORT` when serving HTTPS (the certificate names `localhost` and
+    /// `127.0.0.1`; some clients check an IP address only against DNS names).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr())
+        match &self.tls {
+            Some(front) => format!("https://localhost:{}", front.addr.port()),
+            None => format!("http://{}", self.addr()),
+        }
     }
 
     /// Replaces the fault plan; its generator restarts from the new seed and its dead window
@@ -384,7 +414,134 @@ impl FirehoseEndpoint {
 
     /// Stops serving and closes every connection.
     pub async fn shutdown(&mut self) {
+        if let Some(mut front) = self.tls.take() {
+            front.task.abort();
+            let _ = (&mut front.task).await;
+        }
         self.server.shutdown().await;
+    }
+}
+
+/// A certificate authority generated for one endpoint, and the server certificate it signed
+/// for `localhost` and `127.0.0.1` (ECDSA P-256, made with rcgen). Nothing is written to disk
+/// unless the caller writes [`TestCa::ca_pem`].
+#[derive(Clone)]
+pub struct TestCa {
+    ca_pem: String,
+    cert_der: rustls::pki_types::CertificateDer<'static>,
+    key_der: Arc<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TestCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TestCa").finish_non_exhaustive()
+    }
+}
+
+impl TestCa {
+    /// Generates a fresh CA and a server certificate signed by it.
+    pub fn generate() -> Result<Self, rcgen::Error> {
+        use rcgen::{
+            BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer,
+            KeyPair, KeyUsagePurpose,
+        };
+        let ca_key = KeyPair::generate()?;
+        let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "firetail testkit CA");
+        ca_params.key_usages = vec![
+            KeyUsagePurpose::KeyCertSign,
+            KeyUsagePurpose::CrlSign,
+            KeyUsagePurpose::DigitalSignature,
+        ];
+        let ca_cert = ca_params.self_signed(&ca_key)?;
+        let issuer = Issuer::new(ca_params, ca_key);
+
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(vec!["localhost".into(), "127.0.0.1".into()])?;
+        params
+            .distinguished_name
+            .push(DnType::CommonName, "localhost");
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Self {
+            ca_pem: ca_cert.pem(),
+            cert_der: cert.der().clone(),
+            key_der: Arc::new(key.serialize_der()),
+        })
+    }
+
+    /// The CA certificate in PEM, for a client's trust store.
+    pub fn ca_pem(&self) -> &str {
+        &self.ca_pem
+    }
+
+    fn server_config(&self) -> io::Result<rustls::ServerConfig> {
+        let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+            rustls::pki_types::PrivatePkcs8KeyDer::from(self.key_der.as_slice().to_vec()),
+        );
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let mut config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .and_then(|b| {
+                b.with_no_client_auth()
+                    .with_single_cert(vec![self.cert_der.clone()], key)
+            })
+            .map_err(io::Error::other)?;
+        config.alpn_protocols = vec![b"http/1.1".to_vec()];
+        Ok(config)
+    }
+}
+
+/// Terminates TLS on the public port and relays the plain bytes to the HTTP server on its
+/// own port of 127.0.0.1. Aborting the task drops every relayed connection.
+#[derive(Debug)]
+struct TlsFront {
+    addr: SocketAddr,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl TlsFront {
+    async fn start(ca: &TestCa, port: u16, inner: SocketAddr) -> io::Result<Self> {
+        let listener = TcpListener::bind(("127.0.0.1", port)).await?;
+        let addr = listener.local_addr()?;
+        let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(ca.server_config()?));
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    accepted = listener.accept() => {
+                        let Ok((outer, _)) = accepted else {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                            continue;
+                        };
+                        let _ = outer.set_nodelay(true);
+                        // A reset of the inner connection becomes a reset of this one.
+                        let _ = outer.set_zero_linger();
+                        let acceptor = acceptor.clone();
+                        connections.spawn(async move {
+                            let Ok(mut tls) = acceptor.accept(outer).await else { return };
+                            let Ok(mut plain) = tokio::net::TcpStream::connect(inner).await else {
+                                return;
+                            };
+                            let _ = plain.set_nodelay(true);
+                            let _ = tokio::io::copy_bidirectional(&mut tls, &mut plain).await;
+                        });
+                    }
+                    Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                }
+            }
+        });
+        Ok(Self { addr, task })
+    }
+}
+
+impl Drop for TlsFront {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }
 

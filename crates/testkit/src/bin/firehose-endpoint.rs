@@ -3,7 +3,11 @@
 //! (`AWS_ENDPOINT_URL_FIREHOSE=http://127.0.0.1:PORT`); it accepts any signature, always
 //! succeeds unless told to inject faults, and reports requests, records and bytes.
 //!
-//! Reports: on stdout, first `listening http://127.0.0.1:PORT`, then a `stats ...` line every
+//! With `--tls-dir DIR` it serves HTTPS instead, with a certificate for `localhost` and
+//! `127.0.0.1` from a CA generated at start and written to `DIR/ca.pem` (trust it with
+//! `SSL_CERT_FILE=DIR/ca.pem` for the AWS SDK for Rust, `tls.ca_file` for Fluent Bit).
+//!
+//! Reports: on stdout, first `listening http://127.0.0.1:PORT` (or `https://localhost:PORT`), then a `stats ...` line every
 //! `--report-interval-secs` and a final one on SIGINT/SIGTERM; `GET /stats` answers the
 //! counters as JSON at any time; `--stats-file` gets the final counters as JSON at exit.
 //! Counters: requests, records, decoded bytes, billed bytes (each record rounded up to 5 KiB)
@@ -20,7 +24,9 @@ use std::time::Duration;
 
 use anyhow::Context as _;
 use clap::Parser;
-use firetail_testkit::firehose_endpoint::{EndpointOptions, FaultPlan, FirehoseEndpoint, Stats};
+use firetail_testkit::firehose_endpoint::{
+    EndpointOptions, FaultPlan, FirehoseEndpoint, Stats, TestCa,
+};
 use tokio::signal::unix::{SignalKind, signal};
 
 /// A fast local Firehose endpoint (PutRecordBatch, PutRecord, DescribeDeliveryStream).
@@ -85,6 +91,10 @@ struct Args {
     /// At exit, write the final counters to this file as JSON.
     #[arg(long, env = "FIRETAIL_ENDPOINT_STATS_FILE")]
     stats_file: Option<PathBuf>,
+    /// Serve HTTPS: generate a CA and a server certificate for localhost and 127.0.0.1,
+    /// write the CA to DIR/ca.pem (created if missing) before listening.
+    #[arg(long, env = "FIRETAIL_ENDPOINT_TLS_DIR")]
+    tls_dir: Option<PathBuf>,
     /// Tokio worker threads.
     #[arg(long, env = "FIRETAIL_ENDPOINT_THREADS", default_value_t = 1)]
     threads: usize,
@@ -126,11 +136,23 @@ async fn serve(args: Args) -> anyhow::Result<()> {
         ..FaultPlan::default()
     };
     let keep_records = args.out.is_some() && !args.discard;
+    let tls = match &args.tls_dir {
+        Some(dir) => {
+            let ca = TestCa::generate().context("generate the TLS certificates")?;
+            std::fs::create_dir_all(dir).with_context(|| format!("create {}", dir.display()))?;
+            let path = dir.join("ca.pem");
+            std::fs::write(&path, ca.ca_pem())
+                .with_context(|| format!("write {}", path.display()))?;
+            Some(ca)
+        }
+        None => None,
+    };
     let endpoint = FirehoseEndpoint::start_with(EndpointOptions {
         port: args.port,
         plan,
         keep_records,
         count_events: args.count_events,
+        tls,
     })
     .await
     .with_context(|| format!("cannot listen on 127.0.0.1:{}", args.port))?;

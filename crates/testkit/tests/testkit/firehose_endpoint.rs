@@ -473,3 +473,73 @@ async fn billed_bytes_events_and_the_stats_path_report_what_arrived() {
     assert_eq!(json["events"], 6);
     assert_eq!(endpoint.stats().requests, 1);
 }
+
+/// Sends one HTTP/1.1 request over TLS, trusting only `ca_pem`, and returns the raw answer.
+async fn https_request(ca_pem: &str, port: u16, request: &[u8]) -> std::io::Result<String> {
+    use rustls::pki_types::pem::PemObject as _;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls::pki_types::CertificateDer::pem_slice_iter(ca_pem.as_bytes()) {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    let tcp = tokio::net::TcpStream::connect(("127.0.0.1", port)).await?;
+    let name = rustls::pki_types::ServerName::try_from("localhost").unwrap();
+    let mut tls = connector.connect(name, tcp).await?;
+    tls.write_all(request).await?;
+    let mut answer = Vec::new();
+    tls.read_to_end(&mut answer).await?;
+    Ok(String::from_utf8(answer).unwrap())
+}
+
+#[tokio::test]
+async fn tls_mode_serves_https_with_a_certificate_from_the_generated_ca() {
+    use firetail_testkit::firehose_endpoint::TestCa;
+    let ca = TestCa::generate().unwrap();
+    let endpoint = FirehoseEndpoint::start_with(EndpointOptions {
+        count_events: true,
+        tls: Some(ca.clone()),
+        ..EndpointOptions::default()
+    })
+    .await
+    .unwrap();
+    let port = endpoint.addr().port();
+    assert_eq!(endpoint.url(), format!("https://localhost:{port}"));
+
+    let body = r#"{"DeliveryStreamName":"app-logs","Records":[{"Data":"YQpiCg=="}]}"#;
+    let request = format!(
+        "POST / HTTP/1.1\r\nHost: localhost\r\nX-Amz-Target: Firehose_20150804.PutRecordBatch\r\n\
+         Content-Type: application/x-amz-json-1.1\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let answer = https_request(ca.ca_pem(), port, request.as_bytes())
+        .await
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+    assert!(answer.contains("\"FailedPutCount\":0"), "{answer}");
+    assert_eq!(endpoint.accepted(), vec![b"a\nb\n".to_vec()]);
+    assert_eq!(endpoint.stats().events, 2);
+
+    let answer = https_request(
+        ca.ca_pem(),
+        port,
+        b"GET /stats HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    assert!(answer.contains("\"records_accepted\":1"), "{answer}");
+
+    // A client that does not trust the CA is refused during the handshake.
+    let other = TestCa::generate().unwrap();
+    let refused = https_request(other.ca_pem(), port, b"GET /stats HTTP/1.1\r\n\r\n").await;
+    assert!(
+        refused.is_err(),
+        "a foreign CA must not verify: {refused:?}"
+    );
+}
