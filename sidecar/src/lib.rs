@@ -13,6 +13,7 @@
 //!
 //! # Layout
 //! - [`run`]: the run loop `run(config, client, shutdown)`.
+//! - [`drain`]: what a drain left (per file), for the log, the metrics and the exit status.
 //! - [`encode`]: engine events to encoded events (pod metadata, oversize split or truncate,
 //!   acknowledgement tokens).
 //! - [`pack`]: encoded events into records and calls, within Firehose's limits.
@@ -28,6 +29,7 @@
 
 pub mod cmd;
 pub mod config;
+pub mod drain;
 pub mod encode;
 pub mod metrics;
 pub mod pack;
