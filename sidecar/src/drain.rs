@@ -130,7 +130,7 @@ impl DrainOutcome {
             );
         }
         tracing::error!(
-            outcome = self.outcome.as_str(),
+            outcome = %self.outcome.as_str(),
             files = self.files_left.len(),
             unread_bytes = self.unread_bytes,
             unacked_bytes = self.unacked_bytes,

@@ -86,7 +86,7 @@ async fn run_main(s: Settings) -> anyhow::Result<ExitCode> {
     let code = report.outcome.exit_code();
     tracing::info!(
         events = report.events_received,
-        outcome = report.outcome.outcome.as_str(),
+        outcome = %report.outcome.outcome.as_str(),
         unread_bytes = report.outcome.unread_bytes,
         unacked_bytes = report.outcome.unacked_bytes,
         exit_code = code,
