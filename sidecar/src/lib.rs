@@ -21,6 +21,7 @@
 //!   task.
 //! - [`config`]: the typed configuration (the binary's `cli.rs` builds it from flags).
 //! - [`metrics`]: Prometheus metrics, health, and their HTTP server.
+//! - [`fdlimit`]: the descriptor limit raised from soft to hard at startup.
 //! - [`stdout_sink`]: a Firehose client that prints instead (`--sink stdout`).
 //! - [`cmd`]: `firetail check` and the cost model behind `firetail cost`.
 //!
@@ -31,6 +32,7 @@ pub mod cmd;
 pub mod config;
 pub mod drain;
 pub mod encode;
+pub mod fdlimit;
 pub mod metrics;
 pub mod pack;
 pub mod pod;

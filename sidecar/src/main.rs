@@ -49,6 +49,13 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
 /// `firetail run`: serve metrics, ship until SIGTERM, drain; exit 0 only if the drain left
 /// nothing behind.
 async fn run_main(s: Settings) -> anyhow::Result<ExitCode> {
+    match firetail_sidecar::fdlimit::raise_nofile() {
+        Ok(Some((from, to))) => {
+            tracing::info!(from, to, "raised the open-files limit to its hard limit")
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
+    }
     let obs = Arc::new(Observability::default());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match s.metrics_addr {
