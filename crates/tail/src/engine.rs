@@ -663,7 +663,8 @@ impl Engine {
         }
     }
 
-    /// Per tracked file, what is still unread or unacknowledged (one `fstat` each).
+    /// Per tracked file (and per file that could not be opened), what is still unread or
+    /// unacknowledged (one `fstat` each).
     fn files_left(&self) -> Vec<FileLeft> {
         let mut left: Vec<FileLeft> = self
             .files
@@ -679,6 +680,18 @@ impl Engine {
                 )
             })
             .collect();
+        // Files that could not be opened (permissions, out of descriptors) are unread from
+        // their checkpoint, or from the start.
+        for path in &self.failed {
+            let Ok(meta) = fs::metadata(path) else {
+                continue;
+            };
+            let from = self
+                .saved
+                .get(&FileId::of(&meta))
+                .map_or(0, |entry| entry.offset);
+            left.extend(FileLeft::of(path.clone(), meta.len(), from, from));
+        }
         left.sort_by(|a, b| a.path.cmp(&b.path));
         left
     }
