@@ -8,7 +8,9 @@
 //!   runs and there is no permanent delivery error right now).
 //! - [`Observability`]: both, shared by the run loop, the senders and the server. It is the
 //!   delivery loop's [`DeliveryObserver`] and the tailing engine's [`TailEmitter`], so both
-//!   report as things happen; the engine's gauges are read at scrape time.
+//!   report as things happen; the engine's gauges are read at scrape time. From SIGTERM on,
+//!   the drain gauges follow the drain, and [`Observability::record_drain`] fixes them at what
+//!   it left (sidecar/README.md, "Shutdown and drain").
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` until a shutdown future completes.
 //!
 //! A permanent delivery error (stream missing, access denied) makes `/readyz` fail but not
