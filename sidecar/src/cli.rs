@@ -177,16 +177,19 @@ pub struct ShipArgs {
     #[arg(long, env = "FIRETAIL_DRAIN_QUIET_MS", default_value_t = 2000)]
     pub drain_quiet_ms: u64,
 
-    /// Hard limit for the whole drain (keep it below the pod's terminationGracePeriodSeconds).
-    #[arg(long, env = "FIRETAIL_DRAIN_TIMEOUT_SECS", default_value_t = 25)]
+    /// Hard limit for the whole drain, from SIGTERM; keep it below the time the pod's
+    /// terminationGracePeriodSeconds leaves the sidecar (sidecar/README.md, "Shutdown and
+    /// drain").
+    #[arg(long, env = "FIRETAIL_DRAIN_TIMEOUT_SECS", default_value_t = DEFAULT_DRAIN_TIMEOUT_SECS)]
     pub drain_timeout_secs: u64,
 
     /// Address for `/metrics`, `/healthz`, `/readyz`; `off` disables the server.
     #[arg(long, env = "FIRETAIL_METRICS_ADDR", default_value = "0.0.0.0:2020", value_parser = parse_metrics_addr)]
     pub metrics_addr: MetricsAddr,
 
-    /// Timeout of one `PutRecordBatch` attempt.
-    #[arg(long, env = "FIRETAIL_REQUEST_TIMEOUT_SECS", default_value_t = 30)]
+    /// Timeout of one `PutRecordBatch` attempt; at most --drain-timeout-secs, so an attempt
+    /// started at SIGTERM ends (and can be retried) within the drain.
+    #[arg(long, env = "FIRETAIL_REQUEST_TIMEOUT_SECS", default_value_t = DEFAULT_REQUEST_TIMEOUT_SECS)]
     pub request_timeout_secs: u64,
 
     /// First retry delay ceiling after throttling or a transient error.
@@ -235,6 +238,16 @@ pub struct ShipArgs {
     #[arg(long, env = "FIRETAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
 }
+
+/// Default of `--drain-timeout-secs`: 5 s below Kubernetes' default
+/// terminationGracePeriodSeconds (30 s), which covers the app's shutdown too when firetail is
+/// a plain container stopped alongside it.
+pub const DEFAULT_DRAIN_TIMEOUT_SECS: u64 = 25;
+
+/// Default of `--request-timeout-secs`: well under the drain timeout (it must not exceed it),
+/// so a hung attempt at SIGTERM times out and is retried within the drain. A healthy
+/// `PutRecordBatch` of 4 MiB answers in well under a second.
+pub const DEFAULT_REQUEST_TIMEOUT_SECS: u64 = 10;
 
 /// `--metrics-addr`: an address, or off.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -381,6 +394,19 @@ impl RunArgs {
         positive("--retry-base-ms", s.retry_base_ms)?;
         positive("--permanent-retry-secs", s.permanent_retry_secs)?;
         positive("--drain-timeout-secs", s.drain_timeout_secs)?;
+        // An attempt that can outlive the drain is cut off by it: its records are neither
+        // acknowledged nor retried, however fast Firehose would have answered a second try.
+        if s.request_timeout_secs > s.drain_timeout_secs {
+            return Err(invalid(
+                "--request-timeout-secs",
+                format!(
+                    "{} s is longer than --drain-timeout-secs ({} s): a PutRecordBatch attempt \
+                     started at SIGTERM would outlive the drain; set it to at most the drain \
+                     timeout, preferably half of it (sidecar/README.md, \"Shutdown and drain\")",
+                    s.request_timeout_secs, s.drain_timeout_secs
+                ),
+            ));
+        }
         if s.retry_max_ms < s.retry_base_ms {
             return Err(invalid(
                 "--retry-max-ms",
@@ -697,10 +723,49 @@ mod tests {
                 "{flag} {value}"
             );
         }
+        assert_eq!(s.request_timeout, Duration::from_secs(10));
+        assert_eq!(s.ship.drain.timeout, Duration::from_secs(25));
         assert!(parse(&["firetail", "--sink", "stdout", "--metrics-addr", "nope"]).is_err());
         let off = run_settings(&["firetail", "--sink", "stdout", "--metrics-addr", "off"]).unwrap();
         assert_eq!(off.metrics_addr, None);
         assert!(parse(&["firetail", "--record-format", "xml"]).is_err());
+    }
+
+    #[test]
+    fn a_request_timeout_longer_than_the_drain_is_rejected() {
+        let with = |request: &str, drain: &str| {
+            run_settings(&[
+                "firetail",
+                "--sink",
+                "stdout",
+                "--request-timeout-secs",
+                request,
+                "--drain-timeout-secs",
+                drain,
+            ])
+        };
+        let err = with("30", "25").unwrap_err();
+        assert!(
+            matches!(&err, ConfigError::Invalid { flag, why }
+                if *flag == "--request-timeout-secs" && why.contains("outlive the drain")),
+            "{err}"
+        );
+        assert!(err.to_string().contains("30 s"), "{err}");
+        // The manifests' drain (20 s) with the default request timeout.
+        let s = run_settings(&["firetail", "--sink", "stdout", "--drain-timeout-secs=20"]).unwrap();
+        assert!(s.request_timeout <= s.ship.drain.timeout);
+        assert!(with("20", "20").is_ok());
+        // The old default request timeout (30 s) against the default drain (25 s).
+        assert!(
+            run_settings(&[
+                "firetail",
+                "--sink",
+                "stdout",
+                "--request-timeout-secs",
+                "30"
+            ])
+            .is_err()
+        );
     }
 
     #[test]

@@ -13,6 +13,7 @@
 //!
 //! # Layout
 //! - [`run`]: the run loop `run(config, client, shutdown)`.
+//! - [`drain`]: what a drain left (per file), for the log, the metrics and the exit status.
 //! - [`encode`]: engine events to encoded events (pod metadata, oversize split or truncate,
 //!   acknowledgement tokens).
 //! - [`pack`]: encoded events into records and calls, within Firehose's limits.
@@ -20,6 +21,7 @@
 //!   task.
 //! - [`config`]: the typed configuration (the binary's `cli.rs` builds it from flags).
 //! - [`metrics`]: Prometheus metrics, health, and their HTTP server.
+//! - [`fdlimit`]: the descriptor limit raised from soft to hard at startup.
 //! - [`stdout_sink`]: a Firehose client that prints instead (`--sink stdout`).
 //! - [`cmd`]: `firetail check` and the cost model behind `firetail cost`.
 //!
@@ -28,7 +30,9 @@
 
 pub mod cmd;
 pub mod config;
+pub mod drain;
 pub mod encode;
+pub mod fdlimit;
 pub mod metrics;
 pub mod pack;
 pub mod pod;

@@ -46,8 +46,16 @@ async fn dispatch(command: Command) -> anyhow::Result<ExitCode> {
     }
 }
 
-/// `firetail run`: serve metrics, ship until SIGTERM, drain.
+/// `firetail run`: serve metrics, ship until SIGTERM, drain; exit 0 only if the drain left
+/// nothing behind.
 async fn run_main(s: Settings) -> anyhow::Result<ExitCode> {
+    match firetail_sidecar::fdlimit::raise_nofile() {
+        Ok(Some((from, to))) => {
+            tracing::info!(from, to, "raised the open-files limit to its hard limit")
+        }
+        Ok(None) => {}
+        Err(error) => tracing::warn!(%error, "cannot raise the open-files limit"),
+    }
     let obs = Arc::new(Observability::default());
     let (stop_http, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let http = match s.metrics_addr {
@@ -82,12 +90,17 @@ async fn run_main(s: Settings) -> anyhow::Result<ExitCode> {
     if let Some(http) = http {
         let _ = http.await;
     }
+    let code = report.outcome.exit_code();
     tracing::info!(
         events = report.events_received,
-        unacked_bytes = report.drain.unacked_bytes,
+        outcome = %report.outcome.outcome.as_str(),
+        unread_bytes = report.outcome.unread_bytes,
+        unacked_bytes = report.outcome.unacked_bytes,
+        exit_code = code,
         "firetail stopped"
     );
-    Ok(ExitCode::SUCCESS)
+    // Non-zero when the drain left data behind (sidecar/README.md, "Shutdown and drain").
+    Ok(ExitCode::from(code))
 }
 
 /// `firetail check`: the report on stderr, exit status 1 on any problem.

@@ -6,7 +6,8 @@
 //!   batches to the `Shipper`, and drains when `shutdown` completes.
 //! - `Shipper`: sends batches on concurrent tasks through the Firehose client and
 //!   acknowledges each record's events as soon as it is accepted.
-//! - [`RunReport`]: what happened, for the binary's exit status and for tests.
+//! - [`RunReport`]: what happened, for the binary's exit status and for tests; its
+//!   [`DrainOutcome`] is also logged per file and recorded in the metrics.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -18,6 +19,7 @@ use tokio::sync::Semaphore;
 use tokio::task::JoinSet;
 
 use crate::config::ShipConfig;
+use crate::drain::DrainOutcome;
 use crate::encode::{Encoder, Token};
 use crate::metrics::Observability;
 use crate::pack::{Limits, Packer};
@@ -61,6 +63,8 @@ pub struct RunReport {
     pub events_received: u64,
     /// Batches still unsent or unacknowledged when the drain deadline ended the run.
     pub abandoned_batches: usize,
+    /// What the drain left, per file; decides the exit status.
+    pub outcome: DrainOutcome,
 }
 
 /// Looks the pod up before the first event of a container whose id is not known yet, so that
@@ -258,6 +262,7 @@ pub async fn run<C: FirehoseClient + 'static>(
                 }
             }
             () = &mut shutdown, if drain_task.is_none() => {
+                obs.set_draining();
                 if let Some(h) = handle.take() {
                     let api = api.clone();
                     let drain = ship.drain;
@@ -294,6 +299,7 @@ pub async fn run<C: FirehoseClient + 'static>(
         bytes_read: 0,
         unacked_bytes: 0,
         checkpoint_saved: false,
+        files_left: Vec::new(),
     };
     let (drain_mode, drain) = match (drain_task, handle.take()) {
         (Some(task), _) => match task.await {
@@ -314,26 +320,14 @@ pub async fn run<C: FirehoseClient + 'static>(
     let abandoned_batches = shipper.tasks.len();
     shipper.tasks.abort_all();
     while shipper.tasks.join_next().await.is_some() {}
-    if drain.unacked_bytes > 0 || drain.end != DrainEnd::AllRead {
-        tracing::error!(
-            end = ?drain.end,
-            unacked_bytes = drain.unacked_bytes,
-            abandoned_batches,
-            checkpoint_saved = drain.checkpoint_saved,
-            "drain ended before everything was delivered; what is left stays in the files"
-        );
-    } else {
-        tracing::info!(
-            events = events_received,
-            bytes_read = drain.bytes_read,
-            checkpoint_saved = drain.checkpoint_saved,
-            "drained; everything read was delivered"
-        );
-    }
+    let outcome = DrainOutcome::of(&drain, abandoned_batches);
+    outcome.log(events_received, drain.bytes_read);
+    obs.record_drain(&outcome);
     Ok(RunReport {
         drain,
         drain_mode,
         events_received,
         abandoned_batches,
+        outcome,
     })
 }

@@ -152,4 +152,88 @@ pub struct DrainReport {
     pub unacked_bytes: u64,
     /// Whether the final checkpoint was written.
     pub checkpoint_saved: bool,
+    /// Every tracked file that still had bytes unread or unacknowledged when the drain ended
+    /// (the next start reads them from the checkpoint on), in path order. Empty after a
+    /// complete drain.
+    pub files_left: Vec<FileLeft>,
+}
+
+impl DrainReport {
+    /// Bytes never read, summed over [`Self::files_left`].
+    pub fn unread_bytes(&self) -> u64 {
+        self.files_left.iter().map(|f| f.unread_bytes).sum()
+    }
+}
+
+/// What a drain left in one file: the bytes past its acknowledged position, split at the read
+/// position. A restart resumes at the acknowledged position, so both parts are read (again).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileLeft {
+    /// The file's path when the drain ended.
+    pub path: PathBuf,
+    /// Bytes beyond the read position (file size minus read position).
+    pub unread_bytes: u64,
+    /// Bytes read but not acknowledged (read position minus acknowledged position, which is
+    /// what the checkpoint holds), the unterminated line being framed included.
+    pub unacked_bytes: u64,
+}
+
+impl FileLeft {
+    /// The leftovers of a file of `size` bytes read to `read_to` and acknowledged to
+    /// `acked_to`; `None` when nothing is left. A size below the read position means the file
+    /// was truncated since it was last looked at: all of its content is then unread.
+    pub fn of(path: PathBuf, size: u64, read_to: u64, acked_to: u64) -> Option<Self> {
+        let unread_bytes = if size < read_to { size } else { size - read_to };
+        let unacked_bytes = read_to.saturating_sub(acked_to);
+        (unread_bytes > 0 || unacked_bytes > 0).then_some(Self {
+            path,
+            unread_bytes,
+            unacked_bytes,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_drain_leaves_in_a_file() {
+        let left = |size, read_to, acked_to| {
+            FileLeft::of(PathBuf::from("/l/a.log"), size, read_to, acked_to)
+                .map(|f| (f.unread_bytes, f.unacked_bytes))
+        };
+        // Read and acknowledged to the end: nothing left.
+        assert_eq!(left(100, 100, 100), None);
+        assert_eq!(left(0, 0, 0), None);
+        // Never reached the end, everything read acknowledged.
+        assert_eq!(left(100, 60, 60), Some((40, 0)));
+        // Read to the end, part of it unacknowledged.
+        assert_eq!(left(100, 100, 30), Some((0, 70)));
+        // Both.
+        assert_eq!(left(1000, 600, 250), Some((400, 350)));
+        // Truncated after it was read: all of the new content is unread.
+        assert_eq!(left(10, 600, 600), Some((10, 0)));
+        assert_eq!(left(10, 600, 250), Some((10, 350)));
+    }
+
+    #[test]
+    fn unread_bytes_sum_over_files() {
+        let report = DrainReport {
+            end: DrainEnd::Deadline,
+            events_emitted: 0,
+            bytes_read: 0,
+            unacked_bytes: 0,
+            checkpoint_saved: true,
+            files_left: [(7, 1), (5, 0)]
+                .into_iter()
+                .map(|(unread_bytes, unacked_bytes)| FileLeft {
+                    path: PathBuf::from("x"),
+                    unread_bytes,
+                    unacked_bytes,
+                })
+                .collect(),
+        };
+        assert_eq!(report.unread_bytes(), 12);
+    }
 }

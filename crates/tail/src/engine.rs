@@ -15,7 +15,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::ack::{AckCell, AckShared};
 use super::checkpoint::{CheckpointStore, Entry};
-use super::config::{DrainEnd, DrainMode, DrainReport, ReadFrom, TailConfig};
+use super::config::{DrainEnd, DrainMode, DrainReport, FileLeft, ReadFrom, TailConfig};
 use super::discovery::Matcher;
 use super::emit::Fault;
 use super::event::{LogEvent, SourceFile};
@@ -431,6 +431,8 @@ impl Engine {
         });
         let mut seen = HashSet::with_capacity(found.len());
         let mut by_path = HashMap::with_capacity(found.len());
+        // Bytes not read yet, from the sizes this scan stats anyway (the unread backlog gauge).
+        let mut unread = 0u64;
         for path in found {
             let meta = match fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => meta,
@@ -454,10 +456,15 @@ impl Engine {
                         Arc::clone(&t.cell),
                     ));
                 }
+                unread += meta.len().saturating_sub(t.framer.position());
                 continue;
             }
             self.open(path, &meta, id, now, startup);
+            if let Some(t) = self.files.get(&id) {
+                unread += meta.len().saturating_sub(t.framer.position());
+            }
         }
+        Counters::set(&self.ctx.counters.unread_bytes, unread);
         self.failed.retain(|p| by_path.contains_key(p));
         // Checkpointed files that still exist but could not be opened yet keep their saved
         // position (it is written back with every checkpoint); the rest are gone for good.
@@ -652,7 +659,41 @@ impl Engine {
             bytes_read: c.bytes_read.load(Ordering::Relaxed),
             unacked_bytes: self.ctx.acks.inflight.load(Ordering::SeqCst),
             checkpoint_saved,
+            files_left: self.files_left(),
         }
+    }
+
+    /// Per tracked file (and per file that could not be opened), what is still unread or
+    /// unacknowledged (one `fstat` each).
+    fn files_left(&self) -> Vec<FileLeft> {
+        let mut left: Vec<FileLeft> = self
+            .files
+            .values()
+            .filter_map(|t| {
+                // An unstat-able file counts as read to where we are: its size is unknown.
+                let size = t.file.metadata().map_or(t.framer.position(), |m| m.len());
+                FileLeft::of(
+                    t.source.path.clone(),
+                    size,
+                    t.framer.position(),
+                    t.cell.acked_to(),
+                )
+            })
+            .collect();
+        // Files that could not be opened (permissions, out of descriptors) are unread from
+        // their checkpoint, or from the start.
+        for path in &self.failed {
+            let Ok(meta) = fs::metadata(path) else {
+                continue;
+            };
+            let from = self
+                .saved
+                .get(&FileId::of(&meta))
+                .map_or(0, |entry| entry.offset);
+            left.extend(FileLeft::of(path.clone(), meta.len(), from, from));
+        }
+        left.sort_by(|a, b| a.path.cmp(&b.path));
+        left
     }
 }
 

@@ -91,7 +91,7 @@ use tokio::sync::oneshot;
 
 pub use ack::Acker;
 pub use config::{
-    DEFAULT_MAX_INFLIGHT_BYTES, DrainEnd, DrainMode, DrainReport, ReadFrom, TailConfig,
+    DEFAULT_MAX_INFLIGHT_BYTES, DrainEnd, DrainMode, DrainReport, FileLeft, ReadFrom, TailConfig,
 };
 pub use emit::{Fault, NoEmitter, TailEmitter};
 pub use error::TailError;
@@ -233,6 +233,7 @@ impl TailHandle {
             bytes_read: self.probe.counters.bytes_read.load(Ordering::Relaxed),
             unacked_bytes: self.probe.acks.inflight.load(Ordering::SeqCst),
             checkpoint_saved: false,
+            files_left: Vec::new(),
         };
         if self.wake.send(Wake::Drain(mode, tx)).is_err() {
             return stopped;

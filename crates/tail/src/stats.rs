@@ -40,6 +40,8 @@ pub struct TailStats {
     pub backpressure_stalls: u64,
     /// Engine loop iterations: stays flat while nothing happens (no busy polling).
     pub engine_iterations: u64,
+    /// Bytes in the tracked files beyond their read positions, as of the last scan (gauge).
+    pub unread_bytes: u64,
 }
 
 macro_rules! counters {
@@ -82,6 +84,7 @@ counters!(
     partial_flushes,
     backpressure_stalls,
     engine_iterations,
+    unread_bytes,
 );
 
 impl Default for Counters {

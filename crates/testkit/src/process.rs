@@ -60,6 +60,12 @@ impl ChildGuard {
         self.read_log("stderr")
     }
 
+    /// Bytes the process wrote to stderr so far, without reading them (a flooding process
+    /// may have written gigabytes).
+    pub fn stderr_len(&self) -> u64 {
+        std::fs::metadata(self.logs.path().join("stderr")).map_or(0, |m| m.len())
+    }
+
     /// Where the captured stdout and stderr files live.
     pub fn log_dir(&self) -> &Path {
         self.logs.path()

@@ -100,8 +100,45 @@ pub const FILES_OPEN: Def = Def {
     help: "Files open for tailing",
 };
 
+/// Bytes in tailed files not read yet (gauge).
+pub const UNREAD_BYTES: Def = Def {
+    name: "unread_bytes",
+    help: "Bytes in tailed files beyond the read position, as of the last scan",
+};
+/// What the drain has left to do, then what it left (gauges, sidecar/README.md "Shutdown and
+/// drain").
+pub const DRAIN_UNREAD_BYTES: Def = Def {
+    name: "drain_unread_bytes",
+    help: "0 until SIGTERM; while draining, bytes not read yet; after the drain, bytes it left unread",
+};
+/// See [`DRAIN_UNREAD_BYTES`].
+pub const DRAIN_UNACKED_BYTES: Def = Def {
+    name: "drain_unacked_bytes",
+    help: "0 until SIGTERM; while draining, bytes not acknowledged yet; after the drain, bytes it left unacknowledged",
+};
+/// Drains by outcome.
+pub const DRAINS: Def = Def {
+    name: "drains",
+    help: "Drains by outcome: complete, deadline (data left unread or unacknowledged), failed",
+};
+/// Metrics-server connections over the cap.
+pub const HTTP_CONNECTIONS_REFUSED: Def = Def {
+    name: "http_connections_refused",
+    help: "Metrics-server connections closed on arrival because the connection cap was reached",
+};
+/// Metrics-server connections that took too long.
+pub const HTTP_CONNECTIONS_TIMED_OUT: Def = Def {
+    name: "http_connections_timed_out",
+    help: "Metrics-server connections closed because the request or response took too long",
+};
+/// Metrics-server accept errors.
+pub const HTTP_ACCEPT_ERRORS: Def = Def {
+    name: "http_accept_errors",
+    help: "Metrics-server accept errors (such as running out of descriptors), each followed by a backoff",
+};
+
 /// Every metric, in exposition order.
-pub const ALL: [Def; 17] = [
+pub const ALL: [Def; 24] = [
     EVENTS_READ,
     READ_BYTES,
     EVENTS_SENT,
@@ -119,4 +156,11 @@ pub const ALL: [Def; 17] = [
     TAIL_ERRORS,
     TRUNCATIONS,
     FILES_OPEN,
+    UNREAD_BYTES,
+    DRAIN_UNREAD_BYTES,
+    DRAIN_UNACKED_BYTES,
+    DRAINS,
+    HTTP_CONNECTIONS_REFUSED,
+    HTTP_CONNECTIONS_TIMED_OUT,
+    HTTP_ACCEPT_ERRORS,
 ];

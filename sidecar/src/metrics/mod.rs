@@ -8,7 +8,9 @@
 //!   runs and there is no permanent delivery error right now).
 //! - [`Observability`]: both, shared by the run loop, the senders and the server. It is the
 //!   delivery loop's [`DeliveryObserver`] and the tailing engine's [`TailEmitter`], so both
-//!   report as things happen; the engine's gauges are read at scrape time.
+//!   report as things happen; the engine's gauges are read at scrape time. From SIGTERM on,
+//!   the drain gauges follow the drain, and [`Observability::record_drain`] fixes them at what
+//!   it left (sidecar/README.md, "Shutdown and drain").
 //! - [`server`]: `/metrics`, `/healthz`, `/readyz` until a shutdown future completes.
 //!
 //! A permanent delivery error (stream missing, access denied) makes `/readyz` fail but not
@@ -17,12 +19,14 @@
 pub mod defs;
 pub mod server;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::{Mutex, OnceLock, PoisonError};
 
 use firetail_firehose::{CallError, DeliveryObserver};
 use firetail_tail::{Fault, TailEmitter, TailStats};
 use firetail_wire::limits::billed_bytes;
+
+use crate::drain::{DrainOutcome, Outcome};
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -71,6 +75,20 @@ pub struct Metrics {
     pub truncations: Counter,
     /// [`defs::FILES_OPEN`].
     pub files_open: Gauge,
+    /// [`defs::UNREAD_BYTES`].
+    pub unread_bytes: Gauge,
+    /// [`defs::DRAIN_UNREAD_BYTES`].
+    pub drain_unread_bytes: Gauge,
+    /// [`defs::DRAIN_UNACKED_BYTES`].
+    pub drain_unacked_bytes: Gauge,
+    /// [`defs::DRAINS`], by `outcome` ([`Outcome::as_str`]).
+    pub drains: Family<Labels, Counter>,
+    /// [`defs::HTTP_CONNECTIONS_REFUSED`].
+    pub http_connections_refused: Counter,
+    /// [`defs::HTTP_CONNECTIONS_TIMED_OUT`].
+    pub http_connections_timed_out: Counter,
+    /// [`defs::HTTP_ACCEPT_ERRORS`].
+    pub http_accept_errors: Counter,
 }
 
 impl Default for Metrics {
@@ -104,6 +122,13 @@ impl Metrics {
             tail_errors: Family::default(),
             truncations: Counter::default(),
             files_open: Gauge::default(),
+            unread_bytes: Gauge::default(),
+            drain_unread_bytes: Gauge::default(),
+            drain_unacked_bytes: Gauge::default(),
+            drains: Family::default(),
+            http_connections_refused: Counter::default(),
+            http_connections_timed_out: Counter::default(),
+            http_accept_errors: Counter::default(),
             registry: Registry::default(),
         };
         reg(defs::EVENTS_READ, &m.events_read);
@@ -123,10 +148,25 @@ impl Metrics {
         reg(defs::TAIL_ERRORS, &m.tail_errors);
         reg(defs::TRUNCATIONS, &m.truncations);
         reg(defs::FILES_OPEN, &m.files_open);
+        reg(defs::UNREAD_BYTES, &m.unread_bytes);
+        reg(defs::DRAIN_UNREAD_BYTES, &m.drain_unread_bytes);
+        reg(defs::DRAIN_UNACKED_BYTES, &m.drain_unacked_bytes);
+        reg(defs::DRAINS, &m.drains);
+        reg(defs::HTTP_CONNECTIONS_REFUSED, &m.http_connections_refused);
+        reg(
+            defs::HTTP_CONNECTIONS_TIMED_OUT,
+            &m.http_connections_timed_out,
+        );
+        reg(defs::HTTP_ACCEPT_ERRORS, &m.http_accept_errors);
         // Every fault kind shows from the start (at 0), so a dashboard has a series to draw.
         for kind in Fault::ALL {
             m.tail_errors
                 .get_or_create(&label("kind", kind.as_str()))
+                .inc_by(0);
+        }
+        for outcome in Outcome::ALL {
+            m.drains
+                .get_or_create(&label("outcome", outcome.as_str()))
                 .inc_by(0);
         }
         Self { registry, ..m }
@@ -149,6 +189,7 @@ impl Metrics {
         self.in_flight_bytes.set(gauge(stats.inflight_bytes));
         self.checkpoint_lag_bytes
             .set(gauge(stats.checkpoint_lag_bytes));
+        self.unread_bytes.set(gauge(stats.unread_bytes));
     }
 
     /// The OpenMetrics text exposition.
@@ -231,7 +272,13 @@ pub struct Observability {
     /// Liveness and readiness.
     pub health: Health,
     gauges: OnceLock<GaugeSource>,
+    /// [`DRAIN_RUNNING`], [`DRAIN_DRAINING`] or [`DRAIN_DONE`].
+    drain: AtomicU8,
 }
+
+const DRAIN_RUNNING: u8 = 0;
+const DRAIN_DRAINING: u8 = 1;
+const DRAIN_DONE: u8 = 2;
 
 impl std::fmt::Debug for Observability {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -250,9 +297,40 @@ impl Observability {
     /// The exposition, with the gauges read now.
     pub fn encode(&self) -> String {
         if let Some(source) = self.gauges.get() {
-            self.metrics.set_tail_gauges(&source());
+            let stats = source();
+            self.metrics.set_tail_gauges(&stats);
+            // While draining, the drain gauges follow what is still to do, so the last scrape
+            // before the pod goes shows it.
+            if self.drain.load(Ordering::Acquire) == DRAIN_DRAINING {
+                let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+                let m = &self.metrics;
+                m.drain_unread_bytes.set(gauge(stats.unread_bytes));
+                m.drain_unacked_bytes.set(gauge(stats.inflight_bytes));
+            }
         }
         self.metrics.encode()
+    }
+
+    /// SIGTERM arrived: the drain gauges start following the drain.
+    pub fn set_draining(&self) {
+        let _ = self.drain.compare_exchange(
+            DRAIN_RUNNING,
+            DRAIN_DRAINING,
+            Ordering::AcqRel,
+            Ordering::Acquire,
+        );
+    }
+
+    /// The drain ended: its outcome counts once, and the drain gauges keep what it left.
+    pub fn record_drain(&self, outcome: &DrainOutcome) {
+        self.drain.store(DRAIN_DONE, Ordering::Release);
+        let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let m = &self.metrics;
+        m.drain_unread_bytes.set(gauge(outcome.unread_bytes));
+        m.drain_unacked_bytes.set(gauge(outcome.unacked_bytes));
+        m.drains
+            .get_or_create(&label("outcome", outcome.outcome.as_str()))
+            .inc();
     }
 }
 

@@ -8,10 +8,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
+use firetail_sidecar::drain::{EXIT_DRAIN_INCOMPLETE, Outcome};
 use firetail_sidecar::metrics::Observability;
 use firetail_sidecar::pack::Limits;
 use firetail_sidecar::run::RunConfig;
-use firetail_tail::DrainEnd;
+use firetail_tail::{DrainEnd, TailConfig};
 use firetail_testkit::{FaultPlan, FirehoseEndpoint};
 use firetail_wire::RecordFormat;
 
@@ -248,7 +249,11 @@ async fn drain_deadline_leaves_undelivered_lines_in_the_files_for_the_next_start
     let expected = write_lines(dir.path(), 2, 300);
     let config = |obs: &Arc<Observability>| RunConfig {
         ship: ship_with("logs", |s| s.drain.timeout = Duration::from_secs(2)),
-        tail: tail_config(dir.path()),
+        // A budget smaller than the files: the drain leaves bytes unread as well as unacked.
+        tail: TailConfig {
+            max_inflight_bytes: 8 * 1024,
+            ..tail_config(dir.path())
+        },
         pod: pod(),
         obs: Arc::clone(obs),
         limits: small_limits(),
@@ -262,6 +267,29 @@ async fn drain_deadline_leaves_undelivered_lines_in_the_files_for_the_next_start
     assert!(report.abandoned_batches > 0);
     assert!(endpoint.accepted().is_empty());
     assert_eq!(obs.metrics.events_sent.get(), 0);
+    // The outcome names every file with what is left in it: nothing was acknowledged, so
+    // unread + unacked is the whole file, and with the small budget some of it was never read.
+    let outcome = &report.outcome;
+    assert_eq!(outcome.outcome, Outcome::Deadline, "{outcome:?}");
+    assert_eq!(outcome.exit_code(), EXIT_DRAIN_INCOMPLETE);
+    assert_eq!(outcome.files_left.len(), 2, "{outcome:?}");
+    for f in &outcome.files_left {
+        let size = std::fs::metadata(&f.path).unwrap().len();
+        assert_eq!(f.unread_bytes + f.unacked_bytes, size, "{f:?}");
+    }
+    assert!(
+        outcome.unread_bytes > 0 && outcome.unacked_bytes > 0,
+        "{outcome:?}"
+    );
+    let metrics = obs.encode();
+    for expected in [
+        "firetail_drains_total{outcome=\"deadline\"} 1".to_owned(),
+        "firetail_drains_total{outcome=\"complete\"} 0".to_owned(),
+        format!("firetail_drain_unread_bytes {}", outcome.unread_bytes),
+        format!("firetail_drain_unacked_bytes {}", outcome.unacked_bytes),
+    ] {
+        assert!(metrics.contains(&expected), "{expected} not in\n{metrics}");
+    }
 
     // Firehose is back; the next start (same files, same checkpoints) delivers everything.
     endpoint.set_plan(FaultPlan::none());
@@ -270,6 +298,20 @@ async fn drain_deadline_leaves_undelivered_lines_in_the_files_for_the_next_start
         .stop()
         .await;
     assert_eq!(report.drain.unacked_bytes, 0);
+    assert_eq!(
+        report.outcome.outcome,
+        Outcome::Complete,
+        "{:?}",
+        report.outcome
+    );
+    assert_eq!(report.outcome.exit_code(), 0);
+    assert!(report.outcome.files_left.is_empty());
+    let metrics = obs.encode();
+    assert!(
+        metrics.contains("firetail_drains_total{outcome=\"complete\"} 1")
+            && metrics.contains("firetail_drain_unread_bytes 0"),
+        "{metrics}"
+    );
     assert_eq!(
         counts(&events_of(&endpoint)),
         expected,

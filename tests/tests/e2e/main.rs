@@ -9,6 +9,9 @@
 //!
 //! - `route`: files → sidecar → moto's Firehose → the transform → every destination.
 //! - `process`: the `firetail` binary under rotations, kill -9, SIGTERM and faults.
+//! - `shutdown_and_neighbours`: the binary's drain against a hanging endpoint (exit status,
+//!   per-file log, metrics, nothing lost after a restart) and a flood of idle metrics
+//!   connections under a small descriptor limit.
 //! - `moto_ship`: the shipper through the real SDK into moto's S3.
 //! - `check`: `firetail check` against a real stream.
 //! - `reingest`: the transform binary re-ingesting into moto's Firehose.
@@ -31,3 +34,4 @@ mod route;
 /// The shipper harness of the sidecar's own tests, shared rather than copied.
 #[path = "../../../sidecar/tests/ship/common.rs"]
 mod ship;
+mod shutdown_and_neighbours;

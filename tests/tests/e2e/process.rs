@@ -27,7 +27,7 @@ use firetail_testkit::{
 
 use crate::common::{PATIENCE, events_in, transform};
 
-fn start_sidecar(
+pub(crate) fn start_sidecar(
     url: &str,
     stream: &str,
     dirs: &PodDirs,
@@ -73,7 +73,7 @@ fn assert_container_ids(events: &[serde_json::Value]) {
 }
 
 /// One numbered line; `pad` makes it longer.
-fn line(n: u64, pad: usize) -> String {
+pub(crate) fn line(n: u64, pad: usize) -> String {
     format!("GET /orders seq={n} 200 {}", "x".repeat(pad))
 }
 
@@ -93,7 +93,7 @@ fn append_slowly(path: &Path, range: std::ops::Range<u64>, pause_every: u64) {
     }
 }
 
-fn append(path: &Path, range: std::ops::Range<u64>, pad: usize) {
+pub(crate) fn append(path: &Path, range: std::ops::Range<u64>, pad: usize) {
     let mut f = std::fs::OpenOptions::new()
         .create(true)
         .append(true)
@@ -108,7 +108,7 @@ fn append(path: &Path, range: std::ops::Range<u64>, pad: usize) {
 }
 
 /// Numbered events in the stream so far.
-fn stream_tally(records: &[Vec<u8>]) -> Tally {
+pub(crate) fn stream_tally(records: &[Vec<u8>]) -> Tally {
     let mut t = Tally::default();
     for e in events_in(records) {
         t.add(e["log"].as_str().unwrap_or_default());
@@ -154,7 +154,7 @@ async fn stop_and_expect_drain(sidecar: &mut ChildGuard) {
 }
 
 /// Runs `records` through the transform (datadog) and counts the output's numbered events.
-async fn through_transform(
+pub(crate) async fn through_transform(
     arn: &str,
     url: &str,
     records: &[Vec<u8>],
