@@ -17,11 +17,14 @@
 //! - `reingest`: the transform binary re-ingesting into moto's Firehose.
 //! - `moto_server`: the test kit's moto launcher itself.
 //! - `redrive`: `firetail-redrive` against moto's S3 and Firehose, faults, and the binary.
+//! - `dashboards`: the Grafana and CloudWatch dashboards read only metrics the real binaries
+//!   export.
 #![cfg(feature = "e2e")]
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod check;
 mod common;
+mod dashboards;
 mod moto_server;
 mod moto_ship;
 mod process;
