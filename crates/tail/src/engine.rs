@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -19,7 +20,7 @@ use super::config::{DrainEnd, DrainMode, DrainReport, ReadFrom, TailConfig};
 use super::discovery::Matcher;
 use super::emit::Fault;
 use super::event::{LogEvent, SourceFile};
-use super::framing::{Frame, Framer};
+use super::framing::{Cut, Frame, Framer};
 use super::identity::{FINGERPRINT_BYTES, FileId, Fingerprint};
 use super::multiline::Aggregator;
 use super::stats::Counters;
@@ -60,6 +61,8 @@ struct Tracked {
     orphaned_since: Option<Instant>,
     /// The last stat/read failed (already logged).
     failing: bool,
+    /// Bytes this file holds in its framer and multiline group, as charged to the budget.
+    held: u64,
 }
 
 #[derive(Debug)]
@@ -82,6 +85,8 @@ struct Ctx {
     batch: Vec<LogEvent>,
     /// Any bytes read since the drain (quiet mode) last looked.
     last_progress: Instant,
+    /// Sum of every file's `held`: the budget's share not in `acks.inflight`.
+    held: u64,
 }
 
 #[derive(Debug)]
@@ -104,6 +109,8 @@ pub(crate) struct Engine {
     saved_unreadable: bool,
     /// Paths whose open failed and was already logged.
     failed: HashSet<PathBuf>,
+    /// Symlinks pointing outside every root, skipped (and already logged).
+    skipped_links: HashSet<PathBuf>,
     last_poll: Instant,
     last_checkpoint: Instant,
     checkpointed_ack_seq: u64,
@@ -149,6 +156,7 @@ impl Engine {
                 joined: Vec::new(),
                 batch: Vec::new(),
                 last_progress: now,
+                held: 0,
             },
             files: HashMap::new(),
             order: Vec::new(),
@@ -162,6 +170,7 @@ impl Engine {
             saved,
             saved_unreadable,
             failed: HashSet::new(),
+            skipped_links: HashSet::new(),
             last_poll: now,
             last_checkpoint: now,
             checkpointed_ack_seq: 0,
@@ -215,6 +224,9 @@ impl Engine {
             self.last_poll = now;
         }
         let blocked = self.read_pass(now)?;
+        if blocked {
+            self.relieve()?;
+        }
         let now = Instant::now();
         self.timers(now)?;
         self.checkpoint(now, false);
@@ -242,7 +254,7 @@ impl Engine {
         let mut timeout = self.next_wait(now);
         if blocked {
             self.ctx.acks.wake_on_ack.store(true, Ordering::SeqCst);
-            if self.ctx.acks.inflight.load(Ordering::SeqCst) < self.ctx.cfg.max_inflight_bytes {
+            if self.ctx.used() < self.ctx.cfg.max_inflight_bytes {
                 return Ok(true);
             }
         } else if timeout.is_zero() {
@@ -308,7 +320,7 @@ impl Engine {
             if !t.dirty {
                 continue;
             }
-            if self.ctx.acks.inflight.load(Ordering::SeqCst) >= max {
+            if self.ctx.used() >= max {
                 Counters::add(&self.ctx.counters.backpressure_stalls, 1);
                 self.cursor = at;
                 return Ok(true);
@@ -319,10 +331,45 @@ impl Engine {
         Ok(false)
     }
 
+    /// The budget is full. When most of it is held in framers and multiline groups rather
+    /// than waiting for acks, nothing would ever free it: send the largest held lines (as
+    /// pieces marked [`Cut::Budget`]) and groups until a quarter of the budget is held.
+    fn relieve(&mut self) -> Result<(), Stopped> {
+        let max = self.ctx.cfg.max_inflight_bytes;
+        if self.ctx.held < max / 2 {
+            return Ok(());
+        }
+        let mut largest: Vec<(u64, FileId)> = self
+            .files
+            .values()
+            .filter(|t| t.held > 0)
+            .map(|t| (t.held, t.id))
+            .collect();
+        largest.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, id) in largest {
+            if self.ctx.held <= max / 4 {
+                break;
+            }
+            let Some(t) = self.files.get_mut(&id) else {
+                continue;
+            };
+            self.ctx.flush_partial(t, Cut::Budget);
+            if let Some(agg) = &mut t.agg {
+                agg.flush(&mut self.ctx.joined);
+            }
+            self.ctx.emit(t, SystemTime::now());
+            self.ctx.recharge(t);
+            if self.ctx.batch.len() >= BATCH_EVENTS {
+                self.ctx.send()?;
+            }
+        }
+        self.ctx.send()
+    }
+
     /// Quiet-period flushes, multiline timeouts and release of rotated/deleted files.
     fn timers(&mut self, now: Instant) -> Result<(), Stopped> {
         let cfg = &self.ctx.cfg;
-        let quiet = cfg.quiet_flush;
+        let quiet = cfg.partial_line_timeout;
         let grace = cfg.rotate_grace;
         let ml_timeout = cfg.multiline.as_ref().map(|m| m.flush_timeout);
         let mut released = Vec::new();
@@ -332,7 +379,7 @@ impl Engine {
             }
             let idle = now.saturating_duration_since(t.last_growth);
             if t.framer.has_partial() && idle >= quiet {
-                self.ctx.flush_partial(t);
+                self.ctx.flush_partial(t, Cut::Timeout);
             }
             if let (Some(agg), Some(timeout)) = (&mut t.agg, ml_timeout)
                 && agg.is_holding()
@@ -344,18 +391,21 @@ impl Engine {
                 && now.saturating_duration_since(since.max(t.last_growth)) >= grace
             {
                 // Whatever is left is all there will ever be.
-                self.ctx.flush_partial(t);
+                self.ctx.flush_partial(t, Cut::Release);
                 if let Some(agg) = &mut t.agg {
                     agg.flush(&mut self.ctx.joined);
                 }
                 released.push(t.id);
             }
             self.ctx.emit(t, SystemTime::now());
+            self.ctx.recharge(t);
         }
         self.ctx.send()?;
         for id in released {
             self.order.retain(|o| *o != id);
             if let Some(t) = self.files.remove(&id) {
+                // Flushed above, so normally nothing; never leave a charge behind.
+                self.ctx.held -= t.held;
                 tracing::info!(path = %t.source.path.display(), offset = t.framer.position(), "released rotated or deleted file after reading it to the end");
                 Counters::add(&self.ctx.counters.files_released, 1);
                 self.files_changed = true;
@@ -395,7 +445,7 @@ impl Engine {
         let ml_timeout = cfg.multiline.as_ref().map(|m| m.flush_timeout);
         for t in self.files.values() {
             if t.framer.has_partial() {
-                consider(t.last_growth + cfg.quiet_flush);
+                consider(t.last_growth + cfg.partial_line_timeout);
             }
             if let (Some(agg), Some(timeout)) = (&t.agg, ml_timeout)
                 && agg.is_holding()
@@ -431,7 +481,19 @@ impl Engine {
         });
         let mut seen = HashSet::with_capacity(found.len());
         let mut by_path = HashMap::with_capacity(found.len());
+        let mut roots: Option<Vec<PathBuf>> = None;
+        let mut skipped_links = HashSet::new();
         for path in found {
+            if !self.ctx.cfg.follow_symlinks_outside_roots
+                && points_outside(&path, &mut roots, self.matcher.roots())
+            {
+                if !self.skipped_links.contains(&path) {
+                    self.ctx.counters.fault(Fault::SymlinkOutsideRoots);
+                    tracing::warn!(path = %path.display(), target = %fs::canonicalize(&path).unwrap_or_default().display(), "symlink points outside the tailed directories; not followed (see --follow-symlinks-outside-roots)");
+                }
+                skipped_links.insert(path);
+                continue;
+            }
             let meta = match fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => meta,
                 // Vanished between listing and stat, or a dangling symlink.
@@ -459,6 +521,7 @@ impl Engine {
             self.open(path, &meta, id, now, startup);
         }
         self.failed.retain(|p| by_path.contains_key(p));
+        self.skipped_links = skipped_links;
         // Checkpointed files that still exist but could not be opened yet keep their saved
         // position (it is written back with every checkpoint); the rest are gone for good.
         self.saved.retain(|id, _| seen.contains(id));
@@ -523,6 +586,11 @@ impl Engine {
             tracing::warn!(path = %path.display(), %error, "cannot seek log file; will retry");
             return;
         }
+        // Resuming after a piece that was cut before its newline: what follows continues it.
+        let mid_line = start > 0 && {
+            let mut byte = [0u8];
+            matches!(file.read_at(&mut byte, start - 1), Ok(1) if byte[0] != b'\n')
+        };
         let cell = Arc::new(AckCell::new(start));
         let container = self
             .ctx
@@ -542,7 +610,7 @@ impl Engine {
                 file,
                 source,
                 cell,
-                framer: Framer::new(start, self.ctx.cfg.max_line_bytes),
+                framer: Framer::resume(start, self.ctx.cfg.max_line_bytes, mid_line),
                 agg,
                 fp,
                 last_growth: now,
@@ -550,6 +618,7 @@ impl Engine {
                 dirty: true,
                 orphaned_since: None,
                 failing: false,
+                held: 0,
             },
         );
         self.files_changed = true;
@@ -607,12 +676,13 @@ impl Engine {
             // A file not at EOF still has the rest of its pending line on disk; leaving the
             // fragment unemitted means a restart re-reads the whole line.
             if t.at_eof {
-                self.ctx.flush_partial(t);
+                self.ctx.flush_partial(t, Cut::Drain);
             }
             if let Some(agg) = &mut t.agg {
                 agg.flush(&mut self.ctx.joined);
             }
             self.ctx.emit(t, SystemTime::now());
+            self.ctx.recharge(t);
         }
         self.ctx.send()?;
         self.ctx.out = None;
@@ -683,11 +753,15 @@ impl Ctx {
         let max = self.cfg.max_inflight_bytes;
         let mut turn = 0;
         loop {
-            if turn >= TURN_BYTES || self.acks.inflight.load(Ordering::SeqCst) >= max {
+            // Never read more than the budget has room for: every byte read is held (framer,
+            // multiline group) or emitted until acknowledged, so this bounds them all.
+            let room = max.saturating_sub(self.used());
+            if turn >= TURN_BYTES || room == 0 {
                 t.dirty = true;
                 break;
             }
-            match t.file.read(&mut self.buf) {
+            let want = usize::try_from(room).map_or(READ_CHUNK_BYTES, |r| r.min(READ_CHUNK_BYTES));
+            match t.file.read(&mut self.buf[..want]) {
                 Ok(0) => {
                     t.at_eof = true;
                     break;
@@ -702,6 +776,7 @@ impl Ctx {
                     t.framer.feed(&self.buf[..n], &mut self.frames);
                     self.route(t);
                     self.emit(t, SystemTime::now());
+                    self.recharge(t);
                     if self.batch.len() >= BATCH_EVENTS {
                         self.send()?;
                     }
@@ -731,11 +806,12 @@ impl Ctx {
     fn truncated(&mut self, t: &mut Tracked, now: Instant) {
         self.counters.truncated();
         tracing::info!(path = %t.source.path.display(), read_to = t.framer.position(), "file truncated; reading it again from the start");
-        self.flush_partial(t);
+        self.flush_partial(t, Cut::Truncate);
         if let Some(agg) = &mut t.agg {
             agg.flush(&mut self.joined);
         }
         self.emit(t, SystemTime::now());
+        self.recharge(t);
         let cell = Arc::new(AckCell::new(0));
         t.source = Arc::new(SourceFile::tracked(
             t.id,
@@ -754,12 +830,34 @@ impl Ctx {
         t.fp = Fingerprint::read(&t.file, FINGERPRINT_BYTES).unwrap_or_default();
     }
 
-    /// Emits the unterminated line of `t`, if any.
-    fn flush_partial(&mut self, t: &mut Tracked) {
-        if t.framer.flush_partial(&mut self.frames) {
+    /// Emits the unterminated line of `t`, if any, as a piece marked with `cut`.
+    fn flush_partial(&mut self, t: &mut Tracked, cut: Cut) {
+        if t.framer.flush_partial(cut, &mut self.frames) {
             Counters::add(&self.counters.partial_flushes, 1);
+            if cut == Cut::Budget {
+                Counters::add(&self.counters.budget_cuts, 1);
+            }
             self.route(t);
         }
+    }
+
+    /// Bytes charged to the budget: emitted and unacknowledged, plus held in framers and
+    /// multiline groups.
+    fn used(&self) -> u64 {
+        self.acks.inflight.load(Ordering::SeqCst) + self.held
+    }
+
+    /// Re-reads what `t` holds and updates the budget's held share and its gauges.
+    fn recharge(&mut self, t: &mut Tracked) {
+        let now =
+            (t.framer.pending_len() + t.agg.as_ref().map_or(0, Aggregator::held_bytes)) as u64;
+        self.held = self.held - t.held + now;
+        t.held = now;
+        Counters::set(&self.counters.buffered_bytes, self.held);
+        let used = self.used();
+        self.counters
+            .budget_peak_bytes
+            .fetch_max(used, Ordering::Relaxed);
     }
 
     /// Moves framed lines through the multiline joiner (if any) into `joined`.
@@ -814,4 +912,24 @@ impl Ctx {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS.min(64)));
         out.blocking_send(batch).map_err(|_| Stopped)
     }
+}
+
+/// Whether `path` is a symlink whose target lies outside every root (`canonical` caches the
+/// roots with their own links resolved, computed on the first symlink met). A dangling link
+/// is not "outside": it is skipped later as unreadable, like any vanished file.
+fn points_outside(path: &Path, canonical: &mut Option<Vec<PathBuf>>, roots: &[PathBuf]) -> bool {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return false;
+    }
+    let Ok(target) = fs::canonicalize(path) else {
+        return false;
+    };
+    let roots = canonical.get_or_insert_with(|| {
+        roots
+            .iter()
+            .filter_map(|r| fs::canonicalize(r).ok())
+            .collect()
+    });
+    !roots.iter().any(|root| target.starts_with(root))
 }

@@ -91,11 +91,12 @@ use tokio::sync::oneshot;
 
 pub use ack::Acker;
 pub use config::{
-    DEFAULT_MAX_INFLIGHT_BYTES, DrainEnd, DrainMode, DrainReport, ReadFrom, TailConfig,
+    DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_PARTIAL_LINE_TIMEOUT, DrainEnd, DrainMode, DrainReport,
+    ReadFrom, TailConfig,
 };
 pub use emit::{Fault, NoEmitter, TailEmitter};
 pub use error::TailError;
-pub use event::{EventStream, FileId, LogEvent, Part, SourceFile, is_valid_utf8};
+pub use event::{Cut, EventStream, FileId, LogEvent, Part, SourceFile, is_valid_utf8};
 pub use multiline::{MultilineConfig, MultilineMode};
 pub use stats::TailStats;
 

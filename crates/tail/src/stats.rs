@@ -40,6 +40,15 @@ pub struct TailStats {
     pub backpressure_stalls: u64,
     /// Engine loop iterations: stays flat while nothing happens (no busy polling).
     pub engine_iterations: u64,
+    /// Bytes held in framers (unterminated lines) and multiline groups (gauge); with
+    /// `inflight_bytes` this is what the memory budget bounds.
+    pub buffered_bytes: u64,
+    /// Highest `inflight_bytes + buffered_bytes` the engine has seen (high-water mark).
+    pub budget_peak_bytes: u64,
+    /// Unterminated lines sent before their newline because the budget was full.
+    pub budget_cuts: u64,
+    /// Symlinks skipped because their target lies outside every glob root.
+    pub symlinks_skipped: u64,
 }
 
 macro_rules! counters {
@@ -82,6 +91,10 @@ counters!(
     partial_flushes,
     backpressure_stalls,
     engine_iterations,
+    buffered_bytes,
+    budget_peak_bytes,
+    budget_cuts,
+    symlinks_skipped,
 );
 
 impl Default for Counters {
@@ -100,6 +113,7 @@ impl Counters {
             Fault::CheckpointLoad => &self.checkpoint_load_errors,
             Fault::Discovery => &self.discovery_errors,
             Fault::Watch => &self.watch_errors,
+            Fault::SymlinkOutsideRoots => &self.symlinks_skipped,
         };
         Self::add(counter, 1);
         self.emitter.fault(kind);

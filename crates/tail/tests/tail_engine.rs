@@ -25,7 +25,7 @@ fn config(root: &Path) -> TailConfig {
         data_dir: root.join(".firetail"),
         poll_interval: Duration::from_millis(100),
         rotate_grace: Duration::from_millis(200),
-        quiet_flush: Duration::from_millis(100),
+        partial_line_timeout: Duration::from_millis(100),
         checkpoint_interval: Duration::from_millis(20),
         ..TailConfig::default()
     }
@@ -172,14 +172,19 @@ async fn reads_lines_with_exact_offsets_crlf_partial_and_raw_bytes() {
     let ranges: Vec<_> = got.iter().map(|e| (e.offset, e.end_offset)).collect();
     assert_eq!(ranges, [(0, 5), (5, 9), (9, 15)]);
     assert_eq!(got[0].source.path, path);
-    // A last line without newline is emitted once the file has been quiet.
+    // A last line without newline is emitted once the file has been quiet, marked as a cut
+    // piece; its rest continues it.
     append(&path, "no newline yet");
     let got = t.recv(1).await;
     assert_eq!(text(&got[0]), "no newline yet");
     assert_eq!((got[0].offset, got[0].end_offset), (15, 29));
+    let cut = |index, last, cut| Some(Part { index, last, cut });
+    assert_eq!(got[0].part, cut(0, false, Some(tail::Cut::Timeout)));
     append(&path, " - continued\nnext\n");
     let got = t.recv(2).await;
     assert_eq!(texts(&got), [" - continued", "next"]);
+    assert_eq!(got[0].part, cut(1, true, None));
+    assert_eq!(got[1].part, None);
     let (rest, report) = t.drain().await;
     assert!(rest.is_empty(), "{:?}", texts(&rest));
     assert_eq!(report.end, DrainEnd::AllRead);
@@ -501,13 +506,15 @@ async fn over_long_lines_arrive_as_ordered_parts() {
         parts[3],
         Some(Part {
             index: 3,
-            last: true
+            last: true,
+            cut: None,
         })
     );
     assert!(parts[..3].iter().enumerate().all(|(i, p)| *p
         == Some(Part {
             index: i as u32,
-            last: false
+            last: false,
+            cut: None,
         })));
     assert_eq!(parts[4], None);
     let joined: String = texts(&got[..4]).concat();
@@ -653,4 +660,38 @@ async fn invalid_configuration_is_refused_with_a_clear_error() {
     assert!(err.to_string().contains("/x/["), "{err}");
     assert!("rust".parse::<ReadFrom>().is_err());
     assert!("(".parse::<MultilineMode>().is_err());
+}
+
+#[tokio::test]
+async fn symlinks_out_of_the_roots_are_skipped_and_counted_unless_allowed() {
+    let (dir, root) = root();
+    let outside = dir.path().join("secret");
+    fs::create_dir_all(&outside).unwrap();
+    fs::write(outside.join("creds.log"), "secret-line\n").unwrap();
+    fs::create_dir_all(root.join("web")).unwrap();
+    fs::write(root.join("web/real.txt"), "inside-line\n").unwrap();
+    fs::write(root.join("a.log"), "plain-line\n").unwrap();
+    // A link out of the log directory, and one that stays inside it.
+    std::os::unix::fs::symlink(outside.join("creds.log"), root.join("web/stolen.log")).unwrap();
+    std::os::unix::fs::symlink(root.join("web/real.txt"), root.join("web/inside.log")).unwrap();
+
+    let t = start(config(&root));
+    wait_for(&t.handle, "the skipped link", |s| s.symlinks_skipped >= 1).await;
+    let (got, report) = t.drain().await;
+    let mut got = texts(&got);
+    got.sort();
+    assert_eq!(got, ["inside-line", "plain-line"]);
+    assert_eq!(report.end, DrainEnd::AllRead);
+
+    // Allowed by the flag, the link is an ordinary file to tail.
+    fs::remove_dir_all(root.join(".firetail")).unwrap();
+    let mut cfg = config(&root);
+    cfg.follow_symlinks_outside_roots = true;
+    let t = start(cfg);
+    let probe = t.handle.probe();
+    let (got, _) = t.drain().await;
+    let mut got = texts(&got);
+    got.sort();
+    assert_eq!(got, ["inside-line", "plain-line", "secret-line"]);
+    assert_eq!(probe.stats().symlinks_skipped, 0);
 }
