@@ -63,6 +63,20 @@ struct Tracked {
     failing: bool,
     /// Bytes this file holds in its framer and multiline group, as charged to the budget.
     held: u64,
+    /// A copy of this live file (same first bytes): not read while the original is, since
+    /// everything in it is read there; it continues where the original stops (truncation or
+    /// release).
+    shadow_of: Option<FileId>,
+}
+
+/// A truncated file's head as it was, and how far it had been read: its unread rest may still
+/// be readable in a copy (copytruncate).
+#[derive(Debug, Clone)]
+struct LostHead {
+    original: FileId,
+    path: PathBuf,
+    fp: Fingerprint,
+    read_to: u64,
 }
 
 #[derive(Debug)]
@@ -87,6 +101,8 @@ struct Ctx {
     last_progress: Instant,
     /// Sum of every file's `held`: the budget's share not in `acks.inflight`.
     held: u64,
+    /// Truncations (or rewrites found at start) whose copies are still to be looked for.
+    lost_heads: Vec<LostHead>,
 }
 
 #[derive(Debug)]
@@ -157,6 +173,7 @@ impl Engine {
                 batch: Vec::new(),
                 last_progress: now,
                 held: 0,
+                lost_heads: Vec::new(),
             },
             files: HashMap::new(),
             order: Vec::new(),
@@ -314,7 +331,17 @@ impl Engine {
         let n = self.order.len();
         for k in 0..n {
             let at = (self.cursor + k) % n;
-            let Some(t) = self.files.get_mut(&self.order[at]) else {
+            let id = self.order[at];
+            if let Some(original) = self.files.get(&id).and_then(|t| t.shadow_of)
+                && self.files.contains_key(&original)
+            {
+                if let Some(t) = self.files.get_mut(&id) {
+                    t.dirty = false;
+                    t.at_eof = true;
+                }
+                continue;
+            }
+            let Some(t) = self.files.get_mut(&id) else {
                 continue;
             };
             if !t.dirty {
@@ -326,9 +353,83 @@ impl Engine {
                 return Ok(true);
             }
             self.ctx.service(t, now)?;
+            if !self.ctx.lost_heads.is_empty() {
+                self.recover_heads(now);
+            }
         }
         self.cursor = if n == 0 { 0 } else { (self.cursor + 1) % n };
         Ok(false)
+    }
+
+    /// For each truncation seen, continues its unread rest from a copy that holds the same
+    /// first bytes: a tailed copy waiting as a shadow, or an untailed file next to it (read to
+    /// its end, then released).
+    fn recover_heads(&mut self, now: Instant) {
+        for lost in std::mem::take(&mut self.ctx.lost_heads) {
+            let shadow = self
+                .files
+                .values()
+                .find(|t| t.shadow_of == Some(lost.original))
+                .map(|t| t.id);
+            if let Some(copy) = shadow {
+                self.continue_copy(copy, lost.read_to);
+                continue;
+            }
+            if self
+                .files
+                .values()
+                .any(|t| t.id != lost.original && t.fp == lost.fp)
+            {
+                continue; // a copy already read from where the original stopped
+            }
+            match find_copy(&lost, &self.files, &self.matcher) {
+                Some((path, meta)) => {
+                    let id = FileId::of(&meta);
+                    tracing::info!(path = %lost.path.display(), copy = %path.display(), from = lost.read_to, "reading the truncated file's unread rest from its copy");
+                    self.open_at(path, &meta, id, now, Some(lost.read_to), true);
+                    if self.files.contains_key(&id) {
+                        Counters::add(&self.ctx.counters.copies_continued, 1);
+                    }
+                }
+                None => {
+                    tracing::info!(path = %lost.path.display(), read_to = lost.read_to, "no copy of the truncated file found next to it; what it held past read_to is lost");
+                }
+            }
+        }
+    }
+
+    /// The original of shadow `copy` stopped at `at`: the copy takes over from there.
+    fn continue_copy(&mut self, copy: FileId, at: u64) {
+        let max_line = self.ctx.cfg.max_line_bytes;
+        let Some(t) = self.files.get_mut(&copy) else {
+            return;
+        };
+        t.shadow_of = None;
+        let size = t.file.metadata().map_or(0, |m| m.len());
+        let at = at.min(size);
+        if let Err(error) = t.file.seek(SeekFrom::Start(at)) {
+            self.ctx.counters.fault(Fault::Read);
+            tracing::warn!(path = %t.source.path.display(), %error, "cannot seek copy");
+            return;
+        }
+        let mid_line = at > 0 && {
+            let mut byte = [0u8];
+            matches!(t.file.read_at(&mut byte, at - 1), Ok(1) if byte[0] != b'\n')
+        };
+        tracing::info!(path = %t.source.path.display(), from = at, "copy continues where its original stopped");
+        let cell = Arc::new(AckCell::new(at));
+        t.source = Arc::new(SourceFile::tracked(
+            t.id,
+            t.source.path.clone(),
+            t.source.container.clone(),
+            Arc::clone(&cell),
+        ));
+        t.cell = cell;
+        t.framer = Framer::resume(at, max_line, mid_line);
+        t.dirty = true;
+        t.at_eof = false;
+        self.files_changed = true;
+        Counters::add(&self.ctx.counters.copies_continued, 1);
     }
 
     /// The budget is full. When most of it is held in framers and multiline groups rather
@@ -406,6 +507,15 @@ impl Engine {
             if let Some(t) = self.files.remove(&id) {
                 // Flushed above, so normally nothing; never leave a charge behind.
                 self.ctx.held -= t.held;
+                let shadows: Vec<FileId> = self
+                    .files
+                    .values()
+                    .filter(|s| s.shadow_of == Some(id))
+                    .map(|s| s.id)
+                    .collect();
+                for copy in shadows {
+                    self.continue_copy(copy, t.framer.position());
+                }
                 tracing::info!(path = %t.source.path.display(), offset = t.framer.position(), "released rotated or deleted file after reading it to the end");
                 Counters::add(&self.ctx.counters.files_released, 1);
                 self.files_changed = true;
@@ -533,6 +643,9 @@ impl Engine {
                 t.dirty = true;
             }
         }
+        if !self.ctx.lost_heads.is_empty() {
+            self.recover_heads(now);
+        }
         self.update_gauges();
     }
 
@@ -543,6 +656,34 @@ impl Engine {
         id: FileId,
         now: Instant,
         startup: bool,
+    ) {
+        self.open_with(path, meta, id, now, startup, None, false);
+    }
+
+    /// Opens a copy of a truncated file found outside the globs, at `start`, to be read to its
+    /// end and released (unless a scan finds it matching after all).
+    fn open_at(
+        &mut self,
+        path: PathBuf,
+        meta: &fs::Metadata,
+        id: FileId,
+        now: Instant,
+        start: Option<u64>,
+        orphaned: bool,
+    ) {
+        self.open_with(path, meta, id, now, false, start, orphaned);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_with(
+        &mut self,
+        path: PathBuf,
+        meta: &fs::Metadata,
+        id: FileId,
+        now: Instant,
+        startup: bool,
+        forced_start: Option<u64>,
+        orphaned: bool,
     ) {
         let opened = File::open(&path).and_then(|file| {
             let fp = Fingerprint::read(&file, FINGERPRINT_BYTES)?;
@@ -566,20 +707,43 @@ impl Engine {
             } else {
                 0
             };
-        let start = match self.saved.remove(&id) {
-            Some(entry)
+        let mut shadow_of = None;
+        let start = match (forced_start, self.saved.remove(&id)) {
+            (Some(start), _) => start.min(size),
+            (None, Some(entry))
                 if entry.offset <= size && entry.fingerprint().matches(&file).unwrap_or(false) =>
             {
                 tracing::debug!(path = %path.display(), offset = entry.offset, "resuming from checkpoint");
                 entry.offset
             }
-            Some(entry) => {
+            (None, Some(entry)) => {
                 // Not the checkpointed file (inode reuse) or rewritten while we were down: the
-                // content is new to us, so read all of it whatever `read_from` says.
-                tracing::info!(path = %path.display(), checkpoint_path = %entry.path, "checkpointed inode now holds different content (inode reuse or rewrite); reading it from the start");
+                // content is new to us, so read all of it whatever `read_from` says. If it was
+                // a copytruncate, what was past the checkpoint may be in the copy.
+                tracing::info!(path = %path.display(), checkpoint_path = %entry.path, "checkpointed inode now holds different content (truncation, inode reuse or rewrite); reading it from the start");
+                if entry.fp_len as usize >= FINGERPRINT_BYTES {
+                    self.ctx.lost_heads.push(LostHead {
+                        original: id,
+                        path: path.clone(),
+                        fp: entry.fingerprint(),
+                        read_to: entry.offset,
+                    });
+                }
                 0
             }
-            None => fresh_start,
+            (None, None) => match self.copy_of(&path, &fp, id, size) {
+                CopyOf::Live(original) => {
+                    tracing::info!(path = %path.display(), "new file starts like a tailed one (a copy): read only from where the original stops");
+                    shadow_of = Some(original);
+                    0
+                }
+                CopyOf::Checkpointed(offset) => {
+                    tracing::info!(path = %path.display(), offset, "new file starts like a checkpointed one (a copy): continuing from its checkpoint");
+                    Counters::add(&self.ctx.counters.copies_continued, 1);
+                    offset
+                }
+                CopyOf::No => fresh_start,
+            },
         };
         if let Err(error) = file.seek(SeekFrom::Start(start)) {
             self.ctx.counters.fault(Fault::Read);
@@ -616,12 +780,41 @@ impl Engine {
                 last_growth: now,
                 at_eof: false,
                 dirty: true,
-                orphaned_since: None,
+                orphaned_since: orphaned.then_some(now),
                 failing: false,
                 held: 0,
+                shadow_of,
             },
         );
         self.files_changed = true;
+    }
+
+    /// Whether a new file at `path` with head `fp` is a copy of a file being tailed, or of
+    /// one in the loaded checkpoint. Only whole fingerprints count (shorter heads are too
+    /// likely shared by unrelated files, a common banner), and only a file named like a
+    /// rotated copy of the original ([`named_like_copy`]): many files of one app may well
+    /// start with the same bytes.
+    fn copy_of(&self, path: &Path, fp: &Fingerprint, id: FileId, size: u64) -> CopyOf {
+        if !fp.is_complete() {
+            return CopyOf::No;
+        }
+        if let Some(t) = self.files.values().find(|t| {
+            t.id != id
+                && t.shadow_of.is_none()
+                && t.fp == *fp
+                && named_like_copy(path, &t.source.path)
+        }) {
+            return CopyOf::Live(t.id);
+        }
+        match self.saved.values().find(|e| {
+            e.id() != id
+                && e.fingerprint() == *fp
+                && e.offset <= size
+                && named_like_copy(path, Path::new(&e.path))
+        }) {
+            Some(e) => CopyOf::Checkpointed(e.offset),
+            None => CopyOf::No,
+        }
     }
 
     /// Persists acknowledged positions if they changed and the interval passed (or `force`).
@@ -640,6 +833,8 @@ impl Engine {
         let entries: Vec<Entry> = self
             .files
             .values()
+            // A shadow has read nothing; after a restart it is recognised as a copy again.
+            .filter(|t| t.shadow_of.is_none())
             .map(|t| {
                 let offset = t.cell.acked_to();
                 lag += t.framer.position().saturating_sub(offset);
@@ -812,6 +1007,14 @@ impl Ctx {
         }
         self.emit(t, SystemTime::now());
         self.recharge(t);
+        if t.fp.is_complete() {
+            self.lost_heads.push(LostHead {
+                original: t.id,
+                path: t.source.path.clone(),
+                fp: t.fp,
+                read_to: t.framer.position(),
+            });
+        }
         let cell = Arc::new(AckCell::new(0));
         t.source = Arc::new(SourceFile::tracked(
             t.id,
@@ -932,4 +1135,67 @@ fn points_outside(path: &Path, canonical: &mut Option<Vec<PathBuf>>, roots: &[Pa
             .collect()
     });
     !roots.iter().any(|root| target.starts_with(root))
+}
+
+/// What a new file's head says about it.
+enum CopyOf {
+    No,
+    /// A copy of this tailed file.
+    Live(FileId),
+    /// A copy of a checkpointed file, acknowledged up to this offset.
+    Checkpointed(u64),
+}
+
+/// The file next to `lost.path` (not tailed, not the data directory) that starts with the
+/// truncated file's old head and holds more than was read from it; the most recently modified
+/// if several do.
+fn find_copy(
+    lost: &LostHead,
+    files: &HashMap<FileId, Tracked>,
+    matcher: &Matcher,
+) -> Option<(PathBuf, fs::Metadata)> {
+    let dir = lost.path.parent()?;
+    let mut best: Option<(SystemTime, PathBuf, fs::Metadata)> = None;
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|k| k.is_file())
+            || matcher.is_excluded(&path)
+            || !named_like_copy(&path, &lost.path)
+        {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if meta.len() <= lost.read_to || files.contains_key(&FileId::of(&meta)) {
+            continue;
+        }
+        let same_head = File::open(&path)
+            .and_then(|f| Fingerprint::read(&f, FINGERPRINT_BYTES))
+            .is_ok_and(|fp| fp == lost.fp);
+        if !same_head {
+            continue;
+        }
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if best.as_ref().is_none_or(|(m, _, _)| modified > *m) {
+            best = Some((modified, path, meta));
+        }
+    }
+    best.map(|(_, path, meta)| (path, meta))
+}
+
+/// Whether `copy` is named as rotation tools name a copy of `original`: another file in the
+/// same directory whose name starts with the original's up to its first dot, followed by a
+/// separator (`app.log` → `app.log.1`, `app.log-20261202`, `app-20261202.log`; not
+/// `application.log`).
+fn named_like_copy(copy: &Path, original: &Path) -> bool {
+    let (Some(name), Some(orig)) = (copy.file_name(), original.file_name()) else {
+        return false;
+    };
+    let (name, orig) = (name.to_string_lossy(), orig.to_string_lossy());
+    let stem = orig.split('.').next().unwrap_or(&orig);
+    let after_stem = name
+        .strip_prefix(stem)
+        .is_some_and(|rest| rest.starts_with(['.', '-', '_']));
+    copy != original && copy.parent() == original.parent() && !stem.is_empty() && after_stem
 }

@@ -49,6 +49,9 @@ pub struct TailStats {
     pub budget_cuts: u64,
     /// Symlinks skipped because their target lies outside every glob root.
     pub symlinks_skipped: u64,
+    /// Copies (same first bytes as a truncated or checkpointed file) read from where their
+    /// original stopped instead of from 0.
+    pub copies_continued: u64,
 }
 
 macro_rules! counters {
@@ -95,6 +98,7 @@ counters!(
     budget_peak_bytes,
     budget_cuts,
     symlinks_skipped,
+    copies_continued,
 );
 
 impl Default for Counters {
