@@ -30,6 +30,7 @@ pub mod invocation;
 pub mod kube_meta;
 pub mod plan;
 pub mod reingest;
+pub mod rejoin;
 pub mod render;
 pub mod tags;
 

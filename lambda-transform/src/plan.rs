@@ -611,10 +611,14 @@ impl<'c> Shaper<'c> {
         match source {
             Source::Lines(text) => {
                 let base = text.as_ptr() as usize;
-                for line in firetail_wire::format::lines(text) {
+                let mut lines = firetail_wire::format::lines(text).peekable();
+                while let Some(line) = lines.next() {
                     // Lines are slices of `text`: their start is an offset into it.
                     let pos = line.as_ptr() as usize - base;
-                    if stopped(render(line, plain, pos))? {
+                    // Pieces of a line cut before its newline, next to each other: one event
+                    // (its position is its first piece's, so a remainder keeps them all).
+                    let joined = crate::rejoin::join_cut(line, &mut lines);
+                    if stopped(render(joined.as_deref().unwrap_or(line), plain, pos))? {
                         break;
                     }
                 }

@@ -317,9 +317,15 @@ pub struct TailArgs {
     #[arg(long, env = "FIRETAIL_ROTATE_GRACE_MS", default_value_t = 5000)]
     pub rotate_grace_ms: u64,
 
-    /// Emit an unterminated last line after its file is quiet this long.
-    #[arg(long, env = "FIRETAIL_QUIET_FLUSH_MS", default_value_t = 1000)]
-    pub quiet_flush_ms: u64,
+    /// How long an unterminated line waits for its newline once its file is quiet; then it is
+    /// sent as a piece marked `part.cut = "timeout"` and the rest follows as the next piece.
+    #[arg(
+        long,
+        alias = "quiet-flush-ms",
+        env = "FIRETAIL_PARTIAL_LINE_TIMEOUT_MS",
+        default_value_t = 5000
+    )]
+    pub partial_line_timeout_ms: u64,
 
     /// Persist acknowledged positions this often (when they changed).
     #[arg(long, env = "FIRETAIL_CHECKPOINT_INTERVAL_MS", default_value_t = 1000)]
@@ -332,6 +338,11 @@ pub struct TailArgs {
     /// Discover files by polling only (for volumes that deliver no inotify events).
     #[arg(long, env = "FIRETAIL_NO_INOTIFY")]
     pub no_inotify: bool,
+
+    /// Tail matching symlinks whose target lies outside every glob root (off: such links are
+    /// skipped with a warning and counted in `firetail_tail_errors{kind="symlink_outside_roots"}`).
+    #[arg(long, env = "FIRETAIL_FOLLOW_SYMLINKS_OUTSIDE_ROOTS")]
+    pub follow_symlinks_outside_roots: bool,
 }
 
 /// A configuration that cannot work.
@@ -511,10 +522,11 @@ impl TailArgs {
             max_inflight_bytes,
             poll_interval: Duration::from_millis(self.poll_interval_ms),
             rotate_grace: Duration::from_millis(self.rotate_grace_ms),
-            quiet_flush: Duration::from_millis(self.quiet_flush_ms),
+            partial_line_timeout: Duration::from_millis(self.partial_line_timeout_ms),
             checkpoint_interval: Duration::from_millis(self.checkpoint_interval_ms),
             container_name: self.container_name.filter(|c| !c.is_empty()),
             use_inotify: !self.no_inotify,
+            follow_symlinks_outside_roots: self.follow_symlinks_outside_roots,
         })
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use firetail_tail::{Acker, LogEvent, SourceFile};
-use firetail_wire::event::{EventRef, PartMark, encode, encoded_len_bound};
+use firetail_wire::event::{Cut, EventRef, PartMark, encode_cut, encoded_len_bound};
 
 use crate::config::OversizeMode;
 use crate::metrics::Observability;
@@ -118,6 +118,7 @@ impl Encoder {
             index: p.index + shift,
             last: p.last,
         });
+        let cut = ev.part.and_then(|p| p.cut).map(wire_cut);
         let max_event = packer.max_event_bytes();
         let whole = EventRef {
             line: &ev.bytes,
@@ -126,7 +127,7 @@ impl Encoder {
             part: engine_part,
         };
         self.buf.clear();
-        encode(&whole, &self.stream_label, &kube, &mut self.buf);
+        encode_cut(&whole, cut, &self.stream_label, &kube, &mut self.buf);
         if self.buf.len() <= max_event {
             if ev.part.is_some_and(|p| p.last) {
                 self.renumber.remove(&key);
@@ -168,7 +169,7 @@ impl Encoder {
                     line: &line,
                     ..whole
                 };
-                encode(&truncated, &self.stream_label, &kube, &mut self.buf);
+                encode_cut(&truncated, cut, &self.stream_label, &kube, &mut self.buf);
                 let token = Token::Whole {
                     source: Arc::clone(&ev.source),
                     offset: ev.offset,
@@ -202,7 +203,15 @@ impl Encoder {
                         part: Some(part),
                         ..whole
                     };
-                    encode(&ev_piece, &self.stream_label, &kube, &mut self.buf);
+                    // Only the final piece ends where the writer stopped.
+                    let piece_cut = cut.filter(|_| j + 1 == n);
+                    encode_cut(
+                        &ev_piece,
+                        piece_cut,
+                        &self.stream_label,
+                        &kube,
+                        &mut self.buf,
+                    );
                     push_or_report(packer, &self.buf, Token::Piece(Arc::clone(&group)), obs);
                 }
                 if line_ends_here {
@@ -216,6 +225,17 @@ impl Encoder {
                 }
             }
         }
+    }
+}
+
+/// The record contract's name for the engine's reason.
+fn wire_cut(cut: firetail_tail::Cut) -> Cut {
+    match cut {
+        firetail_tail::Cut::Timeout => Cut::Timeout,
+        firetail_tail::Cut::Budget => Cut::Budget,
+        firetail_tail::Cut::Drain => Cut::Drain,
+        firetail_tail::Cut::Release => Cut::Release,
+        firetail_tail::Cut::Truncate => Cut::Truncate,
     }
 }
 
@@ -240,7 +260,7 @@ mod tests {
     use crate::pack::Limits;
     use firetail_tail::Part;
     use firetail_wire::RecordFormat;
-    use firetail_wire::event::{LOG, PART, PART_INDEX, PART_LAST};
+    use firetail_wire::event::{LOG, PART, PART_CUT, PART_INDEX, PART_LAST};
     use std::time::SystemTime;
 
     fn encoder(oversize: OversizeMode) -> Encoder {
@@ -294,6 +314,62 @@ mod tests {
         out
     }
 
+    /// The `part.cut` of every event the packer holds, in order.
+    fn cuts(packer: &mut Packer<Token>) -> Vec<Option<String>> {
+        packer.flush();
+        let mut out = Vec::new();
+        while let Some(batch) = packer.take_ready() {
+            for record in batch.records {
+                for line in record.data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                    let v: serde_json::Value = serde_json::from_slice(line).unwrap();
+                    out.push(v[PART][PART_CUT].as_str().map(str::to_owned));
+                }
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn a_cut_piece_carries_its_reason_and_only_its_last_split_piece_does() {
+        let obs = Observability::default();
+        let mut enc = encoder(OversizeMode::Split);
+        let mut packer = Packer::new(RecordFormat::Ndjson, limits());
+        let src = SourceFile::detached("/logs/app/a.log", "app");
+        let cut = |index, cut| {
+            Some(Part {
+                index,
+                last: false,
+                cut: Some(cut),
+            })
+        };
+        enc.push(
+            event(
+                &src,
+                b"half".to_vec(),
+                0,
+                cut(0, firetail_tail::Cut::Timeout),
+            ),
+            &mut packer,
+            &obs,
+        );
+        assert_eq!(cuts(&mut packer), [Some("timeout".to_owned())]);
+        // Too big for a 4 KiB record: split again, the reason stays on the final piece.
+        enc.push(
+            event(
+                &src,
+                vec![b'y'; 10_000],
+                4,
+                cut(1, firetail_tail::Cut::Budget),
+            ),
+            &mut packer,
+            &obs,
+        );
+        let got = cuts(&mut packer);
+        assert!(got.len() > 1, "{got:?}");
+        assert_eq!(got.last().unwrap().as_deref(), Some("budget"));
+        assert!(got[..got.len() - 1].iter().all(Option::is_none), "{got:?}");
+    }
+
     #[test]
     fn engine_parts_split_again_are_renumbered_contiguously() {
         let obs = Observability::default();
@@ -313,6 +389,7 @@ mod tests {
                 Some(Part {
                     index: 0,
                     last: false,
+                    cut: None,
                 }),
             ),
             &mut packer,
@@ -328,6 +405,7 @@ mod tests {
                 Some(Part {
                     index: 1,
                     last: false,
+                    cut: None,
                 }),
             ),
             &mut packer,
@@ -341,6 +419,7 @@ mod tests {
                 Some(Part {
                     index: 2,
                     last: true,
+                    cut: None,
                 }),
             ),
             &mut packer,

@@ -24,7 +24,7 @@ use firetail_sidecar::encode::{Encoder, Token};
 use firetail_sidecar::metrics::Observability;
 use firetail_sidecar::pack::{Limits, Packer};
 use firetail_sidecar::pod::{ContainerInfo, PodInfo};
-use firetail_tail::{LogEvent, Part, SourceFile};
+use firetail_tail::{self as tail, DrainMode, LogEvent, Part, SourceFile, TailConfig};
 use firetail_testkit::records::{decode_events, destination_events};
 use firetail_transform::invocation::InputRecord;
 use firetail_transform::{Config, FirehoseEvent, RecordResult, handle};
@@ -151,6 +151,7 @@ fn sample() -> Sample {
         Some(Part {
             index: 0,
             last: false,
+            cut: None,
         }),
     );
     next(
@@ -158,6 +159,7 @@ fn sample() -> Sample {
         Some(Part {
             index: 1,
             last: true,
+            cut: None,
         }),
     );
     next(b"", None);
@@ -504,4 +506,131 @@ fn transform_fixtures_are_generated_from_the_real_encoder() {
         "{stale:?} differ from what the encoder writes now; regenerate with \
          FIRETAIL_BLESS=1 cargo test -p firetail-e2e --test contract"
     );
+}
+
+/// A slow, block-buffered writer: one JSON line in two writes 2.5 s apart (longer than the
+/// 1 s quiet flush that used to cut it), through the real engine, encoder and transform.
+/// Returns the engine's events for that line.
+async fn line_in_two_writes(partial_line_timeout: Option<Duration>) -> Vec<LogEvent> {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("app");
+    std::fs::create_dir_all(&root).unwrap();
+    let mut cfg = TailConfig {
+        paths: vec![format!("{}/*.log", root.display())],
+        data_dir: root.join(".firetail"),
+        poll_interval: Duration::from_millis(100),
+        ..TailConfig::default()
+    };
+    if let Some(t) = partial_line_timeout {
+        cfg.partial_line_timeout = t;
+    }
+    let (handle, mut events) = tail::start(cfg).unwrap();
+    let acker = handle.acker();
+    let path = root.join("app.log");
+    std::fs::write(&path, br#"{"level":"INFO","msg":"order 7 "#).unwrap();
+    tokio::time::sleep(Duration::from_millis(2_500)).await;
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    std::io::Write::write_all(&mut f, b"paid\",\"n\":7}\n").unwrap();
+    let mut got = Vec::new();
+    // Until the event that ends at the newline.
+    while !got
+        .last()
+        .is_some_and(|e: &LogEvent| e.part.is_none_or(|p| p.last))
+    {
+        let ev = tokio::time::timeout(Duration::from_secs(30), events.recv())
+            .await
+            .unwrap()
+            .unwrap();
+        acker.ack_event(&ev);
+        got.push(ev);
+    }
+    let drain = tokio::spawn(handle.drain(DrainMode::ReadToEof {
+        deadline: std::time::Instant::now() + Duration::from_secs(30),
+    }));
+    while let Some(ev) = events.recv().await {
+        acker.ack_event(&ev);
+        got.push(ev);
+    }
+    drain.await.unwrap();
+    got
+}
+
+/// What the transform makes of `records` for Datadog: the logs, in order.
+async fn datadog_logs(records: &[Vec<u8>]) -> Vec<Value> {
+    let config = Config {
+        destination: Destination::Datadog,
+        ..Config::default()
+    };
+    let (response, _) = handle(&invocation(records), &config, &Scripted::accepting(), None).await;
+    let mut out = Vec::new();
+    for answer in &response.records {
+        assert_eq!(answer.result, RecordResult::Ok, "{answer:?}");
+        let data = STANDARD.decode(&answer.data).unwrap();
+        out.extend(destination_events(Destination::Datadog, &data).unwrap());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_line_written_in_two_writes_arrives_whole_or_in_pieces_that_say_so() {
+    const WHOLE: &str = r#"{"level":"INFO","msg":"order 7 paid","n":7}"#;
+    // The default wait for the newline covers the pause: one event, the whole line.
+    let got = line_in_two_writes(None).await;
+    assert_eq!(
+        got.len(),
+        1,
+        "{:?}",
+        got.iter().map(|e| &e.bytes).collect::<Vec<_>>()
+    );
+    assert_eq!(got[0].bytes, WHOLE.as_bytes());
+    let logs = datadog_logs(&records(RecordFormat::NdjsonGzip, Limits::FIREHOSE, got)).await;
+    assert_eq!(logs.len(), 1);
+    assert_eq!(logs[0]["message"], "order 7 paid");
+    assert_eq!(logs[0]["n"], 7);
+
+    // A wait shorter than the pause: two pieces, the first marked as cut.
+    let got = line_in_two_writes(Some(Duration::from_secs(1))).await;
+    assert_eq!(got.len(), 2);
+    let cut = got[0].part.unwrap();
+    assert_eq!(
+        (cut.index, cut.last, cut.cut),
+        (0, false, Some(tail::Cut::Timeout))
+    );
+    let rest = got[1].part.unwrap();
+    assert_eq!((rest.index, rest.last, rest.cut), (1, true, None));
+
+    // In one record the transform joins them: the app's JSON arrives whole.
+    let one_record = records(RecordFormat::NdjsonGzip, Limits::FIREHOSE, got.clone());
+    assert_eq!(one_record.len(), 1);
+    let logs = datadog_logs(&one_record).await;
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs[0]["message"], "order 7 paid");
+    assert_eq!(logs[0]["n"], 7);
+    assert!(logs[0].get("part").is_none(), "{}", logs[0]);
+
+    // In two records (the pause spans a flush) each piece says what it is.
+    let mut two_records = Vec::new();
+    for ev in got {
+        two_records.extend(records(
+            RecordFormat::NdjsonGzip,
+            Limits::FIREHOSE,
+            vec![ev],
+        ));
+    }
+    let logs = datadog_logs(&two_records).await;
+    assert_eq!(logs.len(), 2, "{logs:?}");
+    assert_eq!(
+        logs[0]["part"],
+        json!({"index": 0, "last": false, "cut": "timeout"})
+    );
+    assert_eq!(logs[1]["part"], json!({"index": 1, "last": true}));
+    let joined = format!(
+        "{}{}",
+        logs[0]["message"].as_str().unwrap(),
+        logs[1]["message"].as_str().unwrap()
+    );
+    assert_eq!(joined, WHOLE);
 }

@@ -34,6 +34,11 @@ impl FromStr for ReadFrom {
 /// Default in-flight budget ([`TailConfig::max_inflight_bytes`]).
 pub const DEFAULT_MAX_INFLIGHT_BYTES: u64 = 4 * 1024 * 1024;
 
+/// Default [`TailConfig::partial_line_timeout`]: longer than the pauses of a block-buffered
+/// writer between the halves of one line, short enough that a final line without newline is
+/// not held for long.
+pub const DEFAULT_PARTIAL_LINE_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// Tailing engine settings. Durations are `Duration`s; the CLI layer owns the `_secs`/`_ms`
 /// flag names.
 #[derive(Debug, Clone)]
@@ -48,22 +53,28 @@ pub struct TailConfig {
     pub max_line_bytes: usize,
     /// Join continuation lines (stack traces) into one event.
     pub multiline: Option<MultilineConfig>,
-    /// Stop reading while this many emitted bytes are unacknowledged (default 4 MiB, as the
-    /// sidecar's; peak RSS is about 6 MiB + 1.5 × this when the consumer falls behind).
+    /// The memory budget, in file bytes: reading stops while the bytes emitted and not yet
+    /// acknowledged plus the bytes held in framers (unterminated lines) and multiline groups
+    /// reach this (default 4 MiB, as the sidecar's). See "Memory model" in the crate docs.
     pub max_inflight_bytes: u64,
     /// Rescan globs and re-check every file this often; the only discovery on volumes without
     /// inotify, and a safety net where inotify exists.
     pub poll_interval: Duration,
     /// How long a rotated-away or deleted file is kept open after its last new byte.
     pub rotate_grace: Duration,
-    /// An unterminated last line is emitted after its file has been quiet this long.
-    pub quiet_flush: Duration,
+    /// How long an unterminated line waits for its newline once its file went quiet; then it
+    /// is emitted as a piece marked [`super::Cut::Timeout`] and the rest follows as the next
+    /// piece.
+    pub partial_line_timeout: Duration,
     /// How often acknowledged positions are persisted (when they changed).
     pub checkpoint_interval: Duration,
     /// Overrides the container name derived from the directory layout.
     pub container_name: Option<String>,
     /// Use inotify (through `notify`) in addition to polling.
     pub use_inotify: bool,
+    /// Tail a matching symlink whose target lies outside every glob root. Off by default: a
+    /// link in the log directory must not ship a file from elsewhere on the volume.
+    pub follow_symlinks_outside_roots: bool,
 }
 
 impl Default for TailConfig {
@@ -77,10 +88,11 @@ impl Default for TailConfig {
             max_inflight_bytes: DEFAULT_MAX_INFLIGHT_BYTES,
             poll_interval: Duration::from_secs(1),
             rotate_grace: Duration::from_secs(5),
-            quiet_flush: Duration::from_secs(1),
+            partial_line_timeout: DEFAULT_PARTIAL_LINE_TIMEOUT,
             checkpoint_interval: Duration::from_secs(1),
             container_name: None,
             use_inotify: true,
+            follow_symlinks_outside_roots: false,
         }
     }
 }

@@ -18,17 +18,21 @@ pub enum Fault {
     Discovery,
     /// inotify failed or lost events (polling covers it).
     Watch,
+    /// A matching symlink points outside every glob root and was not followed
+    /// (`follow_symlinks_outside_roots` is off).
+    SymlinkOutsideRoots,
 }
 
 impl Fault {
     /// Every kind.
-    pub const ALL: [Fault; 6] = [
+    pub const ALL: [Fault; 7] = [
         Self::Open,
         Self::Read,
         Self::CheckpointWrite,
         Self::CheckpointLoad,
         Self::Discovery,
         Self::Watch,
+        Self::SymlinkOutsideRoots,
     ];
 
     /// A short name for metric labels.
@@ -40,6 +44,7 @@ impl Fault {
             Self::CheckpointLoad => "checkpoint_load",
             Self::Discovery => "discovery",
             Self::Watch => "watch",
+            Self::SymlinkOutsideRoots => "symlink_outside_roots",
         }
     }
 }

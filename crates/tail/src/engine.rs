@@ -5,7 +5,8 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::path::PathBuf;
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
@@ -19,7 +20,7 @@ use super::config::{DrainEnd, DrainMode, DrainReport, FileLeft, ReadFrom, TailCo
 use super::discovery::Matcher;
 use super::emit::Fault;
 use super::event::{LogEvent, SourceFile};
-use super::framing::{Frame, Framer};
+use super::framing::{Cut, Frame, Framer};
 use super::identity::{FINGERPRINT_BYTES, FileId, Fingerprint};
 use super::multiline::Aggregator;
 use super::stats::Counters;
@@ -60,6 +61,22 @@ struct Tracked {
     orphaned_since: Option<Instant>,
     /// The last stat/read failed (already logged).
     failing: bool,
+    /// Bytes this file holds in its framer and multiline group, as charged to the budget.
+    held: u64,
+    /// A copy of this live file (same first bytes): not read while the original is, since
+    /// everything in it is read there; it continues where the original stops (truncation or
+    /// release).
+    shadow_of: Option<FileId>,
+}
+
+/// A truncated file's head as it was, and how far it had been read: its unread rest may still
+/// be readable in a copy (copytruncate).
+#[derive(Debug, Clone)]
+struct LostHead {
+    original: FileId,
+    path: PathBuf,
+    fp: Fingerprint,
+    read_to: u64,
 }
 
 #[derive(Debug)]
@@ -82,6 +99,10 @@ struct Ctx {
     batch: Vec<LogEvent>,
     /// Any bytes read since the drain (quiet mode) last looked.
     last_progress: Instant,
+    /// Sum of every file's `held`: the budget's share not in `acks.inflight`.
+    held: u64,
+    /// Truncations (or rewrites found at start) whose copies are still to be looked for.
+    lost_heads: Vec<LostHead>,
 }
 
 #[derive(Debug)]
@@ -104,6 +125,8 @@ pub(crate) struct Engine {
     saved_unreadable: bool,
     /// Paths whose open failed and was already logged.
     failed: HashSet<PathBuf>,
+    /// Symlinks pointing outside every root, skipped (and already logged).
+    skipped_links: HashSet<PathBuf>,
     last_poll: Instant,
     last_checkpoint: Instant,
     checkpointed_ack_seq: u64,
@@ -149,6 +172,8 @@ impl Engine {
                 joined: Vec::new(),
                 batch: Vec::new(),
                 last_progress: now,
+                held: 0,
+                lost_heads: Vec::new(),
             },
             files: HashMap::new(),
             order: Vec::new(),
@@ -162,6 +187,7 @@ impl Engine {
             saved,
             saved_unreadable,
             failed: HashSet::new(),
+            skipped_links: HashSet::new(),
             last_poll: now,
             last_checkpoint: now,
             checkpointed_ack_seq: 0,
@@ -215,6 +241,9 @@ impl Engine {
             self.last_poll = now;
         }
         let blocked = self.read_pass(now)?;
+        if blocked {
+            self.relieve()?;
+        }
         let now = Instant::now();
         self.timers(now)?;
         self.checkpoint(now, false);
@@ -242,7 +271,7 @@ impl Engine {
         let mut timeout = self.next_wait(now);
         if blocked {
             self.ctx.acks.wake_on_ack.store(true, Ordering::SeqCst);
-            if self.ctx.acks.inflight.load(Ordering::SeqCst) < self.ctx.cfg.max_inflight_bytes {
+            if self.ctx.used() < self.ctx.cfg.max_inflight_bytes {
                 return Ok(true);
             }
         } else if timeout.is_zero() {
@@ -302,27 +331,146 @@ impl Engine {
         let n = self.order.len();
         for k in 0..n {
             let at = (self.cursor + k) % n;
-            let Some(t) = self.files.get_mut(&self.order[at]) else {
+            let id = self.order[at];
+            if let Some(original) = self.files.get(&id).and_then(|t| t.shadow_of)
+                && self.files.contains_key(&original)
+            {
+                if let Some(t) = self.files.get_mut(&id) {
+                    t.dirty = false;
+                    t.at_eof = true;
+                }
+                continue;
+            }
+            let Some(t) = self.files.get_mut(&id) else {
                 continue;
             };
             if !t.dirty {
                 continue;
             }
-            if self.ctx.acks.inflight.load(Ordering::SeqCst) >= max {
+            if self.ctx.used() >= max {
                 Counters::add(&self.ctx.counters.backpressure_stalls, 1);
                 self.cursor = at;
                 return Ok(true);
             }
             self.ctx.service(t, now)?;
+            if !self.ctx.lost_heads.is_empty() {
+                self.recover_heads(now);
+            }
         }
         self.cursor = if n == 0 { 0 } else { (self.cursor + 1) % n };
         Ok(false)
     }
 
+    /// For each truncation seen, continues its unread rest from a copy that holds the same
+    /// first bytes: a tailed copy waiting as a shadow, or an untailed file next to it (read to
+    /// its end, then released).
+    fn recover_heads(&mut self, now: Instant) {
+        for lost in std::mem::take(&mut self.ctx.lost_heads) {
+            let shadow = self
+                .files
+                .values()
+                .find(|t| t.shadow_of == Some(lost.original))
+                .map(|t| t.id);
+            if let Some(copy) = shadow {
+                self.continue_copy(copy, lost.read_to);
+                continue;
+            }
+            if self
+                .files
+                .values()
+                .any(|t| t.id != lost.original && t.fp == lost.fp)
+            {
+                continue; // a copy already read from where the original stopped
+            }
+            match find_copy(&lost, &self.files, &self.matcher) {
+                Some((path, meta)) => {
+                    let id = FileId::of(&meta);
+                    tracing::info!(path = %lost.path.display(), copy = %path.display(), from = lost.read_to, "reading the truncated file's unread rest from its copy");
+                    self.open_at(path, &meta, id, now, Some(lost.read_to), true);
+                    if self.files.contains_key(&id) {
+                        Counters::add(&self.ctx.counters.copies_continued, 1);
+                    }
+                }
+                None => {
+                    tracing::info!(path = %lost.path.display(), read_to = lost.read_to, "no copy of the truncated file found next to it; what it held past read_to is lost");
+                }
+            }
+        }
+    }
+
+    /// The original of shadow `copy` stopped at `at`: the copy takes over from there.
+    fn continue_copy(&mut self, copy: FileId, at: u64) {
+        let max_line = self.ctx.cfg.max_line_bytes;
+        let Some(t) = self.files.get_mut(&copy) else {
+            return;
+        };
+        t.shadow_of = None;
+        let size = t.file.metadata().map_or(0, |m| m.len());
+        let at = at.min(size);
+        if let Err(error) = t.file.seek(SeekFrom::Start(at)) {
+            self.ctx.counters.fault(Fault::Read);
+            tracing::warn!(path = %t.source.path.display(), %error, "cannot seek copy");
+            return;
+        }
+        let mid_line = at > 0 && {
+            let mut byte = [0u8];
+            matches!(t.file.read_at(&mut byte, at - 1), Ok(1) if byte[0] != b'\n')
+        };
+        tracing::info!(path = %t.source.path.display(), from = at, "copy continues where its original stopped");
+        let cell = Arc::new(AckCell::new(at));
+        t.source = Arc::new(SourceFile::tracked(
+            t.id,
+            t.source.path.clone(),
+            t.source.container.clone(),
+            Arc::clone(&cell),
+        ));
+        t.cell = cell;
+        t.framer = Framer::resume(at, max_line, mid_line);
+        t.dirty = true;
+        t.at_eof = false;
+        self.files_changed = true;
+        Counters::add(&self.ctx.counters.copies_continued, 1);
+    }
+
+    /// The budget is full. When most of it is held in framers and multiline groups rather
+    /// than waiting for acks, nothing would ever free it: send the largest held lines (as
+    /// pieces marked [`Cut::Budget`]) and groups until a quarter of the budget is held.
+    fn relieve(&mut self) -> Result<(), Stopped> {
+        let max = self.ctx.cfg.max_inflight_bytes;
+        if self.ctx.held < max / 2 {
+            return Ok(());
+        }
+        let mut largest: Vec<(u64, FileId)> = self
+            .files
+            .values()
+            .filter(|t| t.held > 0)
+            .map(|t| (t.held, t.id))
+            .collect();
+        largest.sort_unstable_by(|a, b| b.cmp(a));
+        for (_, id) in largest {
+            if self.ctx.held <= max / 4 {
+                break;
+            }
+            let Some(t) = self.files.get_mut(&id) else {
+                continue;
+            };
+            self.ctx.flush_partial(t, Cut::Budget);
+            if let Some(agg) = &mut t.agg {
+                agg.flush(&mut self.ctx.joined);
+            }
+            self.ctx.emit(t, SystemTime::now());
+            self.ctx.recharge(t);
+            if self.ctx.batch.len() >= BATCH_EVENTS {
+                self.ctx.send()?;
+            }
+        }
+        self.ctx.send()
+    }
+
     /// Quiet-period flushes, multiline timeouts and release of rotated/deleted files.
     fn timers(&mut self, now: Instant) -> Result<(), Stopped> {
         let cfg = &self.ctx.cfg;
-        let quiet = cfg.quiet_flush;
+        let quiet = cfg.partial_line_timeout;
         let grace = cfg.rotate_grace;
         let ml_timeout = cfg.multiline.as_ref().map(|m| m.flush_timeout);
         let mut released = Vec::new();
@@ -332,7 +480,7 @@ impl Engine {
             }
             let idle = now.saturating_duration_since(t.last_growth);
             if t.framer.has_partial() && idle >= quiet {
-                self.ctx.flush_partial(t);
+                self.ctx.flush_partial(t, Cut::Timeout);
             }
             if let (Some(agg), Some(timeout)) = (&mut t.agg, ml_timeout)
                 && agg.is_holding()
@@ -344,18 +492,30 @@ impl Engine {
                 && now.saturating_duration_since(since.max(t.last_growth)) >= grace
             {
                 // Whatever is left is all there will ever be.
-                self.ctx.flush_partial(t);
+                self.ctx.flush_partial(t, Cut::Release);
                 if let Some(agg) = &mut t.agg {
                     agg.flush(&mut self.ctx.joined);
                 }
                 released.push(t.id);
             }
             self.ctx.emit(t, SystemTime::now());
+            self.ctx.recharge(t);
         }
         self.ctx.send()?;
         for id in released {
             self.order.retain(|o| *o != id);
             if let Some(t) = self.files.remove(&id) {
+                // Flushed above, so normally nothing; never leave a charge behind.
+                self.ctx.held -= t.held;
+                let shadows: Vec<FileId> = self
+                    .files
+                    .values()
+                    .filter(|s| s.shadow_of == Some(id))
+                    .map(|s| s.id)
+                    .collect();
+                for copy in shadows {
+                    self.continue_copy(copy, t.framer.position());
+                }
                 tracing::info!(path = %t.source.path.display(), offset = t.framer.position(), "released rotated or deleted file after reading it to the end");
                 Counters::add(&self.ctx.counters.files_released, 1);
                 self.files_changed = true;
@@ -395,7 +555,7 @@ impl Engine {
         let ml_timeout = cfg.multiline.as_ref().map(|m| m.flush_timeout);
         for t in self.files.values() {
             if t.framer.has_partial() {
-                consider(t.last_growth + cfg.quiet_flush);
+                consider(t.last_growth + cfg.partial_line_timeout);
             }
             if let (Some(agg), Some(timeout)) = (&t.agg, ml_timeout)
                 && agg.is_holding()
@@ -433,7 +593,19 @@ impl Engine {
         let mut by_path = HashMap::with_capacity(found.len());
         // Bytes not read yet, from the sizes this scan stats anyway (the unread backlog gauge).
         let mut unread = 0u64;
+        let mut roots: Option<Vec<PathBuf>> = None;
+        let mut skipped_links = HashSet::new();
         for path in found {
+            if !self.ctx.cfg.follow_symlinks_outside_roots
+                && points_outside(&path, &mut roots, self.matcher.roots())
+            {
+                if !self.skipped_links.contains(&path) {
+                    self.ctx.counters.fault(Fault::SymlinkOutsideRoots);
+                    tracing::warn!(path = %path.display(), target = %fs::canonicalize(&path).unwrap_or_default().display(), "symlink points outside the tailed directories; not followed (see --follow-symlinks-outside-roots)");
+                }
+                skipped_links.insert(path);
+                continue;
+            }
             let meta = match fs::metadata(&path) {
                 Ok(meta) if meta.is_file() => meta,
                 // Vanished between listing and stat, or a dangling symlink.
@@ -466,6 +638,7 @@ impl Engine {
         }
         Counters::set(&self.ctx.counters.unread_bytes, unread);
         self.failed.retain(|p| by_path.contains_key(p));
+        self.skipped_links = skipped_links;
         // Checkpointed files that still exist but could not be opened yet keep their saved
         // position (it is written back with every checkpoint); the rest are gone for good.
         self.saved.retain(|id, _| seen.contains(id));
@@ -477,6 +650,9 @@ impl Engine {
                 t.dirty = true;
             }
         }
+        if !self.ctx.lost_heads.is_empty() {
+            self.recover_heads(now);
+        }
         self.update_gauges();
     }
 
@@ -487,6 +663,34 @@ impl Engine {
         id: FileId,
         now: Instant,
         startup: bool,
+    ) {
+        self.open_with(path, meta, id, now, startup, None, false);
+    }
+
+    /// Opens a copy of a truncated file found outside the globs, at `start`, to be read to its
+    /// end and released (unless a scan finds it matching after all).
+    fn open_at(
+        &mut self,
+        path: PathBuf,
+        meta: &fs::Metadata,
+        id: FileId,
+        now: Instant,
+        start: Option<u64>,
+        orphaned: bool,
+    ) {
+        self.open_with(path, meta, id, now, false, start, orphaned);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn open_with(
+        &mut self,
+        path: PathBuf,
+        meta: &fs::Metadata,
+        id: FileId,
+        now: Instant,
+        startup: bool,
+        forced_start: Option<u64>,
+        orphaned: bool,
     ) {
         let opened = File::open(&path).and_then(|file| {
             let fp = Fingerprint::read(&file, FINGERPRINT_BYTES)?;
@@ -510,26 +714,54 @@ impl Engine {
             } else {
                 0
             };
-        let start = match self.saved.remove(&id) {
-            Some(entry)
+        let mut shadow_of = None;
+        let start = match (forced_start, self.saved.remove(&id)) {
+            (Some(start), _) => start.min(size),
+            (None, Some(entry))
                 if entry.offset <= size && entry.fingerprint().matches(&file).unwrap_or(false) =>
             {
                 tracing::debug!(path = %path.display(), offset = entry.offset, "resuming from checkpoint");
                 entry.offset
             }
-            Some(entry) => {
+            (None, Some(entry)) => {
                 // Not the checkpointed file (inode reuse) or rewritten while we were down: the
-                // content is new to us, so read all of it whatever `read_from` says.
-                tracing::info!(path = %path.display(), checkpoint_path = %entry.path, "checkpointed inode now holds different content (inode reuse or rewrite); reading it from the start");
+                // content is new to us, so read all of it whatever `read_from` says. If it was
+                // a copytruncate, what was past the checkpoint may be in the copy.
+                tracing::info!(path = %path.display(), checkpoint_path = %entry.path, "checkpointed inode now holds different content (truncation, inode reuse or rewrite); reading it from the start");
+                if entry.fp_len as usize >= FINGERPRINT_BYTES {
+                    self.ctx.lost_heads.push(LostHead {
+                        original: id,
+                        path: path.clone(),
+                        fp: entry.fingerprint(),
+                        read_to: entry.offset,
+                    });
+                }
                 0
             }
-            None => fresh_start,
+            (None, None) => match self.copy_of(&path, &fp, id, size) {
+                CopyOf::Live(original) => {
+                    tracing::info!(path = %path.display(), "new file starts like a tailed one (a copy): read only from where the original stops");
+                    shadow_of = Some(original);
+                    0
+                }
+                CopyOf::Checkpointed(offset) => {
+                    tracing::info!(path = %path.display(), offset, "new file starts like a checkpointed one (a copy): continuing from its checkpoint");
+                    Counters::add(&self.ctx.counters.copies_continued, 1);
+                    offset
+                }
+                CopyOf::No => fresh_start,
+            },
         };
         if let Err(error) = file.seek(SeekFrom::Start(start)) {
             self.ctx.counters.fault(Fault::Read);
             tracing::warn!(path = %path.display(), %error, "cannot seek log file; will retry");
             return;
         }
+        // Resuming after a piece that was cut before its newline: what follows continues it.
+        let mid_line = start > 0 && {
+            let mut byte = [0u8];
+            matches!(file.read_at(&mut byte, start - 1), Ok(1) if byte[0] != b'\n')
+        };
         let cell = Arc::new(AckCell::new(start));
         let container = self
             .ctx
@@ -549,17 +781,47 @@ impl Engine {
                 file,
                 source,
                 cell,
-                framer: Framer::new(start, self.ctx.cfg.max_line_bytes),
+                framer: Framer::resume(start, self.ctx.cfg.max_line_bytes, mid_line),
                 agg,
                 fp,
                 last_growth: now,
                 at_eof: false,
                 dirty: true,
-                orphaned_since: None,
+                orphaned_since: orphaned.then_some(now),
                 failing: false,
+                held: 0,
+                shadow_of,
             },
         );
         self.files_changed = true;
+    }
+
+    /// Whether a new file at `path` with head `fp` is a copy of a file being tailed, or of
+    /// one in the loaded checkpoint. Only whole fingerprints count (shorter heads are too
+    /// likely shared by unrelated files, a common banner), and only a file named like a
+    /// rotated copy of the original ([`named_like_copy`]): many files of one app may well
+    /// start with the same bytes.
+    fn copy_of(&self, path: &Path, fp: &Fingerprint, id: FileId, size: u64) -> CopyOf {
+        if !fp.is_complete() {
+            return CopyOf::No;
+        }
+        if let Some(t) = self.files.values().find(|t| {
+            t.id != id
+                && t.shadow_of.is_none()
+                && t.fp == *fp
+                && named_like_copy(path, &t.source.path)
+        }) {
+            return CopyOf::Live(t.id);
+        }
+        match self.saved.values().find(|e| {
+            e.id() != id
+                && e.fingerprint() == *fp
+                && e.offset <= size
+                && named_like_copy(path, Path::new(&e.path))
+        }) {
+            Some(e) => CopyOf::Checkpointed(e.offset),
+            None => CopyOf::No,
+        }
     }
 
     /// Persists acknowledged positions if they changed and the interval passed (or `force`).
@@ -578,6 +840,8 @@ impl Engine {
         let entries: Vec<Entry> = self
             .files
             .values()
+            // A shadow has read nothing; after a restart it is recognised as a copy again.
+            .filter(|t| t.shadow_of.is_none())
             .map(|t| {
                 let offset = t.cell.acked_to();
                 lag += t.framer.position().saturating_sub(offset);
@@ -614,12 +878,13 @@ impl Engine {
             // A file not at EOF still has the rest of its pending line on disk; leaving the
             // fragment unemitted means a restart re-reads the whole line.
             if t.at_eof {
-                self.ctx.flush_partial(t);
+                self.ctx.flush_partial(t, Cut::Drain);
             }
             if let Some(agg) = &mut t.agg {
                 agg.flush(&mut self.ctx.joined);
             }
             self.ctx.emit(t, SystemTime::now());
+            self.ctx.recharge(t);
         }
         self.ctx.send()?;
         self.ctx.out = None;
@@ -724,11 +989,15 @@ impl Ctx {
         let max = self.cfg.max_inflight_bytes;
         let mut turn = 0;
         loop {
-            if turn >= TURN_BYTES || self.acks.inflight.load(Ordering::SeqCst) >= max {
+            // Never read more than the budget has room for: every byte read is held (framer,
+            // multiline group) or emitted until acknowledged, so this bounds them all.
+            let room = max.saturating_sub(self.used());
+            if turn >= TURN_BYTES || room == 0 {
                 t.dirty = true;
                 break;
             }
-            match t.file.read(&mut self.buf) {
+            let want = usize::try_from(room).map_or(READ_CHUNK_BYTES, |r| r.min(READ_CHUNK_BYTES));
+            match t.file.read(&mut self.buf[..want]) {
                 Ok(0) => {
                     t.at_eof = true;
                     break;
@@ -743,6 +1012,7 @@ impl Ctx {
                     t.framer.feed(&self.buf[..n], &mut self.frames);
                     self.route(t);
                     self.emit(t, SystemTime::now());
+                    self.recharge(t);
                     if self.batch.len() >= BATCH_EVENTS {
                         self.send()?;
                     }
@@ -772,11 +1042,20 @@ impl Ctx {
     fn truncated(&mut self, t: &mut Tracked, now: Instant) {
         self.counters.truncated();
         tracing::info!(path = %t.source.path.display(), read_to = t.framer.position(), "file truncated; reading it again from the start");
-        self.flush_partial(t);
+        self.flush_partial(t, Cut::Truncate);
         if let Some(agg) = &mut t.agg {
             agg.flush(&mut self.joined);
         }
         self.emit(t, SystemTime::now());
+        self.recharge(t);
+        if t.fp.is_complete() {
+            self.lost_heads.push(LostHead {
+                original: t.id,
+                path: t.source.path.clone(),
+                fp: t.fp,
+                read_to: t.framer.position(),
+            });
+        }
         let cell = Arc::new(AckCell::new(0));
         t.source = Arc::new(SourceFile::tracked(
             t.id,
@@ -795,12 +1074,34 @@ impl Ctx {
         t.fp = Fingerprint::read(&t.file, FINGERPRINT_BYTES).unwrap_or_default();
     }
 
-    /// Emits the unterminated line of `t`, if any.
-    fn flush_partial(&mut self, t: &mut Tracked) {
-        if t.framer.flush_partial(&mut self.frames) {
+    /// Emits the unterminated line of `t`, if any, as a piece marked with `cut`.
+    fn flush_partial(&mut self, t: &mut Tracked, cut: Cut) {
+        if t.framer.flush_partial(cut, &mut self.frames) {
             Counters::add(&self.counters.partial_flushes, 1);
+            if cut == Cut::Budget {
+                Counters::add(&self.counters.budget_cuts, 1);
+            }
             self.route(t);
         }
+    }
+
+    /// Bytes charged to the budget: emitted and unacknowledged, plus held in framers and
+    /// multiline groups.
+    fn used(&self) -> u64 {
+        self.acks.inflight.load(Ordering::SeqCst) + self.held
+    }
+
+    /// Re-reads what `t` holds and updates the budget's held share and its gauges.
+    fn recharge(&mut self, t: &mut Tracked) {
+        let now =
+            (t.framer.pending_len() + t.agg.as_ref().map_or(0, Aggregator::held_bytes)) as u64;
+        self.held = self.held - t.held + now;
+        t.held = now;
+        Counters::set(&self.counters.buffered_bytes, self.held);
+        let used = self.used();
+        self.counters
+            .budget_peak_bytes
+            .fetch_max(used, Ordering::Relaxed);
     }
 
     /// Moves framed lines through the multiline joiner (if any) into `joined`.
@@ -855,4 +1156,87 @@ impl Ctx {
         let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH_EVENTS.min(64)));
         out.blocking_send(batch).map_err(|_| Stopped)
     }
+}
+
+/// Whether `path` is a symlink whose target lies outside every root (`canonical` caches the
+/// roots with their own links resolved, computed on the first symlink met). A dangling link
+/// is not "outside": it is skipped later as unreadable, like any vanished file.
+fn points_outside(path: &Path, canonical: &mut Option<Vec<PathBuf>>, roots: &[PathBuf]) -> bool {
+    let is_link = fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink());
+    if !is_link {
+        return false;
+    }
+    let Ok(target) = fs::canonicalize(path) else {
+        return false;
+    };
+    let roots = canonical.get_or_insert_with(|| {
+        roots
+            .iter()
+            .filter_map(|r| fs::canonicalize(r).ok())
+            .collect()
+    });
+    !roots.iter().any(|root| target.starts_with(root))
+}
+
+/// What a new file's head says about it.
+enum CopyOf {
+    No,
+    /// A copy of this tailed file.
+    Live(FileId),
+    /// A copy of a checkpointed file, acknowledged up to this offset.
+    Checkpointed(u64),
+}
+
+/// The file next to `lost.path` (not tailed, not the data directory) that starts with the
+/// truncated file's old head and holds more than was read from it; the most recently modified
+/// if several do.
+fn find_copy(
+    lost: &LostHead,
+    files: &HashMap<FileId, Tracked>,
+    matcher: &Matcher,
+) -> Option<(PathBuf, fs::Metadata)> {
+    let dir = lost.path.parent()?;
+    let mut best: Option<(SystemTime, PathBuf, fs::Metadata)> = None;
+    for entry in fs::read_dir(dir).ok()?.flatten() {
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|k| k.is_file())
+            || matcher.is_excluded(&path)
+            || !named_like_copy(&path, &lost.path)
+        {
+            continue;
+        }
+        let Ok(meta) = entry.metadata() else {
+            continue;
+        };
+        if meta.len() <= lost.read_to || files.contains_key(&FileId::of(&meta)) {
+            continue;
+        }
+        let same_head = File::open(&path)
+            .and_then(|f| Fingerprint::read(&f, FINGERPRINT_BYTES))
+            .is_ok_and(|fp| fp == lost.fp);
+        if !same_head {
+            continue;
+        }
+        let modified = meta.modified().unwrap_or(SystemTime::UNIX_EPOCH);
+        if best.as_ref().is_none_or(|(m, _, _)| modified > *m) {
+            best = Some((modified, path, meta));
+        }
+    }
+    best.map(|(_, path, meta)| (path, meta))
+}
+
+/// Whether `copy` is named as rotation tools name a copy of `original`: another file in the
+/// same directory whose name starts with the original's up to its first dot, followed by a
+/// separator (`app.log` → `app.log.1`, `app.log-20261202`, `app-20261202.log`; not
+/// `application.log`).
+fn named_like_copy(copy: &Path, original: &Path) -> bool {
+    let (Some(name), Some(orig)) = (copy.file_name(), original.file_name()) else {
+        return false;
+    };
+    let (name, orig) = (name.to_string_lossy(), orig.to_string_lossy());
+    let stem = orig.split('.').next().unwrap_or(&orig);
+    let after_stem = name
+        .strip_prefix(stem)
+        .is_some_and(|rest| rest.starts_with(['.', '-', '_']));
+    copy != original && copy.parent() == original.parent() && !stem.is_empty() && after_stem
 }

@@ -7,7 +7,7 @@ use std::time::SystemTime;
 use tokio::sync::mpsc;
 
 use super::ack::AckCell;
-pub use super::framing::Part;
+pub use super::framing::{Cut, Part};
 pub use super::identity::FileId;
 
 /// The file an event came from. Shared by all events of one file read; cheap to clone.

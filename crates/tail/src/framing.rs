@@ -6,13 +6,41 @@
 
 use memchr::memchr;
 
-/// One piece of a line that was longer than `max_line_bytes` and was therefore split.
+/// One piece of a line that was split: it was longer than `max_line_bytes`, or it had to be
+/// emitted before its newline arrived ([`Cut`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Part {
-    /// 0 for the first piece of the line.
+    /// 0 for the first piece of the line (1 for the first piece read after a restart in the
+    /// middle of a line).
     pub index: u32,
-    /// True on the piece that ends the line (its newline was seen, or it was flushed).
+    /// True on the piece that ends the line: its newline was seen, or nothing more will be
+    /// read for it ([`Cut::ends_line`]).
     pub last: bool,
+    /// Set when the piece ends where the writer stopped rather than at a newline or at the
+    /// length limit.
+    pub cut: Option<Cut>,
+}
+
+/// Why an unterminated line was emitted before its newline arrived.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cut {
+    /// The file stayed quiet for `partial_line_timeout`; the rest follows as the next piece.
+    Timeout,
+    /// The memory budget was full; the rest follows as the next piece.
+    Budget,
+    /// The engine was draining.
+    Drain,
+    /// A rotated-away or deleted file was released.
+    Release,
+    /// The file was truncated under the line.
+    Truncate,
+}
+
+impl Cut {
+    /// True when no more of the line will be read by this engine.
+    pub fn ends_line(self) -> bool {
+        matches!(self, Self::Drain | Self::Release | Self::Truncate)
+    }
 }
 
 /// A framed line (or line piece) with the byte range it consumed in the file.
@@ -60,9 +88,23 @@ impl Framer {
         self.pending_start + self.pending.len() as u64
     }
 
+    /// A framer resuming at `start_offset`; `mid_line` when the byte before it is not a
+    /// newline (a restart after a cut piece was acknowledged), so the first piece is marked as
+    /// a continuation.
+    pub fn resume(start_offset: u64, max_line_bytes: usize, mid_line: bool) -> Self {
+        let mut framer = Self::new(start_offset, max_line_bytes);
+        framer.parts_emitted = u32::from(mid_line);
+        framer
+    }
+
     /// True while an unterminated line is buffered.
     pub fn has_partial(&self) -> bool {
         !self.pending.is_empty()
+    }
+
+    /// Bytes of the unterminated line held (charged to the engine's memory budget).
+    pub fn pending_len(&self) -> usize {
+        self.pending.len()
     }
 
     /// Feeds the next bytes of the file; complete frames are pushed to `out`.
@@ -73,7 +115,10 @@ impl Framer {
                     let line = &chunk[..nl];
                     let end = self.position() + nl as u64 + 1;
                     let content = strip_cr(line);
-                    if self.pending.is_empty() && content.len() <= self.max_line_bytes {
+                    if self.pending.is_empty()
+                        && self.parts_emitted == 0
+                        && content.len() <= self.max_line_bytes
+                    {
                         // Fast path: the whole line is inside this chunk.
                         out.push(Frame {
                             bytes: content.to_vec(),
@@ -96,9 +141,10 @@ impl Framer {
         }
     }
 
-    /// Emits the buffered unterminated line (quiet period elapsed, file released, or drain).
-    /// Returns whether anything was emitted.
-    pub fn flush_partial(&mut self, out: &mut Vec<Frame>) -> bool {
+    /// Emits the buffered unterminated line as a piece marked with `cut`. Unless the cut
+    /// [ends the line](Cut::ends_line), what arrives next is the following piece of the same
+    /// line. Returns whether anything was emitted.
+    pub fn flush_partial(&mut self, cut: Cut, out: &mut Vec<Frame>) -> bool {
         if self.pending.is_empty() {
             return false;
         }
@@ -112,10 +158,18 @@ impl Framer {
             bytes,
             offset: self.pending_start,
             end_offset: end,
-            part: self.last_part(),
+            part: Some(Part {
+                index: self.parts_emitted,
+                last: cut.ends_line(),
+                cut: Some(cut),
+            }),
         });
         self.pending_start = end;
-        self.parts_emitted = 0;
+        self.parts_emitted = if cut.ends_line() {
+            0
+        } else {
+            self.parts_emitted.saturating_add(1)
+        };
         true
     }
 
@@ -123,6 +177,7 @@ impl Framer {
         (self.parts_emitted > 0).then_some(Part {
             index: self.parts_emitted,
             last: true,
+            cut: None,
         })
     }
 
@@ -162,9 +217,10 @@ impl Framer {
             part: Some(Part {
                 index: self.parts_emitted,
                 last: false,
+                cut: None,
             }),
         });
-        self.parts_emitted += 1;
+        self.parts_emitted = self.parts_emitted.saturating_add(1);
     }
 
     fn finish_line(&mut self, end: u64, out: &mut Vec<Frame>) {
@@ -235,18 +291,62 @@ mod tests {
         assert_eq!((out[1].offset, out[1].end_offset), (13, 18));
     }
 
+    fn part(index: u32, last: bool, cut: Option<Cut>) -> Option<Part> {
+        Some(Part { index, last, cut })
+    }
+
     #[test]
-    fn partial_line_is_flushed_on_request_and_framing_continues() {
+    fn partial_line_is_flushed_as_a_cut_piece_and_the_rest_continues_it() {
         let mut f = Framer::new(10, 100);
         let mut out = Vec::new();
         f.feed(b"abc", &mut out);
         assert!(out.is_empty());
-        assert!(f.flush_partial(&mut out));
-        assert!(!f.flush_partial(&mut out));
-        f.feed(b"def\n", &mut out);
-        assert_eq!(texts(&out), ["abc", "def"]);
+        assert_eq!(f.pending_len(), 3);
+        assert!(f.flush_partial(Cut::Timeout, &mut out));
+        assert!(!f.flush_partial(Cut::Timeout, &mut out));
+        assert_eq!(f.pending_len(), 0);
+        f.feed(b"de", &mut out);
+        assert!(f.flush_partial(Cut::Budget, &mut out));
+        f.feed(b"f\nnext\n", &mut out);
+        assert_eq!(texts(&out), ["abc", "de", "f", "next"]);
         assert_eq!((out[0].offset, out[0].end_offset), (10, 13));
-        assert_eq!((out[1].offset, out[1].end_offset), (13, 17));
+        assert_eq!((out[2].offset, out[2].end_offset), (15, 17));
+        let parts: Vec<_> = out.iter().map(|f| f.part).collect();
+        assert_eq!(
+            parts,
+            [
+                part(0, false, Some(Cut::Timeout)),
+                part(1, false, Some(Cut::Budget)),
+                part(2, true, None),
+                None
+            ]
+        );
+    }
+
+    #[test]
+    fn a_cut_that_ends_the_line_starts_the_next_one_fresh() {
+        for cut in [Cut::Drain, Cut::Release, Cut::Truncate] {
+            let mut f = Framer::new(0, 100);
+            let mut out = Vec::new();
+            f.feed(b"abc", &mut out);
+            assert!(f.flush_partial(cut, &mut out));
+            f.feed(b"x\n", &mut out);
+            assert_eq!(out[0].part, part(0, true, Some(cut)));
+            assert_eq!(out[1].part, None);
+        }
+    }
+
+    #[test]
+    fn resuming_mid_line_marks_the_rest_as_a_continuation() {
+        let mut f = Framer::resume(7, 100, true);
+        let mut out = Vec::new();
+        f.feed(b"rest\nnext\n", &mut out);
+        assert_eq!(out[0].part, part(1, true, None));
+        assert_eq!(out[1].part, None);
+        let mut f = Framer::resume(7, 100, false);
+        let mut out = Vec::new();
+        f.feed(b"whole\n", &mut out);
+        assert_eq!(out[0].part, None);
     }
 
     #[test]
@@ -257,18 +357,9 @@ mod tests {
         assert_eq!(
             parts,
             [
-                Some(Part {
-                    index: 0,
-                    last: false
-                }),
-                Some(Part {
-                    index: 1,
-                    last: false
-                }),
-                Some(Part {
-                    index: 2,
-                    last: true
-                }),
+                part(0, false, None),
+                part(1, false, None),
+                part(2, true, None),
                 None
             ]
         );
@@ -283,13 +374,7 @@ mod tests {
         assert!(out.iter().all(|f| f.part.is_none()));
         let (out, _) = frame_all(4, &[b"abcd\rx\n"]);
         assert_eq!(texts(&out), ["abcd", "\rx"]);
-        assert_eq!(
-            out[1].part,
-            Some(Part {
-                index: 1,
-                last: true
-            })
-        );
+        assert_eq!(out[1].part, part(1, true, None));
     }
 
     #[test]
@@ -306,17 +391,11 @@ mod tests {
     }
 
     #[test]
-    fn flushing_a_split_line_marks_the_last_part() {
+    fn flushing_a_split_line_continues_its_numbering() {
         let (mut out, mut f) = frame_all(4, &[b"abcdef"]);
-        assert!(f.flush_partial(&mut out));
+        assert!(f.flush_partial(Cut::Release, &mut out));
         assert_eq!(texts(&out), ["abcd", "ef"]);
-        assert_eq!(
-            out[1].part,
-            Some(Part {
-                index: 1,
-                last: true
-            })
-        );
+        assert_eq!(out[1].part, part(1, true, Some(Cut::Release)));
         assert_eq!(out[1].end_offset, 6);
     }
 
@@ -333,7 +412,7 @@ mod tests {
         for max in [1usize, 2, 3, 5, 8, 64] {
             for split in 1..input.len() {
                 let (mut out, mut f) = frame_all(max, &[&input[..split], &input[split..]]);
-                f.flush_partial(&mut out);
+                f.flush_partial(Cut::Drain, &mut out);
                 let mut next = 0;
                 for fr in &out {
                     assert_eq!(fr.offset, next, "max {max} split {split}");

@@ -40,19 +40,30 @@
 //! - **At-least-once.** A file's checkpoint advances only over the contiguous prefix of
 //!   acknowledged events, so a crash re-sends at most what was in flight; with a clean drain
 //!   nothing is sent twice.
-//! - **Backpressure.** When emitted-but-unacked bytes reach `max_inflight_bytes` the engine stops
-//!   reading; the files are the buffer. Memory per file is small (a framer holding at most
-//!   `max_line_bytes` of an unfinished line, a multiline group up to its cap). The budget counts
-//!   file bytes; an in-memory event costs about 1.5× that (see docs/BENCHMARKS.md).
+//! - **Memory model.** One budget, `max_inflight_bytes` (`B`, file bytes), covers every byte the
+//!   engine holds: events emitted and not yet acknowledged ([`TailStats::inflight_bytes`]) plus
+//!   each framer's unfinished line and each multiline group ([`TailStats::buffered_bytes`]).
+//!   A read never takes more than the room left, so `inflight + buffered ≤ B` at all times
+//!   ([`TailStats::budget_peak_bytes`] is the high-water mark); when the budget is full the
+//!   engine stops reading (the files are the buffer). If at least half of it is held lines —
+//!   which no ack would ever free — the largest are emitted as pieces cut for the budget
+//!   ([`Cut::Budget`]) until a quarter is held. Beyond `B` the engine keeps a fixed cost per
+//!   open file (descriptor, path, fingerprint, ack state: well under 2 KiB) and one 64 KiB read
+//!   buffer. An in-memory event costs about 1.5× its file bytes; the sidecar's whole bound is
+//!   in sidecar/README.md ("Memory model").
 //! - **Start position.** A file with a matching checkpoint resumes there. `read_from` applies
 //!   only to files without one that exist at startup; files that appear later, files whose
 //!   checkpointed inode now holds other content, and every file when the checkpoint is
 //!   unreadable are read from the start (duplicates over loss).
-//! - **Framing.** Events are `\n`-terminated lines without `\n` / `\r\n`. A last line without
-//!   newline is emitted after `quiet_flush` of silence, on release of a rotated file, or at
-//!   drain; if the app later completes it, the rest arrives as a separate event. Lines longer
-//!   than `max_line_bytes` arrive as `Part { index, last }` pieces, in order, nothing dropped.
-//!   Empty lines are events with empty `bytes`.
+//! - **Framing.** Events are `\n`-terminated lines without `\n` / `\r\n`. Lines longer than
+//!   `max_line_bytes` arrive as `Part { index, last, cut: None }` pieces, in order, nothing
+//!   dropped. No event is cut at a write boundary without saying so: a line still without its
+//!   newline is held (charged to the budget) until `partial_line_timeout` of silence, budget
+//!   pressure, release of a rotated file, truncation or drain, then emitted as a piece whose
+//!   `cut` names why ([`Cut`]). After `Timeout`/`Budget` the rest continues the numbering
+//!   (`index` + 1, `last` when its newline arrives); `Drain`/`Release`/`Truncate` are `last`.
+//!   After a restart in the middle of a cut line the first piece has `index` 1. Empty lines
+//!   are events with empty `bytes`.
 //! - **Encoding.** Bytes are passed through untouched, valid UTF-8 or not. The shipper writes
 //!   the `log` field lossily (invalid sequences become U+FFFD) and, only when the line is not
 //!   valid UTF-8 ([`is_valid_utf8`]), adds `log_base64` with the exact bytes, so nothing is lost.
@@ -60,9 +71,20 @@
 //!   up to 256 leading bytes (an inode reused by a new file does not inherit a checkpoint).
 //!   Rename-and-create: the old file is read to EOF and released `rotate_grace` after its last
 //!   growth. Copytruncate: a file that shrank below the read position, or whose first bytes
-//!   changed, is read again from 0 (known limit: a truncated file refilled past the old
-//!   position with identical first 256 bytes before the engine looks is indistinguishable from
-//!   growth). Deleted files are read to EOF through the open descriptor.
+//!   changed, is read again from 0; its copy is recognised by a whole 256-byte fingerprint
+//!   equal to the original's and a name like a rotated copy's (same directory, same name up to
+//!   the first dot, then `.`/`-`/`_`). A tailed copy waits while its original is read and
+//!   continues where the original stopped (truncation or release), never from 0; at a
+//!   truncation — or at start, for a checkpointed file found rewritten — the unread rest is
+//!   read from such a copy even when no glob matches it ([`TailStats::copies_continued`]).
+//!   Residual window: lines written between copy and truncation; a generation written and
+//!   rotated away between two looks (with polling only, faster than `poll_interval`); files
+//!   under 256 bytes at rotation (their copies are read from 0); and a truncated file
+//!   refilled past the old position with identical first 256 bytes before the engine looks is
+//!   indistinguishable from growth. Deleted files are read to EOF through the open descriptor.
+//! - **Symlinks.** A matching symlink is tailed only when its target lies inside a glob root
+//!   (roots and target resolved), unless `follow_symlinks_outside_roots`; others are skipped
+//!   with a WARN and [`Fault::SymlinkOutsideRoots`] ([`TailStats::symlinks_skipped`]).
 //! - **Container** = `container_name` if set, else the first directory below the glob's literal
 //!   root (`/var/log/app/<container>/x.log`), else empty.
 //! - **Faults** (unreadable files, vanished directories, checkpoint write errors such as a full
@@ -91,11 +113,12 @@ use tokio::sync::oneshot;
 
 pub use ack::Acker;
 pub use config::{
-    DEFAULT_MAX_INFLIGHT_BYTES, DrainEnd, DrainMode, DrainReport, FileLeft, ReadFrom, TailConfig,
+    DEFAULT_MAX_INFLIGHT_BYTES, DEFAULT_PARTIAL_LINE_TIMEOUT, DrainEnd, DrainMode, DrainReport,
+    FileLeft, ReadFrom, TailConfig,
 };
 pub use emit::{Fault, NoEmitter, TailEmitter};
 pub use error::TailError;
-pub use event::{EventStream, FileId, LogEvent, Part, SourceFile, is_valid_utf8};
+pub use event::{Cut, EventStream, FileId, LogEvent, Part, SourceFile, is_valid_utf8};
 pub use multiline::{MultilineConfig, MultilineMode};
 pub use stats::TailStats;
 

@@ -42,6 +42,18 @@ pub struct TailStats {
     pub engine_iterations: u64,
     /// Bytes in the tracked files beyond their read positions, as of the last scan (gauge).
     pub unread_bytes: u64,
+    /// Bytes held in framers (unterminated lines) and multiline groups (gauge); with
+    /// `inflight_bytes` this is what the memory budget bounds.
+    pub buffered_bytes: u64,
+    /// Highest `inflight_bytes + buffered_bytes` the engine has seen (high-water mark).
+    pub budget_peak_bytes: u64,
+    /// Unterminated lines sent before their newline because the budget was full.
+    pub budget_cuts: u64,
+    /// Symlinks skipped because their target lies outside every glob root.
+    pub symlinks_skipped: u64,
+    /// Copies (same first bytes as a truncated or checkpointed file) read from where their
+    /// original stopped instead of from 0.
+    pub copies_continued: u64,
 }
 
 macro_rules! counters {
@@ -85,6 +97,11 @@ counters!(
     backpressure_stalls,
     engine_iterations,
     unread_bytes,
+    buffered_bytes,
+    budget_peak_bytes,
+    budget_cuts,
+    symlinks_skipped,
+    copies_continued,
 );
 
 impl Default for Counters {
@@ -103,6 +120,7 @@ impl Counters {
             Fault::CheckpointLoad => &self.checkpoint_load_errors,
             Fault::Discovery => &self.discovery_errors,
             Fault::Watch => &self.watch_errors,
+            Fault::SymlinkOutsideRoots => &self.symlinks_skipped,
         };
         Self::add(counter, 1);
         self.emitter.fault(kind);

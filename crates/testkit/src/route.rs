@@ -271,7 +271,7 @@ pub fn sidecar_command(
         .env("FIRETAIL_KUBERNETES_API", "off")
         .env("FIRETAIL_FLUSH_INTERVAL_MS", "200")
         .env("FIRETAIL_POLL_INTERVAL_MS", "200")
-        .env("FIRETAIL_QUIET_FLUSH_MS", "300")
+        .env("FIRETAIL_PARTIAL_LINE_TIMEOUT_MS", "300")
         .env("FIRETAIL_MULTILINE_FLUSH_MS", "300")
         .env("FIRETAIL_CHECKPOINT_INTERVAL_MS", "200")
         .env("FIRETAIL_RETRY_BASE_MS", "10")

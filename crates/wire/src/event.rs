@@ -15,6 +15,14 @@
 //!   (longer than the sidecar's `--max-line-bytes`, or than a record). Pieces of one line come
 //!   from the same `file`, in order, `index` counting from 0, `last` true on the final one. The
 //!   transform delivers each piece as its own log and keeps the mark, so a reader can join them.
+//! - [`PART_CUT`] inside `part`, e.g. `{"index":0,"last":false,"cut":"timeout"}`: the piece
+//!   ends where the writer stopped, not at a newline nor at the length limit ([`Cut`] names
+//!   why). With `last` false the rest of the line follows as the next piece of the same file
+//!   (`index` + 1; the piece that ends at the newline has no `cut`); with `last` true nothing
+//!   more will follow from this sidecar (file released, truncated, or the sidecar drained).
+//!   After a restart in the middle of a cut line the rest arrives with `index` 1 (the count of
+//!   earlier pieces is not kept). The transform joins the pieces of a cut line that arrive in
+//!   one record into one log, and delivers the others with the mark, as a label.
 
 use std::time::SystemTime;
 
@@ -40,6 +48,8 @@ pub const PART: &str = "part";
 pub const PART_INDEX: &str = "index";
 /// Key of [`PART`]: true on the final piece.
 pub const PART_LAST: &str = "last";
+/// Key of [`PART`], present only on a piece cut at a write boundary: a [`Cut`] name.
+pub const PART_CUT: &str = "cut";
 /// Pod metadata ([`crate::kube`]).
 pub const KUBERNETES: &str = "kubernetes";
 
@@ -50,6 +60,48 @@ pub struct PartMark {
     pub index: u32,
     /// True on the final piece.
     pub last: bool,
+}
+
+/// Why a line was emitted before its newline arrived ([`PART_CUT`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Cut {
+    /// The file was quiet for the sidecar's `--partial-line-timeout-ms`.
+    Timeout,
+    /// The sidecar's memory budget was full: held lines were sent to free it.
+    Budget,
+    /// The sidecar was shutting down.
+    Drain,
+    /// A rotated-away or deleted file was released after its grace period.
+    Release,
+    /// The file was truncated (copytruncate) while the line was unfinished.
+    Truncate,
+}
+
+impl Cut {
+    /// Every reason.
+    pub const ALL: [Cut; 5] = [
+        Self::Timeout,
+        Self::Budget,
+        Self::Drain,
+        Self::Release,
+        Self::Truncate,
+    ];
+
+    /// The name written in [`PART_CUT`].
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Timeout => "timeout",
+            Self::Budget => "budget",
+            Self::Drain => "drain",
+            Self::Release => "release",
+            Self::Truncate => "truncate",
+        }
+    }
+
+    /// The reason named `name`, if it is one.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == name)
+    }
 }
 
 /// A borrowed view of one log event.
@@ -70,6 +122,17 @@ pub struct EventRef<'a> {
 /// `stream` is the [`STREAM`] value; `kubernetes` is a JSON object written by
 /// [`crate::kube::KubeObject::to_json`], or empty to omit the field.
 pub fn encode(ev: &EventRef<'_>, stream: &str, kubernetes: &[u8], out: &mut Vec<u8>) {
+    encode_cut(ev, None, stream, kubernetes, out);
+}
+
+/// [`encode`], with `cut` written into the `part` mark (ignored when `ev.part` is `None`).
+pub fn encode_cut(
+    ev: &EventRef<'_>,
+    cut: Option<Cut>,
+    stream: &str,
+    kubernetes: &[u8],
+    out: &mut Vec<u8>,
+) {
     out.push(b'{');
     key(out, TIME);
     out.push(b'"');
@@ -108,6 +171,11 @@ pub fn encode(ev: &EventRef<'_>, stream: &str, kubernetes: &[u8], out: &mut Vec<
         out.push(b',');
         key(out, PART_LAST);
         out.extend_from_slice(if part.last { b"true" } else { b"false" });
+        if let Some(cut) = cut {
+            out.push(b',');
+            key(out, PART_CUT);
+            write_str(out, cut.as_str());
+        }
         out.push(b'}');
     }
     if !kubernetes.is_empty() {
@@ -136,7 +204,8 @@ pub fn encoded_len_bound(
 ) -> usize {
     // Worst case a byte escapes to `\u00XX` (6 bytes); invalid UTF-8 also adds base64 (4/3)
     // and each invalid byte may become a 3-byte U+FFFD (escaped, at most 6 bytes).
-    let log = line_len * 6 + base64_len(line_len) + 20;
+    // 20 for the `part` mark's worst case, 24 more for its `cut`.
+    let log = line_len * 6 + base64_len(line_len) + 44;
     let fixed = 128 + 6 * (file_len + stream_len) + kube_len;
     log + fixed
 }
@@ -200,6 +269,35 @@ mod tests {
         assert_eq!(decoded, raw);
         assert_eq!(v[PART], serde_json::json!({PART_INDEX: 2, PART_LAST: true}));
         assert_eq!(v[KUBERNETES]["pod_name"], "p");
+    }
+
+    #[test]
+    fn a_cut_is_written_inside_the_part_mark() {
+        let ev = EventRef {
+            line: b"half a li",
+            time: at(1, 0),
+            file: "f",
+            part: Some(PartMark {
+                index: 0,
+                last: false,
+            }),
+        };
+        for cut in Cut::ALL {
+            let mut out = Vec::new();
+            encode_cut(&ev, Some(cut), "file", b"", &mut out);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert_eq!(
+                v[PART],
+                serde_json::json!({PART_INDEX: 0, PART_LAST: false, PART_CUT: cut.as_str()})
+            );
+            assert_eq!(Cut::from_name(cut.as_str()), Some(cut));
+        }
+        let mut plain = Vec::new();
+        encode(&ev, "file", b"", &mut plain);
+        let mut no_cut = Vec::new();
+        encode_cut(&ev, None, "file", b"", &mut no_cut);
+        assert_eq!(plain, no_cut);
+        assert_eq!(Cut::from_name("other"), None);
     }
 
     #[test]

@@ -166,7 +166,7 @@ impl<'c> Renderer<'c> {
     ) -> Rendered {
         let mut log: Option<Cow<'a, str>> = None;
         let mut log_base64: Option<Cow<'a, str>> = None;
-        let mut part: Option<PartMark> = None;
+        let mut part: Option<(PartMark, Option<wire::Cut>)> = None;
         let mut top_message: Option<Cow<'a, str>> = None;
         let mut time_ms: Option<i64> = None;
         let mut kube: Option<&'a RawValue> = None;
@@ -248,8 +248,8 @@ impl<'c> Renderer<'c> {
             w.key(MESSAGE_BASE64);
             write_str(w.out, exact);
         }
-        if let Some(p) = part {
-            write_part(&mut w, p);
+        if let Some((p, cut)) = part {
+            write_part(&mut w, p, cut);
         }
         write_cloudwatch(&mut w, ctx.cloudwatch);
         if self.config.keep_kubernetes
@@ -353,8 +353,9 @@ fn write_message_and_time(
     }
 }
 
-/// `"part":{"index":N,"last":B}`, in the sidecar's own spelling.
-fn write_part(w: &mut ObjectWriter<'_>, part: PartMark) {
+/// `"part":{"index":N,"last":B}` (with `"cut":"…"` on a piece cut before its newline), in the
+/// sidecar's own spelling.
+fn write_part(w: &mut ObjectWriter<'_>, part: PartMark, cut: Option<wire::Cut>) {
     w.key(wire::PART);
     w.out.push(b'{');
     write_str(w.out, wire::PART_INDEX);
@@ -363,7 +364,14 @@ fn write_part(w: &mut ObjectWriter<'_>, part: PartMark) {
     w.out.push(b',');
     write_str(w.out, wire::PART_LAST);
     w.out
-        .extend_from_slice(if part.last { b":true}" } else { b":false}" });
+        .extend_from_slice(if part.last { b":true" } else { b":false" });
+    if let Some(cut) = cut {
+        w.out.push(b',');
+        write_str(w.out, wire::PART_CUT);
+        w.out.push(b':');
+        write_str(w.out, cut.as_str());
+    }
+    w.out.push(b'}');
 }
 
 fn write_cloudwatch(w: &mut ObjectWriter<'_>, origin: Option<&CloudWatchOrigin>) {
@@ -431,29 +439,34 @@ fn string_of(value: &RawValue) -> Option<Cow<'_, str>> {
         .and_then(|t| t.0)
 }
 
-/// A sidecar piece mark: exactly `{"index": <u32>, "last": <bool>}`; anything else is an app's
-/// own field and is copied through.
-fn part_of(value: &RawValue) -> Option<PartMark> {
+/// A sidecar piece mark: exactly `{"index": <u32>, "last": <bool>}`, or that with
+/// `"cut": <reason>`; anything else is an app's own field and is copied through.
+fn part_of(value: &RawValue) -> Option<(PartMark, Option<wire::Cut>)> {
     if !value.get().starts_with('{') {
         return None;
     }
     let fields = serde_json::from_str::<Fields<'_>>(value.get()).ok()?.0;
-    if fields.len() != 2 {
+    if !(2..=3).contains(&fields.len()) {
         return None;
     }
     let mut index = None;
     let mut last = None;
+    let mut cut = None;
     for (key, v) in fields {
         match key.as_ref() {
             wire::PART_INDEX => index = v.get().parse::<u32>().ok(),
             wire::PART_LAST => last = v.get().parse::<bool>().ok(),
+            wire::PART_CUT => {
+                cut = Some(string_of(v).and_then(|c| wire::Cut::from_name(&c))?);
+            }
             _ => return None,
         }
     }
-    Some(PartMark {
+    let mark = PartMark {
         index: index?,
         last: last?,
-    })
+    };
+    Some((mark, cut))
 }
 
 fn time_of(value: &RawValue) -> Option<i64> {
@@ -524,15 +537,22 @@ mod tests {
 
     #[test]
     fn part_marks_are_exactly_the_sidecar_shape() {
+        let mark = PartMark {
+            index: 3,
+            last: true,
+        };
         assert_eq!(
             part_of(&raw(r#"{"index":3,"last":true}"#)),
-            Some(PartMark {
-                index: 3,
-                last: true
-            })
+            Some((mark, None))
+        );
+        assert_eq!(
+            part_of(&raw(r#"{"index":3,"last":true,"cut":"drain"}"#)),
+            Some((mark, Some(wire::Cut::Drain)))
         );
         for other in [
             r#"{"index":3}"#,
+            r#"{"index":1,"last":true,"cut":"whenever"}"#,
+            r#"{"index":1,"last":true,"cut":1}"#,
             r#"{"index":-1,"last":true}"#,
             r#"{"index":1,"last":"yes"}"#,
             r#"{"index":1,"last":true,"x":1}"#,

@@ -87,7 +87,7 @@ pub const CHECKPOINT_LAG_BYTES: Def = Def {
 /// Tailing faults by kind.
 pub const TAIL_ERRORS: Def = Def {
     name: "tail_errors",
-    help: "Tailing faults by kind: open, read, checkpoint_write, checkpoint_load, discovery, watch",
+    help: "Tailing faults by kind: open, read, checkpoint_write, checkpoint_load, discovery, watch, symlink_outside_roots (a link out of the tailed directories, not followed)",
 };
 /// Truncated files detected (copytruncate rotation).
 pub const TRUNCATIONS: Def = Def {

@@ -3,7 +3,9 @@
 //!
 //! - `cli`: the command line.
 //! - `hostile_files`: the hostile-input corpus, rebuilt byte for byte from what came out.
+//! - `memory`: peak RSS with Firehose down against the documented memory bound.
 #![allow(clippy::unwrap_used)]
 
 mod cli;
 mod hostile_files;
+mod memory;

@@ -45,7 +45,7 @@ pub fn tail_config(root: &Path) -> TailConfig {
         paths: vec![format!("{}/**/*.log", root.join("logs").display())],
         data_dir: root.join("data"),
         poll_interval: Duration::from_millis(100),
-        quiet_flush: Duration::from_millis(200),
+        partial_line_timeout: Duration::from_millis(200),
         ..TailConfig::default()
     }
 }

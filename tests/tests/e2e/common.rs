@@ -65,7 +65,7 @@ impl InProcess {
             paths: vec![dirs.glob()],
             data_dir: dirs.data(),
             poll_interval: Duration::from_millis(100),
-            quiet_flush: Duration::from_millis(200),
+            partial_line_timeout: Duration::from_millis(200),
             checkpoint_interval: Duration::from_millis(200),
             max_inflight_bytes: firetail_sidecar::config::default_max_inflight_bytes(format),
             ..TailConfig::default()
