@@ -147,7 +147,7 @@ pub struct ShipArgs {
     #[arg(long, env = "FIRETAIL_RECORD_FORMAT", value_enum, default_value_t = RecordFormat::DEFAULT)]
     pub record_format: RecordFormat,
 
-    /// Compression level of `v2-zstd` (1-19, default 6), `v2-gzip` (1-9, default 6) or
+    /// Compression level of `v2-zstd` (1-19, default 7), `v2-gzip` (1-9, default 6) or
     /// `ndjson-gzip` (1-9, default 1) records. Higher levels bill less and cost the sidecar more
     /// CPU (docs/BENCHMARKS.md, "Compression choice").
     #[arg(long, env = "FIRETAIL_COMPRESSION_LEVEL")]
@@ -745,6 +745,45 @@ mod tests {
         let off = run_settings(&["firetail", "--sink", "stdout", "--metrics-addr", "off"]).unwrap();
         assert_eq!(off.metrics_addr, None);
         assert!(parse(&["firetail", "--record-format", "xml"]).is_err());
+        // The level is checked against the format's codec.
+        let level = |format: &str, level: &str| {
+            run_settings(&[
+                "firetail",
+                "--sink",
+                "stdout",
+                "--record-format",
+                format,
+                "--compression-level",
+                level,
+            ])
+            .map(|s| (s.ship.record_format, s.ship.compression_level))
+        };
+        assert_eq!(
+            level("v2-zstd", "19").unwrap(),
+            (RecordFormat::V2Zstd, Some(19))
+        );
+        assert_eq!(
+            level("v2-gzip", "9").unwrap(),
+            (RecordFormat::V2Gzip, Some(9))
+        );
+        for (format, bad) in [
+            ("v2-zstd", "20"),
+            ("v2-gzip", "10"),
+            ("ndjson-gzip", "0"),
+            ("json", "1"),
+            ("ndjson", "1"),
+        ] {
+            assert!(
+                matches!(
+                    level(format, bad),
+                    Err(ConfigError::Invalid {
+                        flag: "--compression-level",
+                        ..
+                    })
+                ),
+                "{format} {bad}"
+            );
+        }
     }
 
     #[test]

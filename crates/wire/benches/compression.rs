@@ -26,7 +26,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -391,7 +390,7 @@ fn main() {
 }
 
 /// `v2-zstd`'s default level (`sidecar/src/pack.rs`), whose transform floor is measured.
-const DEFAULT_ZSTD_LEVEL: i32 = 6;
+const DEFAULT_ZSTD_LEVEL: i32 = 7;
 
 type Floor<'a> = (&'a str, &'a str, String, usize, usize, f64);
 
