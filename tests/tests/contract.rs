@@ -388,8 +388,11 @@ fn mixed_sample() -> Vec<LogEvent> {
     events
 }
 
-/// Every output event of `records` for `destination`, in order.
-async fn rendered(records: &[Vec<u8>], destination: Destination) -> Vec<Value> {
+/// Every output event of `records` for `destination`, in order, parsed and as written.
+async fn rendered_with_text(
+    records: &[Vec<u8>],
+    destination: Destination,
+) -> (Vec<Value>, Vec<String>) {
     let config = Config {
         destination,
         ..Config::default()
@@ -398,12 +401,37 @@ async fn rendered(records: &[Vec<u8>], destination: Destination) -> Vec<Value> {
     let (response, _) = handle(&invocation(records), &config, &client, None).await;
     assert!(client.calls().is_empty(), "nothing overflows");
     let mut out = Vec::new();
+    let mut texts = Vec::new();
     for answer in &response.records {
         assert_eq!(answer.result, RecordResult::Ok, "{destination}: {answer:?}");
         let data = STANDARD.decode(&answer.data).unwrap();
         out.extend(destination_events(destination, &data).unwrap());
+        // The bytes of each object, so that field order counts too.
+        let text = firetail_testkit::records::inflate(&data).unwrap();
+        match destination {
+            Destination::Datadog => {
+                let envelope: Value = serde_json::from_slice(&text).unwrap();
+                for e in envelope["logEvents"].as_array().unwrap() {
+                    texts.push(e["message"].as_str().unwrap().to_owned());
+                }
+            }
+            _ => texts.extend(
+                firetail_wire::format::lines(&text).map(|l| String::from_utf8(l.to_vec()).unwrap()),
+            ),
+        }
     }
-    out
+    assert_eq!(texts.len(), out.len());
+    (out, texts)
+}
+
+/// The texts of the events that are not pieces of a split line.
+fn whole_texts(events: &[Value], texts: &[String]) -> Vec<String> {
+    events
+        .iter()
+        .zip(texts)
+        .filter(|(e, _)| e.get("part").is_none())
+        .map(|(_, t)| t.clone())
+        .collect()
 }
 
 #[tokio::test]
@@ -413,7 +441,7 @@ async fn version_1_and_version_2_of_the_same_events_reach_every_destination_alik
     for limits in [small_limits(), Limits::FIREHOSE] {
         let v1 = records(RecordFormat::NdjsonGzip, limits, mixed_sample());
         for destination in [Destination::Datadog, Destination::S3] {
-            let want = rendered(&v1, destination).await;
+            let (want, want_texts) = rendered_with_text(&v1, destination).await;
             assert_eq!(want.len(), decode_events_all(&v1).len());
             // Sanity: the interleaved lines carry their own file and container.
             let worker = want
@@ -430,7 +458,12 @@ async fn version_1_and_version_2_of_the_same_events_reach_every_destination_alik
                         .starts_with(b"{\"firetail_format\":2,")),
                     "{format}: every record states its version first"
                 );
-                let got = rendered(&v2, destination).await;
+                let (got, got_texts) = rendered_with_text(&v2, destination).await;
+                assert_eq!(
+                    whole_texts(&got, &got_texts),
+                    whole_texts(&want, &want_texts),
+                    "{format} -> {destination}: byte for byte"
+                );
                 // Where a line must be split depends on what else a record holds, so pieces
                 // are compared joined; every other field must be the same.
                 let (got, want) = (joined(&got), joined(&want));
