@@ -1046,6 +1046,16 @@ mod tests {
         assert_eq!(count.events, 5);
         count.add(&gz[..gz.len() / 2]);
         assert_eq!((count.events, count.undecodable), (5, 1));
+        // Format version 2: the header line is not an event, in every codec.
+        let v2 = b"{\"firetail_format\":2,\"stream\":\"file\"}\n{\"time\":1,\"log\":\"a\"}\n{\"time\":2,\"log\":\"b\"}\n";
+        count.add(v2);
+        let mut zst = Vec::new();
+        firetail_wire::codec::Zstder::new(7).zstd_into(v2, &mut zst);
+        count.add(&zst);
+        count.add(&firetail_wire::gzip::gzip(v2, flate2::Compression::fast()));
+        assert_eq!((count.events, count.undecodable), (11, 1));
+        count.add(&zst[..zst.len() - 3]);
+        assert_eq!(count.undecodable, 2);
     }
 
     #[test]
