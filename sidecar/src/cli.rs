@@ -147,7 +147,7 @@ pub struct ShipArgs {
     #[arg(long, env = "FIRETAIL_RECORD_FORMAT", value_enum, default_value_t = RecordFormat::DEFAULT)]
     pub record_format: RecordFormat,
 
-    /// Compression level of `v2-zstd` (1-19, default 7), `v2-gzip` (1-9, default 6) or
+    /// Compression level of `v2-zstd` (1-19, default 3), `v2-gzip` (1-9, default 6) or
     /// `ndjson-gzip` (1-9, default 1) records. Higher levels bill less and cost the sidecar more
     /// CPU (docs/BENCHMARKS.md, "Compression choice").
     #[arg(long, env = "FIRETAIL_COMPRESSION_LEVEL")]

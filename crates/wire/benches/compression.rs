@@ -390,7 +390,7 @@ fn main() {
 }
 
 /// `v2-zstd`'s default level (`sidecar/src/pack.rs`), whose transform floor is measured.
-const DEFAULT_ZSTD_LEVEL: i32 = 7;
+const DEFAULT_ZSTD_LEVEL: i32 = 3;
 
 type Floor<'a> = (&'a str, &'a str, String, usize, usize, f64);
 
