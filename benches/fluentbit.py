@@ -29,8 +29,9 @@ Modes:
   instead of the kubernetes filter (exactly firetail's keys).
 - fb-default-k8s: Fluent Bit's default, one event per record, no compression, metadata as in
   fb-agg-gzip-k8s.
-- ft-ndjson-gzip, ft-json: the release `firetail` with Downward API env/files (pod name,
-  namespace, uid, node, two labels) and FIRETAIL_RECORD_FORMAT.
+- ft-v2-zstd (the default), ft-ndjson-gzip (format version 1), ft-json: the release `firetail`
+  with Downward API env/files (pod name, namespace, uid, node, two labels) and
+  FIRETAIL_RECORD_FORMAT.
 """
 
 import argparse
@@ -54,12 +55,13 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 CORPORA = ["access", "lines200", "json1k", "stack"]
 BASE_EVENTS = {"access": 1_000_000, "lines200": 1_000_000, "json1k": 200_000, "stack": 400_000}
 MODES = ["fb-agg-gzip-nometa", "fb-agg-gzip-k8s", "fb-agg-gzip-modify", "fb-default-k8s",
-         "ft-ndjson-gzip", "ft-json"]
+         "ft-v2-zstd", "ft-ndjson-gzip", "ft-json"]
 LABELS = {
     "fb-agg-gzip-nometa": "Fluent Bit, aggregation + gzip, no metadata",
     "fb-agg-gzip-k8s": "Fluent Bit, aggregation + gzip, metadata (kubernetes filter)",
     "fb-agg-gzip-modify": "Fluent Bit, aggregation + gzip, metadata (modify + nest)",
     "fb-default-k8s": "Fluent Bit, default (1 event/record), metadata (kubernetes filter)",
+    "ft-v2-zstd": "firetail v2-zstd (metadata)",
     "ft-ndjson-gzip": "firetail ndjson-gzip (metadata)",
     "ft-json": "firetail json (metadata)",
 }
@@ -398,14 +400,15 @@ def markdown(results, meta):
                        f"| {m['wall_secs']:.1f} | {m['endpoint_cpu_secs']:.2f} |")
         out.append("")
         ratios = []
-        ft = rows.get("ft-ndjson-gzip")
-        for fb_mode in ("fb-agg-gzip-k8s", "fb-agg-gzip-modify", "fb-agg-gzip-nometa"):
-            fb = rows.get(fb_mode)
-            if ft and fb:
-                ratios.append(f"| ndjson-gzip vs {LABELS[fb_mode].removeprefix('Fluent Bit, ')} "
-                              f"| {ft['events_per_cpu_sec'] / fb['events_per_cpu_sec']:.2f}x "
-                              f"| {ft['peak_rss_mib'] / fb['peak_rss_mib']:.2f}x "
-                              f"| {ft['billed_over_source'] / fb['billed_over_source']:.2f}x |")
+        for ft_mode in ("ft-v2-zstd", "ft-ndjson-gzip"):
+            ft = rows.get(ft_mode)
+            for fb_mode in ("fb-agg-gzip-k8s", "fb-agg-gzip-modify", "fb-agg-gzip-nometa"):
+                fb = rows.get(fb_mode)
+                if ft and fb:
+                    ratios.append(f"| {ft_mode.removeprefix('ft-')} vs {LABELS[fb_mode].removeprefix('Fluent Bit, ')} "
+                                  f"| {ft['events_per_cpu_sec'] / fb['events_per_cpu_sec']:.2f}x "
+                                  f"| {ft['peak_rss_mib'] / fb['peak_rss_mib']:.2f}x "
+                                  f"| {ft['billed_over_source'] / fb['billed_over_source']:.2f}x |")
         ftj, fbd = rows.get("ft-json"), rows.get("fb-default-k8s")
         if ftj and fbd:
             ratios.append(f"| json vs default (1 event/record) "

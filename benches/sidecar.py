@@ -42,7 +42,7 @@ import time
 import urllib.request
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-FORMATS = ["json", "ndjson", "ndjson-gzip"]
+FORMATS = ["json", "ndjson", "ndjson-gzip", "v2-zstd", "v2-gzip"]
 WORKLOADS = ["lines200", "json1k", "stack"]
 # Every generator events_for knows (benches/fluentbit and the compression bench use them all).
 CORPORA = ["access", "lines200", "json1k", "stack"]
@@ -53,6 +53,8 @@ BILLING_INCREMENT = 5 * 1024
 FLUENT_BIT = {
     "json": {"events_per_cpu_sec": 581_000, "billed_over_raw": 25.6, "label": "one event per record"},
     "ndjson-gzip": {"events_per_cpu_sec": 196_000, "billed_over_raw": 0.18, "label": "aggregation + gzip"},
+    "v2-zstd": {"events_per_cpu_sec": 196_000, "billed_over_raw": 0.18, "label": "aggregation + gzip"},
+    "v2-gzip": {"events_per_cpu_sec": 196_000, "billed_over_raw": 0.18, "label": "aggregation + gzip"},
 }
 RSS_LIMIT_MIB = 40.0
 
@@ -535,7 +537,8 @@ def plot(results, path):
         workloads = sorted({r["workload"] for r in base})
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(12, 4.8))
     width = 0.8 / len(FORMATS)
-    colors = {"json": "#d62728", "ndjson": "#1f77b4", "ndjson-gzip": "#2ca02c"}
+    colors = {"json": "#d62728", "ndjson": "#1f77b4", "ndjson-gzip": "#2ca02c", "v2-zstd": "#9467bd",
+              "v2-gzip": "#8c564b"}
     for k, fmt in enumerate(FORMATS):
         xs, eps, billed = [], [], []
         for i, w in enumerate(workloads):

@@ -16,12 +16,16 @@ pub enum Kind {
     SidecarPackedGzip,
     /// EKS Fargate's built-in Fluent Bit: one event per record, Merge_Log applied.
     FluentBit,
+    /// Our sidecar's default, `v2-zstd`: a header with the pod metadata, then 500 lean events,
+    /// one zstd frame (level 3) per record.
+    SidecarV2Zstd,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 3] = [
+    pub const ALL: [Kind; 4] = [
         Kind::SidecarSingle,
         Kind::SidecarPackedGzip,
+        Kind::SidecarV2Zstd,
         Kind::FluentBit,
     ];
 
@@ -30,6 +34,7 @@ impl Kind {
             Kind::SidecarSingle => "sidecar json (1 event/record)",
             Kind::SidecarPackedGzip => "sidecar ndjson-gzip (500 events/record)",
             Kind::FluentBit => "Fargate Fluent Bit (1 event/record)",
+            Kind::SidecarV2Zstd => "sidecar v2-zstd (500 events/record)",
         }
     }
 }
@@ -107,6 +112,25 @@ pub fn invocation(kind: Kind, target_bytes: usize) -> FirehoseEvent {
                     ndjson.push('\n');
                 }
                 gzip(ndjson.as_bytes())
+            }
+            Kind::SidecarV2Zstd => {
+                // The same events as the gzip records, in format version 2.
+                let mut text = format!(
+                    r#"{{"firetail_format":2,"stream":"file","file":"/var/log/app/app/app.log","kubernetes":{KUBE}}}"#
+                );
+                text.push('\n');
+                for _ in 0..500 {
+                    seq += 1;
+                    text.push_str(&format!(
+                        r#"{{"time":{},"log":{}}}"#,
+                        1_795_341_600_000 + seq % 1000,
+                        escape(&app_line(seq))
+                    ));
+                    text.push('\n');
+                }
+                let mut out = Vec::new();
+                firetail_wire::codec::Zstder::new(3).zstd_into(text.as_bytes(), &mut out);
+                out
             }
         };
         let record = InputRecord {

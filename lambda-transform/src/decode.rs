@@ -1,9 +1,11 @@
-//! Record payloads: base64, optional gzip (capped), and what kind of payload is inside.
+//! Record payloads: base64, optional gzip or zstd (capped alike), and what kind of payload is
+//! inside.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use firetail_wire::codec::{self, Codec};
 use firetail_wire::format::{self, UnsupportedVersion, Version};
-use firetail_wire::gzip::{InflateError, gunzip_capped, is_gzip};
+use firetail_wire::gzip::InflateError;
 use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
@@ -20,13 +22,15 @@ pub enum DecodeError {
     Inflate(#[from] InflateError),
 }
 
-/// A record's bytes after base64 and gzip.
+/// A record's bytes after base64 and decompression.
 #[derive(Debug)]
 pub struct Decoded {
     /// The bytes exactly as the producer sent them (needed for re-ingest).
     pub raw: Vec<u8>,
-    /// The inflated payload when `raw` was gzip.
+    /// The decompressed payload when `raw` was gzip or zstd.
     pub inflated: Option<Vec<u8>>,
+    /// The codec of `raw`, if any.
+    pub codec: Option<Codec>,
 }
 
 impl Decoded {
@@ -35,12 +39,12 @@ impl Decoded {
     }
 
     pub fn was_gzip(&self) -> bool {
-        self.inflated.is_some()
+        self.codec == Some(Codec::Gzip)
     }
 }
 
-/// Decodes base64 and, when the bytes start with the gzip magic, inflates them without ever
-/// holding more than `max_decompressed_bytes` (+1) of output.
+/// Decodes base64 and, when the bytes start with the gzip or zstd magic, decompresses them
+/// without ever holding more than `max_decompressed_bytes` (+1) of output.
 pub fn decode_record(
     data_b64: &str,
     max_decompressed_bytes: usize,
@@ -55,12 +59,20 @@ pub fn raw_bytes(data_b64: &str) -> Result<Vec<u8>, DecodeError> {
 
 /// [`decode_record`] for bytes already out of base64.
 pub fn decode_raw(raw: Vec<u8>, max_decompressed_bytes: usize) -> Result<Decoded, DecodeError> {
-    let inflated = if is_gzip(&raw) {
-        Some(gunzip_capped(&raw, max_decompressed_bytes)?)
-    } else {
-        None
+    let codec = Codec::of(&raw);
+    let inflated = match codec {
+        Some(c) => {
+            let mut out = Vec::new();
+            codec::decompress_into(c, &raw, max_decompressed_bytes, &mut out)?;
+            Some(out)
+        }
+        None => None,
     };
-    Ok(Decoded { raw, inflated })
+    Ok(Decoded {
+        raw,
+        inflated,
+        codec,
+    })
 }
 
 /// A CloudWatch Logs subscription message; its events are kept as raw JSON, parsed one at a
@@ -133,12 +145,19 @@ pub enum Payload<'a> {
     /// One JSON object per line (a single event, or a packed NDJSON record): the text, read
     /// line by line with `firetail_wire::format::lines`.
     Lines(&'a [u8]),
+    /// A format version 2 record: its header line, and the event lines after it.
+    V2 {
+        header: RecordHeader<'a>,
+        events: &'a [u8],
+    },
     /// Not JSON lines: the whole payload is one message.
     Text(&'a [u8]),
     /// Nothing but white space.
     Empty,
     /// A firetail record of a layout version this build does not read.
     Unsupported(UnsupportedVersion),
+    /// A version 2 record whose header cannot be read: why.
+    BadHeader(String),
 }
 
 impl<'a> Payload<'a> {
@@ -159,9 +178,37 @@ impl<'a> Payload<'a> {
         }
         match format::version_of(trimmed) {
             Ok(Version::V1) => Payload::Lines(trimmed),
+            Ok(Version::V2) => {
+                // `version_of` tolerates white space the sidecar never writes; the header must
+                // be exactly what `firetail_wire::v2` writes for the events to be read.
+                let Some((line, events)) = firetail_wire::v2::split_header(trimmed) else {
+                    return Payload::BadHeader(
+                        "a format 2 record whose header is not written as the sidecar writes it"
+                            .into(),
+                    );
+                };
+                match serde_json::from_slice::<RecordHeader<'a>>(line) {
+                    Ok(header) => Payload::V2 { header, events },
+                    Err(e) => Payload::BadHeader(format!(
+                        "a format 2 record whose header is not valid JSON: {e}"
+                    )),
+                }
+            }
             Err(unsupported) => Payload::Unsupported(unsupported),
         }
     }
+}
+
+/// What a version 2 record's header states for its events (`firetail_wire::v2`): values kept
+/// as raw JSON, given to each event that does not carry its own.
+#[derive(Debug, Clone, Copy, Default, Deserialize)]
+pub struct RecordHeader<'a> {
+    #[serde(default, borrow)]
+    pub stream: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub file: Option<&'a RawValue>,
+    #[serde(default, borrow)]
+    pub kubernetes: Option<&'a RawValue>,
 }
 
 /// CloudWatch Logs writes `messageType` first; checking the head avoids a failed full parse

@@ -70,7 +70,7 @@ mod tests {
         let declared = v["_aws"]["CloudWatchMetrics"][0]["Metrics"]
             .as_array()
             .unwrap();
-        assert_eq!(declared.len(), 12);
+        assert_eq!(declared.len(), 14);
         for m in declared {
             let name = m["Name"].as_str().unwrap();
             assert!(v.get(name).is_some(), "{name} declared but has no value");

@@ -24,7 +24,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use firetail_wire::gzip::{Gzipper, gunzip_capped, gunzip_into, is_gzip};
+use firetail_wire::codec::{self as wire_codec, Codec, Zstder};
+use firetail_wire::gzip::{Gzipper, gunzip_capped, is_gzip};
 use firetail_wire::output::{self, datadog_bytes_per_event};
 use flate2::Compression;
 use serde::Serialize;
@@ -32,7 +33,7 @@ use serde::de::IgnoredAny;
 use tracing::warn;
 
 use crate::config::{Config, Destination, S3Compression};
-use crate::decode::{self, CwlEnvelope, CwlEvent, Payload};
+use crate::decode::{self, CwlEnvelope, CwlEvent, Payload, RecordHeader};
 use crate::invocation::{FirehoseEvent, OutputRecord, RecordResult};
 use crate::render::datadog::Envelope;
 use crate::render::{CloudWatchOrigin, EventContext, Rendered, Renderer};
@@ -67,6 +68,10 @@ pub struct ShapingCounts {
     /// Datadog records padded so they carry no more events per byte than Datadog's
     /// per-request limit allows.
     pub datadog_records_padded: u64,
+    /// Sidecar records of format version 2 (the rest of the sidecar's are version 1).
+    pub records_format_v2: u64,
+    /// Records that were zstd.
+    pub records_zstd: u64,
 }
 
 /// Counters for one invocation (emitted as CloudWatch metrics).
@@ -92,6 +97,10 @@ pub struct Stats {
     pub records_passed_through: u64,
     /// Datadog records padded to keep Datadog's per-request event limit.
     pub datadog_records_padded: u64,
+    /// Sidecar records of format version 2 read (during a rollout, the rest are version 1).
+    pub records_format_v2: u64,
+    /// Records that were zstd.
+    pub records_zstd: u64,
 }
 
 impl Stats {
@@ -106,6 +115,8 @@ impl Stats {
             bytes_in: shaping.bytes_in,
             records_passed_through: shaping.records_passed_through,
             datadog_records_padded: shaping.datadog_records_padded,
+            records_format_v2: shaping.records_format_v2,
+            records_zstd: shaping.records_zstd,
             ..Stats::default()
         };
         for r in records {
@@ -201,6 +212,9 @@ fn shape_all(
         })
         .collect()
 }
+
+/// The zstd level of a version 2 remainder: fast, as the gzip remainders are.
+const REMAINDER_ZSTD_LEVEL: i32 = 3;
 
 /// The gzip level used when the fastest one leaves a response over its budget.
 const DENSE_GZIP_LEVEL: u32 = 6;
@@ -357,6 +371,8 @@ struct Scratch {
     /// Where rendering stopped at the render cap, as a `source_pos`.
     unrendered: Option<usize>,
     gzipper: Gzipper,
+    /// For the remainder of a zstd record (made on first use).
+    zstder: Option<Zstder>,
     text: Vec<u8>,
 }
 
@@ -371,6 +387,12 @@ struct RenderedEvent {
 /// The source of a record's events, kept to rebuild a re-ingest payload for a tail.
 enum Source<'a> {
     Lines(&'a [u8]),
+    /// A version 2 record: its header (parsed, and its line as written) and its event lines.
+    V2 {
+        header: RecordHeader<'a>,
+        header_line: &'a [u8],
+        events: &'a [u8],
+    },
     CloudWatch(CwlEnvelope<'a>),
     Text(&'a [u8]),
 }
@@ -417,6 +439,7 @@ impl<'c> Shaper<'c> {
                 events: Vec::new(),
                 unrendered: None,
                 gzipper: Gzipper::new(Compression::fast()),
+                zstder: None,
                 text: Vec::new(),
             },
             inflated: Vec::new(),
@@ -429,12 +452,19 @@ impl<'c> Shaper<'c> {
         // One inflate buffer for every record: a record may inflate to the cap, and a fresh
         // allocation per record left the allocator holding several caps' worth (measured).
         let mut inflated = std::mem::take(&mut self.inflated);
-        let gzip = is_gzip(&raw);
-        let payload: &[u8] = if gzip {
-            if let Err(error) = gunzip_into(&raw, self.config.max_decompressed_bytes, &mut inflated)
-            {
+        let codec = Codec::of(&raw);
+        let payload: &[u8] = if let Some(codec) = codec {
+            if let Err(error) = wire_codec::decompress_into(
+                codec,
+                &raw,
+                self.config.max_decompressed_bytes,
+                &mut inflated,
+            ) {
                 self.inflated = inflated;
                 return Shaped::Failed(decode::DecodeError::from(error).to_string());
+            }
+            if codec == Codec::Zstd {
+                self.counts.records_zstd += 1;
             }
             &inflated
         } else {
@@ -455,7 +485,7 @@ impl<'c> Shaper<'c> {
                 })
                 .unwrap_or_else(Shaping::Failed)
         } else {
-            self.shape_payload(payload, gzip, arrival_ms)
+            self.shape_payload(payload, codec, arrival_ms)
         };
         inflated.clear();
         self.inflated = inflated;
@@ -478,7 +508,7 @@ impl<'c> Shaper<'c> {
     }
 
     /// Renders and assembles one record's payload.
-    fn shape_payload(&mut self, payload: &[u8], gzip: bool, arrival_ms: i64) -> Shaping {
+    fn shape_payload(&mut self, payload: &[u8], codec: Option<Codec>, arrival_ms: i64) -> Shaping {
         let source = match decode::Payload::of(payload) {
             Payload::Empty => return Shaping::Dropped,
             Payload::CloudWatch(env) if env.message_type == "CONTROL_MESSAGE" => {
@@ -486,8 +516,19 @@ impl<'c> Shaper<'c> {
             }
             Payload::CloudWatch(env) => Source::CloudWatch(env),
             Payload::Lines(text) => Source::Lines(text),
+            Payload::V2 { header, events } => {
+                self.counts.records_format_v2 += 1;
+                let header_line = firetail_wire::v2::split_header(payload.trim_ascii())
+                    .map_or(&b""[..], |(line, _)| line);
+                Source::V2 {
+                    header,
+                    header_line,
+                    events,
+                }
+            }
             Payload::Text(text) => Source::Text(text),
             Payload::Unsupported(why) => return Shaping::Failed(why.to_string()),
+            Payload::BadHeader(why) => return Shaping::Failed(why),
         };
         let origin = match self.render_source(&source, arrival_ms) {
             Ok(origin) => origin,
@@ -516,9 +557,8 @@ impl<'c> Shaper<'c> {
                     Some(e) => Some(e.source_pos),
                     None => self.scratch.unrendered,
                 };
-                let remainder = rest.map(|first| {
-                    remainder_payload(&source, first, gzip, &mut self.scratch.gzipper)
-                });
+                let remainder =
+                    rest.map(|first| remainder_payload(&source, first, codec, &mut self.scratch));
                 if kind == OutputKind::Padded {
                     self.counts.datadog_records_padded += 1;
                 }
@@ -600,6 +640,7 @@ impl<'c> Shaper<'c> {
         let plain = EventContext {
             default_time_ms: arrival_ms,
             cloudwatch: None,
+            header: None,
         };
         let stopped = |outcome: Option<Result<(), String>>| -> Result<bool, String> {
             match outcome {
@@ -624,6 +665,24 @@ impl<'c> Shaper<'c> {
                 }
                 Ok(None)
             }
+            Source::V2 { header, events, .. } => {
+                let ctx = EventContext {
+                    header: Some(header),
+                    ..plain
+                };
+                let base = events.as_ptr() as usize;
+                let mut lines = firetail_wire::format::lines(events).peekable();
+                while let Some(line) = lines.next() {
+                    let pos = line.as_ptr() as usize - base;
+                    // As in version 1: adjacent pieces of a cut line become one event (a
+                    // version 2 piece leaves out `file` when it is the header's, on both sides).
+                    let joined = crate::rejoin::join_cut(line, &mut lines);
+                    if stopped(render(joined.as_deref().unwrap_or(line), ctx, pos))? {
+                        break;
+                    }
+                }
+                Ok(None)
+            }
             Source::Text(text) => {
                 stopped(render(text, plain, 0))?;
                 Ok(None)
@@ -643,6 +702,7 @@ impl<'c> Shaper<'c> {
                             arrival_ms
                         },
                         cloudwatch: Some(&o),
+                        header: None,
                     };
                     if stopped(render(e.message.as_bytes(), ctx, i))? {
                         break;
@@ -736,15 +796,41 @@ fn passed_through(payload: &[u8], version: u32) -> Result<usize, String> {
 }
 
 /// The source events from `first` (a [`RenderedEvent::source_pos`]) on, in the record's
-/// original encoding. A gzip remainder is compressed straight from the source, never copied
-/// out whole first: a record can inflate to the cap, and its remainder nearly as much.
+/// original encoding (a version 2 remainder starts with the record's header line again). A
+/// compressed remainder is compressed straight from the source, never copied out whole first:
+/// a record can inflate to the cap, and its remainder nearly as much.
 fn remainder_payload(
     source: &Source<'_>,
     first: usize,
-    gzip: bool,
-    gzipper: &mut Gzipper,
+    codec: Option<Codec>,
+    scratch: &mut Scratch,
 ) -> Vec<u8> {
+    let gzip = codec == Some(Codec::Gzip);
+    let gzipper = &mut scratch.gzipper;
     match source {
+        Source::V2 {
+            header_line,
+            events,
+            ..
+        } => {
+            let rest = events.get(first..).unwrap_or_default();
+            // The header and the events as one input: one more copy of the remainder, which
+            // a compressor would make anyway.
+            let mut text = Vec::with_capacity(header_line.len() + 1 + rest.len());
+            text.extend_from_slice(header_line);
+            text.push(b'\n');
+            text.extend_from_slice(rest);
+            let mut out = Vec::with_capacity(text.len() / 8 + 64);
+            match codec {
+                Some(Codec::Gzip) => gzipper.gzip_into(&text, &mut out),
+                Some(Codec::Zstd) => scratch
+                    .zstder
+                    .get_or_insert_with(|| Zstder::new(REMAINDER_ZSTD_LEVEL))
+                    .zstd_into(&text, &mut out),
+                None => out = text,
+            }
+            out
+        }
         Source::Lines(text) | Source::Text(text) => {
             let rest = if matches!(source, Source::Lines(_)) {
                 text.get(first..).unwrap_or_default()

@@ -15,7 +15,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use firetail_firehose::{Backoff, RetryPolicy};
 use firetail_sidecar::cmd::cost::{
     self, FIREHOSE_USD_PER_GB, Inputs, MEASURED_EVENT_OVERHEAD_BYTES, MEASURED_GZIP_RATIO,
-    NAT_GATEWAY_USD_PER_GB, VPC_ENDPOINT_USD_PER_GB,
+    MEASURED_V2_GZIP_RATIO, MEASURED_ZSTD_RATIO, NAT_GATEWAY_USD_PER_GB, VPC_ENDPOINT_USD_PER_GB,
 };
 use firetail_sidecar::config::{
     DrainPolicy, DrainStrategy, OversizeMode, ShipConfig, default_max_inflight_bytes,
@@ -141,9 +141,17 @@ pub struct ShipArgs {
     #[arg(long, env = "FIRETAIL_SINK", value_enum, default_value_t = SinkKind::Firehose)]
     pub sink: SinkKind,
 
-    /// How events are laid out in Firehose records.
-    #[arg(long, env = "FIRETAIL_RECORD_FORMAT", value_enum, default_value_t = RecordFormat::NdjsonGzip)]
+    /// How events are laid out in Firehose records: `v2-zstd` (format version 2, zstd; needs
+    /// firetail-transform 0.2 or later), `v2-gzip`, or version 1's `ndjson-gzip`, `ndjson`,
+    /// `json` (one event per record, for OpenSearch).
+    #[arg(long, env = "FIRETAIL_RECORD_FORMAT", value_enum, default_value_t = RecordFormat::DEFAULT)]
     pub record_format: RecordFormat,
+
+    /// Compression level of `v2-zstd` (1-19, default 3), `v2-gzip` (1-9, default 6) or
+    /// `ndjson-gzip` (1-9, default 1) records. Higher levels bill less and cost the sidecar more
+    /// CPU (docs/BENCHMARKS.md, "Compression choice").
+    #[arg(long, env = "FIRETAIL_COMPRESSION_LEVEL")]
+    pub compression_level: Option<i32>,
 
     /// Send what is buffered at least this often, even if records are not full.
     #[arg(long, env = "FIRETAIL_FLUSH_INTERVAL_MS", default_value_t = 1000)]
@@ -424,9 +432,30 @@ impl RunArgs {
                 "must be at least --retry-base-ms",
             ));
         }
+        if let Some(level) = s.compression_level {
+            let Some(codec) = s.record_format.codec() else {
+                return Err(invalid(
+                    "--compression-level",
+                    format!("{} records are not compressed", s.record_format),
+                ));
+            };
+            let range = firetail_sidecar::pack::level_range(codec);
+            if !range.contains(&level) {
+                return Err(invalid(
+                    "--compression-level",
+                    format!(
+                        "{} accepts {}-{}",
+                        s.record_format,
+                        range.start(),
+                        range.end()
+                    ),
+                ));
+            }
+        }
         let ship = ShipConfig {
             delivery_stream: stream,
             record_format: s.record_format,
+            compression_level: s.compression_level,
             flush_interval: Duration::from_millis(s.flush_interval_ms),
             max_concurrent_requests: s.max_concurrent_requests,
             oversize: match s.oversize {
@@ -574,6 +603,12 @@ pub struct CostArgs {
     /// ndjson-gzip compressed / uncompressed bytes (0 < ratio <= 1).
     #[arg(long, env = "FIRETAIL_COST_GZIP_RATIO", default_value_t = MEASURED_GZIP_RATIO)]
     pub gzip_ratio: f64,
+    /// v2-zstd compressed / uncompressed bytes (0 < ratio <= 1).
+    #[arg(long, env = "FIRETAIL_COST_ZSTD_RATIO", default_value_t = MEASURED_ZSTD_RATIO)]
+    pub zstd_ratio: f64,
+    /// v2-gzip compressed / uncompressed bytes (0 < ratio <= 1).
+    #[arg(long, env = "FIRETAIL_COST_V2_GZIP_RATIO", default_value_t = MEASURED_V2_GZIP_RATIO)]
+    pub v2_gzip_ratio: f64,
     /// Firehose processor buffer size (the template's ProcessorBufferSizeMBs), MB.
     #[arg(long, env = "FIRETAIL_COST_PROCESSOR_BUFFER_MB", default_value_t = 1.0)]
     pub processor_buffer_mb: f64,
@@ -623,8 +658,14 @@ impl CostArgs {
                 return Err(CostArgsError(format!("{name} must be a positive number")));
             }
         }
-        if !(self.gzip_ratio > 0.0 && self.gzip_ratio <= 1.0) {
-            return Err(CostArgsError("--gzip-ratio must be in (0, 1]".into()));
+        for (name, ratio) in [
+            ("--gzip-ratio", self.gzip_ratio),
+            ("--zstd-ratio", self.zstd_ratio),
+            ("--v2-gzip-ratio", self.v2_gzip_ratio),
+        ] {
+            if !(ratio > 0.0 && ratio <= 1.0) {
+                return Err(CostArgsError(format!("{name} must be in (0, 1]")));
+            }
         }
         if !(self.event_overhead_bytes >= 0.0 && self.firehose_usd_per_gb >= 0.0) {
             return Err(CostArgsError(
@@ -640,6 +681,8 @@ impl CostArgs {
         inputs.pods = f64::from(self.pods.max(1));
         inputs.event_overhead_bytes = self.event_overhead_bytes;
         inputs.gzip_ratio = self.gzip_ratio;
+        inputs.zstd_ratio = self.zstd_ratio;
+        inputs.v2_gzip_ratio = self.v2_gzip_ratio;
         inputs.flush_interval_secs = self.flush_interval_ms as f64 / 1_000.0;
         inputs.processor_buffer_mb = self.processor_buffer_mb;
         inputs.processor_interval_secs = self.processor_interval_secs;
@@ -712,7 +755,8 @@ mod tests {
     #[test]
     fn defaults_and_validation() {
         let s = run_settings(&["firetail", "--delivery-stream", "s"]).unwrap();
-        assert_eq!(s.ship.record_format, RecordFormat::NdjsonGzip);
+        assert_eq!(s.ship.record_format, RecordFormat::V2Zstd);
+        assert_eq!(s.ship.compression_level, None);
         assert_eq!(s.ship.flush_interval, Duration::from_secs(1));
         assert_eq!(s.metrics_addr, Some("0.0.0.0:2020".parse().unwrap()));
         assert_eq!(
@@ -741,6 +785,45 @@ mod tests {
         let off = run_settings(&["firetail", "--sink", "stdout", "--metrics-addr", "off"]).unwrap();
         assert_eq!(off.metrics_addr, None);
         assert!(parse(&["firetail", "--record-format", "xml"]).is_err());
+        // The level is checked against the format's codec.
+        let level = |format: &str, level: &str| {
+            run_settings(&[
+                "firetail",
+                "--sink",
+                "stdout",
+                "--record-format",
+                format,
+                "--compression-level",
+                level,
+            ])
+            .map(|s| (s.ship.record_format, s.ship.compression_level))
+        };
+        assert_eq!(
+            level("v2-zstd", "19").unwrap(),
+            (RecordFormat::V2Zstd, Some(19))
+        );
+        assert_eq!(
+            level("v2-gzip", "9").unwrap(),
+            (RecordFormat::V2Gzip, Some(9))
+        );
+        for (format, bad) in [
+            ("v2-zstd", "20"),
+            ("v2-gzip", "10"),
+            ("ndjson-gzip", "0"),
+            ("json", "1"),
+            ("ndjson", "1"),
+        ] {
+            assert!(
+                matches!(
+                    level(format, bad),
+                    Err(ConfigError::Invalid {
+                        flag: "--compression-level",
+                        ..
+                    })
+                ),
+                "{format} {bad}"
+            );
+        }
     }
 
     #[test]
@@ -860,6 +943,8 @@ mod tests {
             flush_interval_ms: 1_000,
             event_overhead_bytes: 300.0,
             gzip_ratio: 0.1,
+            zstd_ratio: 0.1,
+            v2_gzip_ratio: 0.1,
             processor_buffer_mb: 1.0,
             processor_interval_secs: 60.0,
             lambda_memory_mb: 256.0,
@@ -871,14 +956,31 @@ mod tests {
         assert_eq!(inputs.pods, 4.0);
         assert_eq!(inputs.prices.network_per_gb, 0.01);
         let text = args.report().unwrap();
-        for name in ["json (1/rec)", "ndjson ", "ndjson-gzip"] {
+        for name in [
+            "json (1/rec)",
+            "ndjson ",
+            "ndjson-gzip",
+            "v2-gzip",
+            "v2-zstd",
+        ] {
             assert!(text.contains(name), "{text}");
         }
-        let bad = CostArgs {
-            gzip_ratio: 0.0,
-            ..args.clone()
-        };
-        assert!(bad.to_inputs().is_err());
+        for bad in [
+            CostArgs {
+                gzip_ratio: 0.0,
+                ..args.clone()
+            },
+            CostArgs {
+                zstd_ratio: 1.5,
+                ..args.clone()
+            },
+            CostArgs {
+                v2_gzip_ratio: -0.1,
+                ..args.clone()
+            },
+        ] {
+            assert!(bad.to_inputs().is_err());
+        }
         let bad = CostArgs {
             line_bytes: -1.0,
             ..args

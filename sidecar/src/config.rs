@@ -25,7 +25,10 @@ pub const DEFAULT_JSON_MAX_INFLIGHT_BYTES: u64 = 1024 * 1024;
 pub fn default_max_inflight_bytes(format: RecordFormat) -> u64 {
     match format {
         RecordFormat::Json => DEFAULT_JSON_MAX_INFLIGHT_BYTES,
-        RecordFormat::Ndjson | RecordFormat::NdjsonGzip => DEFAULT_MAX_INFLIGHT_BYTES,
+        RecordFormat::Ndjson
+        | RecordFormat::NdjsonGzip
+        | RecordFormat::V2Zstd
+        | RecordFormat::V2Gzip => DEFAULT_MAX_INFLIGHT_BYTES,
     }
 }
 
@@ -97,6 +100,9 @@ pub struct ShipConfig {
     pub delivery_stream: String,
     /// How events are laid out in records.
     pub record_format: RecordFormat,
+    /// The codec level of compressed formats; `None`: the format's default
+    /// (`pack::default_compression_level`).
+    pub compression_level: Option<i32>,
     /// Send what is buffered at least this often, even if records are not full.
     pub flush_interval: Duration,
     /// Most `PutRecordBatch` calls in flight at once.
@@ -122,7 +128,8 @@ impl Default for ShipConfig {
     fn default() -> Self {
         Self {
             delivery_stream: String::new(),
-            record_format: RecordFormat::NdjsonGzip,
+            record_format: RecordFormat::DEFAULT,
+            compression_level: None,
             flush_interval: Duration::from_secs(1),
             max_concurrent_requests: 4,
             oversize: OversizeMode::Split,

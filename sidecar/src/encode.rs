@@ -5,9 +5,10 @@
 //! # Layout
 //! - [`Token`]: what a record holds to acknowledge one event, or one piece of a split event
 //!   (a [`SplitGroup`] acknowledges the engine event once its last piece is accepted).
-//! - [`Encoder`]: [`firetail_wire::event::encode`] for each engine event, splitting what cannot
-//!   fit a record so each piece's encoding fits for sure, and renumbering parts when an engine
-//!   part itself must be split again.
+//! - [`Encoder`]: [`firetail_wire::event::encode`] for each engine event (version 1 formats;
+//!   version 2 formats hand the event to [`Packer::push_v2`], which encodes it against its
+//!   record's header), splitting what cannot fit a record so each piece's encoding fits for
+//!   sure, and renumbering parts when an engine part itself must be split again.
 //!
 //! Acknowledgement is per event and only after Firehose accepted the record holding it (for a
 //! split event: all of its pieces), so the engine's checkpoints never pass undelivered data.
@@ -18,10 +19,12 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use firetail_tail::{Acker, LogEvent, SourceFile};
 use firetail_wire::event::{Cut, EventRef, PartMark, encode_cut, encoded_len_bound};
+use firetail_wire::format::Version;
+use firetail_wire::v2;
 
 use crate::config::OversizeMode;
 use crate::metrics::Observability;
-use crate::pack::{Packer, split_line};
+use crate::pack::{Packer, V2Source, split_line};
 use crate::pod::{Enricher, PodInfo};
 
 /// What a record carries to acknowledge one event (or one piece of a split event).
@@ -71,7 +74,7 @@ impl Token {
 pub struct Encoder {
     /// The pod metadata of every event.
     pub enricher: Enricher,
-    stream_label: String,
+    stream_label: Arc<str>,
     oversize: OversizeMode,
     /// Extra parts added so far to the engine-split line being read from each source (keyed by
     /// the source's address, which is stable while an `Arc` to it is held here).
@@ -92,7 +95,7 @@ impl Encoder {
     pub fn new(pod: PodInfo, stream_label: &str, oversize: OversizeMode) -> Self {
         Self {
             enricher: Enricher::new(pod),
-            stream_label: stream_label.to_owned(),
+            stream_label: stream_label.into(),
             oversize,
             renumber: HashMap::new(),
             last_file: None,
@@ -126,23 +129,35 @@ impl Encoder {
             file: &file,
             part: engine_part,
         };
-        self.buf.clear();
-        encode_cut(&whole, cut, &self.stream_label, &kube, &mut self.buf);
-        if self.buf.len() <= max_event {
+        let v2_source = (packer.format().version() == Version::V2).then(|| V2Source {
+            stream: Arc::clone(&self.stream_label),
+            file: Arc::clone(&file),
+            kubernetes: Arc::clone(&kube),
+        });
+        let token = Token::Whole {
+            source: Arc::clone(&ev.source),
+            offset: ev.offset,
+            end_offset: ev.end_offset,
+        };
+        if self
+            .try_push(&whole, cut, &kube, v2_source.as_ref(), token, packer)
+            .is_ok()
+        {
             if ev.part.is_some_and(|p| p.last) {
                 self.renumber.remove(&key);
             }
-            let token = Token::Whole {
-                source: Arc::clone(&ev.source),
-                offset: ev.offset,
-                end_offset: ev.end_offset,
-            };
-            push_or_report(packer, &self.buf, token, obs);
             return;
         }
         // Too big for one record: cut the line so each piece's encoding fits for sure.
-        let overhead = encoded_len_bound(0, file.len(), self.stream_label.len(), kube.len());
-        let per_byte_worst = encoded_len_bound(1, 0, 0, 0) - encoded_len_bound(0, 0, 0, 0) + 2;
+        let bound = |line_len: usize, file_len: usize, stream_len: usize, kube_len: usize| {
+            if v2_source.is_some() {
+                v2::first_event_len_bound(line_len, file_len, stream_len, kube_len)
+            } else {
+                encoded_len_bound(line_len, file_len, stream_len, kube_len)
+            }
+        };
+        let overhead = bound(0, file.len(), self.stream_label.len(), kube.len());
+        let per_byte_worst = bound(1, 0, 0, 0) - bound(0, 0, 0, 0) + 2;
         let piece_bytes = (max_event.saturating_sub(overhead) / per_byte_worst).max(64);
         let pieces = split_line(&ev.bytes, piece_bytes);
         match self.oversize {
@@ -164,18 +179,21 @@ impl Encoder {
                     kept_bytes = kept.len(),
                     "line too long for one record, truncated as configured"
                 );
-                self.buf.clear();
                 let truncated = EventRef {
                     line: &line,
                     ..whole
                 };
-                encode_cut(&truncated, cut, &self.stream_label, &kube, &mut self.buf);
                 let token = Token::Whole {
                     source: Arc::clone(&ev.source),
                     offset: ev.offset,
                     end_offset: ev.end_offset,
                 };
-                push_or_report(packer, &self.buf, token, obs);
+                if self
+                    .try_push(&truncated, cut, &kube, v2_source.as_ref(), token, packer)
+                    .is_err()
+                {
+                    report_refused(packer, line.len(), obs);
+                }
                 if ev.part.is_some_and(|p| p.last) {
                     self.renumber.remove(&key);
                 }
@@ -197,22 +215,27 @@ impl Encoder {
                         index: base + j,
                         last: line_ends_here && j + 1 == n,
                     };
-                    self.buf.clear();
                     let ev_piece = EventRef {
                         line: piece,
                         part: Some(part),
                         ..whole
                     };
+                    let token = Token::Piece(Arc::clone(&group));
                     // Only the final piece ends where the writer stopped.
                     let piece_cut = cut.filter(|_| j + 1 == n);
-                    encode_cut(
-                        &ev_piece,
-                        piece_cut,
-                        &self.stream_label,
-                        &kube,
-                        &mut self.buf,
-                    );
-                    push_or_report(packer, &self.buf, Token::Piece(Arc::clone(&group)), obs);
+                    if self
+                        .try_push(
+                            &ev_piece,
+                            piece_cut,
+                            &kube,
+                            v2_source.as_ref(),
+                            token,
+                            packer,
+                        )
+                        .is_err()
+                    {
+                        report_refused(packer, piece.len(), obs);
+                    }
                 }
                 if line_ends_here {
                     self.renumber.remove(&key);
@@ -228,6 +251,32 @@ impl Encoder {
     }
 }
 
+impl Encoder {
+    /// Packs one event in the packer's format; gives the token back when the event cannot fit
+    /// a record (the caller splits it, or reports it).
+    fn try_push(
+        &mut self,
+        ev: &EventRef<'_>,
+        cut: Option<Cut>,
+        kube: &[u8],
+        v2_source: Option<&V2Source>,
+        token: Token,
+        packer: &mut Packer<Token>,
+    ) -> Result<(), Token> {
+        if let Some(source) = v2_source {
+            return packer.push_v2(ev, cut, source, token);
+        }
+        self.buf.clear();
+        encode_cut(ev, cut, &self.stream_label, kube, &mut self.buf);
+        if self.buf.len() > packer.max_event_bytes() {
+            return Err(token);
+        }
+        let packed = packer.push(&self.buf, token);
+        debug_assert!(packed, "the size was checked");
+        Ok(())
+    }
+}
+
 /// The record contract's name for the engine's reason.
 fn wire_cut(cut: firetail_tail::Cut) -> Cut {
     match cut {
@@ -239,18 +288,16 @@ fn wire_cut(cut: firetail_tail::Cut) -> Cut {
     }
 }
 
-/// Packs one encoded event. The piece sizes above make a refusal impossible unless the pod
-/// metadata alone nearly fills a record; then the event is not acknowledged (its file keeps it,
-/// and the checkpoint stops there), which is reported loudly rather than skipped.
-fn push_or_report(packer: &mut Packer<Token>, event: &[u8], token: Token, obs: &Observability) {
-    if !packer.push(event, token) {
-        obs.metrics.failure("EventTooLarge");
-        tracing::error!(
-            event_bytes = event.len(),
-            max_event_bytes = packer.max_event_bytes(),
-            "encoded event cannot fit a record even after splitting; not sent, checkpoint held"
-        );
-    }
+/// The piece sizes above make a refusal impossible unless the pod metadata alone nearly fills a
+/// record; then the event is not acknowledged (its file keeps it, and the checkpoint stops
+/// there), which is reported loudly rather than skipped.
+fn report_refused(packer: &Packer<Token>, line_bytes: usize, obs: &Observability) {
+    obs.metrics.failure("EventTooLarge");
+    tracing::error!(
+        line_bytes,
+        max_event_bytes = packer.max_event_bytes(),
+        "event cannot fit a record even after splitting; not sent, checkpoint held"
+    );
 }
 
 #[cfg(test)]
@@ -299,7 +346,13 @@ mod tests {
         let mut out = Vec::new();
         while let Some(batch) = packer.take_ready() {
             for record in batch.records {
-                for line in record.data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let text = firetail_wire::codec::maybe_decompress(&record.data, 1 << 30)
+                    .unwrap()
+                    .0
+                    .into_owned();
+                // Version 2: the events after the header.
+                let events = firetail_wire::v2::split_header(&text).map_or(&text[..], |h| h.1);
+                for line in events.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     let v: serde_json::Value = serde_json::from_slice(line).unwrap();
                     let part = v.get(PART).map(|p| {
                         (
@@ -320,7 +373,12 @@ mod tests {
         let mut out = Vec::new();
         while let Some(batch) = packer.take_ready() {
             for record in batch.records {
-                for line in record.data.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
+                let text = firetail_wire::codec::maybe_decompress(&record.data, 1 << 30)
+                    .unwrap()
+                    .0
+                    .into_owned();
+                let events = firetail_wire::v2::split_header(&text).map_or(&text[..], |h| h.1);
+                for line in events.split(|b| *b == b'\n').filter(|l| !l.is_empty()) {
                     let v: serde_json::Value = serde_json::from_slice(line).unwrap();
                     out.push(v[PART][PART_CUT].as_str().map(str::to_owned));
                 }
@@ -331,9 +389,15 @@ mod tests {
 
     #[test]
     fn a_cut_piece_carries_its_reason_and_only_its_last_split_piece_does() {
+        for format in [RecordFormat::Ndjson, RecordFormat::V2Zstd] {
+            cut_reasons(format);
+        }
+    }
+
+    fn cut_reasons(format: RecordFormat) {
         let obs = Observability::default();
         let mut enc = encoder(OversizeMode::Split);
-        let mut packer = Packer::new(RecordFormat::Ndjson, limits());
+        let mut packer = Packer::new(format, limits());
         let src = SourceFile::detached("/logs/app/a.log", "app");
         let cut = |index, cut| {
             Some(Part {
@@ -372,9 +436,15 @@ mod tests {
 
     #[test]
     fn engine_parts_split_again_are_renumbered_contiguously() {
+        for format in [RecordFormat::Ndjson, RecordFormat::V2Zstd] {
+            parts_renumbered(format);
+        }
+    }
+
+    fn parts_renumbered(format: RecordFormat) {
         let obs = Observability::default();
         let mut enc = encoder(OversizeMode::Split);
-        let mut packer = Packer::new(RecordFormat::Ndjson, limits());
+        let mut packer = Packer::new(format, limits());
         let src = SourceFile::detached("/logs/app/a.log", "app");
         let other = SourceFile::detached("/logs/app/b.log", "app");
         // An engine-split line of three pieces; the middle one is too big for a 4 KiB record.
@@ -451,9 +521,15 @@ mod tests {
 
     #[test]
     fn truncate_mode_keeps_a_prefix_with_a_marker() {
+        for format in [RecordFormat::NdjsonGzip, RecordFormat::V2Gzip] {
+            truncated(format);
+        }
+    }
+
+    fn truncated(format: RecordFormat) {
         let obs = Observability::default();
         let mut enc = encoder(OversizeMode::Truncate);
-        let mut packer = Packer::new(RecordFormat::NdjsonGzip, limits());
+        let mut packer = Packer::new(format, limits());
         let src = SourceFile::detached("/logs/app/a.log", "app");
         let line = "x".repeat(50_000);
         enc.push(event(&src, line.into_bytes(), 0, None), &mut packer, &obs);
@@ -461,7 +537,8 @@ mod tests {
         let batch = packer.take_ready().unwrap();
         assert_eq!(batch.events(), 1);
         let text = firetail_wire::gzip::gunzip_capped(&batch.records[0].data, 1 << 20).unwrap();
-        let v: serde_json::Value = serde_json::from_slice(text.trim_ascii_end()).unwrap();
+        let event = firetail_wire::v2::split_header(&text).map_or(&text[..], |h| h.1);
+        let v: serde_json::Value = serde_json::from_slice(event.trim_ascii_end()).unwrap();
         let log = v[LOG].as_str().unwrap();
         assert!(log.starts_with("xxx"));
         let kept = log.find(' ').unwrap();

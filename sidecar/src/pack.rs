@@ -3,7 +3,9 @@
 //! # Layout
 //! - [`Limits`]: what a record and a call may hold ([`Limits::FIREHOSE`] outside tests).
 //! - [`Packer`]: pure state machine; encoded events in, [`Batch`]es out, in the layout of a
-//!   [`RecordFormat`] (see `firetail_wire::format`). Each [`Record`] carries the
+//!   [`RecordFormat`] (see `firetail_wire::format`). Version 1 formats take events encoded by
+//!   the caller ([`Packer::push`]); version 2 formats encode each event against the header of
+//!   the record it lands in ([`Packer::push_v2`]). Each [`Record`] carries the
 //!   acknowledgement tokens of the events inside it, so the sender can acknowledge exactly
 //!   the events whose record Firehose accepted.
 //! - [`split_line`]: cuts a line that cannot fit one record into pieces on UTF-8 boundaries.
@@ -11,19 +13,61 @@
 //! Firehose bills every record rounded up to 5 KiB, so packing many small events into one
 //! record is what keeps the bill close to the raw volume.
 
+use std::sync::Arc;
+
 use firetail_firehose::{Batch, Batcher, CallLimits, Record};
 use firetail_wire::RecordFormat;
+use firetail_wire::codec::{Codec, Zstder};
+use firetail_wire::event::{Cut, EventRef};
 use firetail_wire::gzip::Gzipper;
 use firetail_wire::limits::{
     FIREHOSE_MAX_RECORD_BYTES, NDJSON_MAX_EVENTS_PER_RECORD, PUT_RECORD_BATCH_MAX_BYTES,
     PUT_RECORD_BATCH_MAX_RECORDS,
 };
+use firetail_wire::v2;
 
 /// Bytes every record may need beyond its events for gzip framing, even on incompressible
 /// input (deflate stored blocks cost 5 bytes per <=64 KiB; the gzip header and trailer 18).
 /// A 1/256 margin is several times that bound.
 fn gzip_margin(record_bytes: usize) -> usize {
     record_bytes / 256 + 64
+}
+
+/// The same for zstd: its worst case (`ZSTD_COMPRESSBOUND`) is 1/256 of the input plus up to
+/// 64 bytes for inputs under 128 KiB, plus the frame header.
+fn zstd_margin(record_bytes: usize) -> usize {
+    record_bytes / 256 + 128
+}
+
+/// The compression level a format's records get unless `--compression-level` says otherwise
+/// (docs/BENCHMARKS.md, "Compression choice"); `None` for plain formats.
+pub fn default_compression_level(format: RecordFormat) -> Option<i32> {
+    match format {
+        RecordFormat::Json | RecordFormat::Ndjson => None,
+        // Version 1 keeps the level it always had: its records and bills do not change.
+        RecordFormat::NdjsonGzip => Some(1),
+        RecordFormat::V2Gzip => Some(DEFAULT_V2_GZIP_LEVEL),
+        RecordFormat::V2Zstd => Some(DEFAULT_ZSTD_LEVEL),
+    }
+}
+
+/// `v2-zstd`'s level: the smallest bill whose CPU keeps the sidecar at 3x Fluent Bit's events
+/// per CPU-second on all four corpora of docs/BENCHMARKS.md ("Compression choice"): levels 6
+/// and up exceed that budget on 200-byte and 1 KiB JSON lines (level 7: 162k events/CPU-s end to
+/// end on lines200, where level 3 does 435k, as fast as `ndjson-gzip`), and level 5 bills as
+/// much as 3 in total for twice its CPU. `--compression-level 7` buys a 4-19 % smaller bill.
+pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+/// `v2-gzip`'s level: gzip's own default, where the bill stops improving (level 9 gains at
+/// most 4 % for 1.5x the CPU).
+pub const DEFAULT_V2_GZIP_LEVEL: i32 = 6;
+
+/// The levels each codec accepts (the reference libraries' regular ranges).
+pub fn level_range(codec: Codec) -> std::ops::RangeInclusive<i32> {
+    match codec {
+        Codec::Gzip => 1..=9,
+        Codec::Zstd => 1..=19,
+    }
 }
 
 /// Limits the packer works to; [`Limits::FIREHOSE`] in production, smaller ones in tests.
@@ -62,7 +106,29 @@ enum Body {
     /// The uncompressed events; compressed in one call when the record is sealed. Feeding the
     /// encoder event by event cost ~2x the CPU (per-call copies and checksum setup in the
     /// deflate stream, measured with perf on `benches/sidecar`), for ~1 MiB more peak memory.
-    Gzip(Vec<u8>),
+    Compressed(Vec<u8>),
+}
+
+/// What a version 2 record's header states (shared with the encoder, so opening a record
+/// copies no bytes).
+#[derive(Debug, Clone)]
+pub struct V2Source {
+    /// `stream`.
+    pub stream: Arc<str>,
+    /// `file`.
+    pub file: Arc<str>,
+    /// `kubernetes` (empty when nothing is known).
+    pub kubernetes: Arc<[u8]>,
+}
+
+impl V2Source {
+    fn header(&self) -> v2::Header<'_> {
+        v2::Header {
+            stream: &self.stream,
+            file: &self.file,
+            kubernetes: &self.kubernetes,
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -70,6 +136,15 @@ struct OpenRecord<T> {
     body: Body,
     raw_bytes: usize,
     tokens: Vec<T>,
+    /// The header of a version 2 record.
+    header: Option<V2Source>,
+}
+
+#[derive(Debug)]
+enum Compressor {
+    None,
+    Gzip(Gzipper),
+    Zstd(Zstder),
 }
 
 /// Packs encoded events into records and records into batches.
@@ -79,35 +154,61 @@ pub struct Packer<T> {
     limits: Limits,
     open: Option<OpenRecord<T>>,
     batches: Batcher<T>,
-    gzipper: Gzipper,
+    compressor: Compressor,
+    /// A version 2 event being encoded (reused).
+    scratch: Vec<u8>,
 }
 
 impl<T> Packer<T> {
-    /// A packer for `format` within `limits`.
+    /// A packer for `format` within `limits`, at the format's default compression level.
     pub fn new(format: RecordFormat, limits: Limits) -> Self {
+        Self::with_level(format, limits, None)
+    }
+
+    /// A packer for `format` within `limits`, compressing at `level` (`None`: the format's
+    /// default, [`default_compression_level`]; ignored for plain formats).
+    pub fn with_level(format: RecordFormat, limits: Limits, level: Option<i32>) -> Self {
+        let level = level.or(default_compression_level(format));
+        let compressor = match (format.codec(), level) {
+            (Some(Codec::Gzip), Some(l)) => Compressor::Gzip(Gzipper::new(
+                flate2::Compression::new(u32::try_from(l.clamp(1, 9)).unwrap_or(1)),
+            )),
+            (Some(Codec::Zstd), Some(l)) => Compressor::Zstd(Zstder::new(l)),
+            _ => Compressor::None,
+        };
         Self {
             format,
             limits,
             open: None,
             batches: Batcher::new(limits.call()),
-            // zlib-rs level 1, the level the benchmarks in docs/BENCHMARKS.md measure.
-            gzipper: Gzipper::new(flate2::Compression::fast()),
+            compressor,
+            scratch: Vec::new(),
         }
     }
 
-    /// Largest encoded event (without newline) that fits one record. Longer events must be
-    /// split with [`split_line`] before [`Packer::push`].
+    /// The record format packed.
+    pub fn format(&self) -> RecordFormat {
+        self.format
+    }
+
+    /// Version 1: the largest encoded event (without newline) that fits one record; longer
+    /// events must be split with [`split_line`] before [`Packer::push`]. Version 2: the most
+    /// bytes a header line and one event, newlines included, may take
+    /// ([`v2::first_event_len_bound`] of a piece must not exceed it).
     pub fn max_event_bytes(&self) -> usize {
         let cap = self.raw_cap();
-        cap - 1
+        match self.format.version() {
+            firetail_wire::format::Version::V1 => cap - 1,
+            firetail_wire::format::Version::V2 => cap,
+        }
     }
 
     fn raw_cap(&self) -> usize {
-        match self.format {
-            RecordFormat::NdjsonGzip => {
-                self.limits.record_bytes - gzip_margin(self.limits.record_bytes)
-            }
-            RecordFormat::Json | RecordFormat::Ndjson => self.limits.record_bytes,
+        let record = self.limits.record_bytes;
+        match self.format.codec() {
+            Some(Codec::Gzip) => record - gzip_margin(record),
+            Some(Codec::Zstd) => record - zstd_margin(record),
+            None => record,
         }
     }
 
@@ -115,13 +216,66 @@ impl<T> Packer<T> {
         match self.format {
             RecordFormat::Json => 1,
             RecordFormat::Ndjson => self.limits.ndjson_events,
-            RecordFormat::NdjsonGzip => usize::MAX,
+            RecordFormat::NdjsonGzip | RecordFormat::V2Zstd | RecordFormat::V2Gzip => usize::MAX,
         }
     }
 
-    /// Adds one encoded event. Returns false (and packs nothing) when the event is longer than
-    /// [`Packer::max_event_bytes`]; the caller splits it and pushes the pieces.
+    /// Adds one event to a version 2 record: into the open record, encoded against its header,
+    /// when it fits; else into a new record whose header is this event's. Gives the token back
+    /// (and packs nothing) when even a new record cannot hold it; the caller splits the line
+    /// and pushes the pieces.
+    pub fn push_v2(
+        &mut self,
+        ev: &EventRef<'_>,
+        cut: Option<Cut>,
+        source: &V2Source,
+        token: T,
+    ) -> Result<(), T> {
+        debug_assert_eq!(self.format.version(), firetail_wire::format::Version::V2);
+        let cap = self.raw_cap();
+        let this = source.header();
+        if let Some(open) = self.open.as_mut()
+            && let Some(header) = &open.header
+        {
+            self.scratch.clear();
+            v2::encode_cut(ev, cut, &this, &header.header(), &mut self.scratch);
+            self.scratch.push(b'\n');
+            if open.raw_bytes + self.scratch.len() <= cap {
+                let (Body::Compressed(buf) | Body::Plain(buf)) = &mut open.body;
+                buf.extend_from_slice(&self.scratch);
+                open.raw_bytes += self.scratch.len();
+                open.tokens.push(token);
+                return Ok(());
+            }
+        }
+        self.scratch.clear();
+        v2::write_header(&this, &mut self.scratch);
+        self.scratch.push(b'\n');
+        v2::encode_cut(ev, cut, &this, &this, &mut self.scratch);
+        self.scratch.push(b'\n');
+        if self.scratch.len() > cap {
+            return Err(token);
+        }
+        self.seal();
+        let mut buf = Vec::with_capacity(self.scratch.len().max(64 * 1024).min(cap));
+        buf.extend_from_slice(&self.scratch);
+        self.open = Some(OpenRecord {
+            body: match self.compressor {
+                Compressor::None => Body::Plain(buf),
+                Compressor::Gzip(_) | Compressor::Zstd(_) => Body::Compressed(buf),
+            },
+            raw_bytes: self.scratch.len(),
+            tokens: vec![token],
+            header: Some(source.clone()),
+        });
+        Ok(())
+    }
+
+    /// Adds one event of a version 1 format, encoded by the caller. Returns false (and packs
+    /// nothing) when the event is longer than [`Packer::max_event_bytes`]; the caller splits it
+    /// and pushes the pieces.
     pub fn push(&mut self, event: &[u8], token: T) -> bool {
+        debug_assert_eq!(self.format.version(), firetail_wire::format::Version::V1);
         let needed = event.len() + 1;
         if needed > self.raw_cap() {
             return false;
@@ -132,15 +286,18 @@ impl<T> Packer<T> {
         if !fits {
             self.seal();
         }
+        let compressed = !matches!(self.compressor, Compressor::None);
         let open = self.open.get_or_insert_with(|| OpenRecord {
-            body: match self.format {
-                RecordFormat::NdjsonGzip => Body::Gzip(Vec::new()),
-                RecordFormat::Json | RecordFormat::Ndjson => Body::Plain(Vec::new()),
+            body: if compressed {
+                Body::Compressed(Vec::new())
+            } else {
+                Body::Plain(Vec::new())
             },
             raw_bytes: 0,
             tokens: Vec::new(),
+            header: None,
         });
-        let (Body::Plain(buf) | Body::Gzip(buf)) = &mut open.body;
+        let (Body::Plain(buf) | Body::Compressed(buf)) = &mut open.body;
         buf.extend_from_slice(event);
         buf.push(b'\n');
         open.raw_bytes += needed;
@@ -158,9 +315,13 @@ impl<T> Packer<T> {
         };
         let data = match open.body {
             Body::Plain(buf) => buf,
-            Body::Gzip(raw) => {
+            Body::Compressed(raw) => {
                 let mut out = Vec::with_capacity(raw.len() / 3);
-                self.gzipper.gzip_into(&raw, &mut out);
+                match &mut self.compressor {
+                    Compressor::Gzip(g) => g.gzip_into(&raw, &mut out),
+                    Compressor::Zstd(z) => z.zstd_into(&raw, &mut out),
+                    Compressor::None => out = raw,
+                }
                 out
             }
         };
@@ -301,6 +462,7 @@ mod tests {
                     RecordFormat::Json => assert_eq!(in_record.len(), 1),
                     RecordFormat::Ndjson => assert!(in_record.len() <= limits.ndjson_events),
                     RecordFormat::NdjsonGzip => {}
+                    RecordFormat::V2Zstd | RecordFormat::V2Gzip => unreachable!("version 1 only"),
                 }
                 lines.extend(in_record);
                 tokens.extend(r.tokens.iter().copied());
@@ -421,6 +583,118 @@ mod tests {
                     proptest::prop_assert_eq!(*len, sizes[*token]);
                 }
             }
+        }
+    }
+
+    fn v2_source(file: &str, kube: &[u8]) -> V2Source {
+        V2Source {
+            stream: "file".into(),
+            file: file.into(),
+            kubernetes: kube.into(),
+        }
+    }
+
+    fn decompress(data: &[u8]) -> Vec<u8> {
+        firetail_wire::codec::maybe_decompress(data, 1 << 30)
+            .unwrap()
+            .0
+            .into_owned()
+    }
+
+    #[test]
+    fn v2_records_state_the_header_once_and_events_only_what_varies() {
+        const KUBE: &[u8] = br#"{"pod_name":"web-1"}"#;
+        let a = v2_source("/logs/app/a.log", KUBE);
+        let b = v2_source("/logs/app/b.log", KUBE);
+        let none = v2_source("/logs/app/a.log", b"");
+        for format in [RecordFormat::V2Zstd, RecordFormat::V2Gzip] {
+            let limits = small(4096);
+            let mut p = Packer::new(format, limits);
+            let mut want = Vec::new();
+            for i in 0..300u32 {
+                let line = format!("line {i} {}", "x".repeat((i % 50) as usize));
+                let source = match i % 7 {
+                    3 => &b,
+                    5 => &none,
+                    _ => &a,
+                };
+                let ev = EventRef {
+                    line: line.as_bytes(),
+                    time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(u64::from(i)),
+                    file: &source.file,
+                    part: None,
+                };
+                assert!(p.push_v2(&ev, None, source, i).is_ok());
+                want.push((line, source.file.to_string(), !source.kubernetes.is_empty()));
+            }
+            let batches = drain(&mut p);
+            check_limits(&batches, limits);
+            let mut got = Vec::new();
+            let mut tokens = Vec::new();
+            for r in batches.iter().flat_map(|b| &b.records) {
+                assert_eq!(Codec::of(&r.data), format.codec(), "{format}");
+                let text = decompress(&r.data);
+                assert_eq!(r.raw_bytes, text.len());
+                let (header, events) = v2::split_header(&text).expect("a header first");
+                let header: serde_json::Value = serde_json::from_slice(header).unwrap();
+                assert_eq!(header["firetail_format"], 2);
+                let lines: Vec<&[u8]> = firetail_wire::format::lines(events).collect();
+                assert_eq!(lines.len(), r.tokens.len(), "{format}: one token per event");
+                for line in lines {
+                    let e: serde_json::Value = serde_json::from_slice(line).unwrap();
+                    // What an event does not say is the header's.
+                    let field = |k: &str| e.get(k).unwrap_or(&header[k]).clone();
+                    assert!(
+                        e.get("stream").is_none(),
+                        "{format}: same stream, never repeated"
+                    );
+                    let kube = field("kubernetes");
+                    let has_kube = kube.as_object().is_some_and(|m| !m.is_empty());
+                    got.push((
+                        e["log"].as_str().unwrap().to_owned(),
+                        field("file").as_str().unwrap().to_owned(),
+                        has_kube,
+                    ));
+                    assert!(e["time"].is_i64());
+                }
+                tokens.extend(r.tokens.iter().copied());
+            }
+            assert_eq!(tokens, (0..300).collect::<Vec<_>>(), "{format}");
+            assert_eq!(got, want, "{format}");
+        }
+    }
+
+    #[test]
+    fn v2_refuses_what_no_record_can_hold_and_stays_under_the_limit_on_noise() {
+        let limits = Limits {
+            record_bytes: 64 * 1024,
+            batch_records: 500,
+            batch_bytes: 1 << 20,
+            ndjson_events: 500,
+        };
+        let source = v2_source("/logs/app/a.log", br#"{"pod_name":"web-1"}"#);
+        for format in [RecordFormat::V2Zstd, RecordFormat::V2Gzip] {
+            let mut p = Packer::new(format, limits);
+            let big = vec![b'a'; limits.record_bytes];
+            fn ev(line: &[u8]) -> EventRef<'_> {
+                EventRef {
+                    line,
+                    time: std::time::UNIX_EPOCH,
+                    file: "/logs/app/a.log",
+                    part: None,
+                }
+            }
+            assert_eq!(p.push_v2(&ev(&big), None, &source, 0), Err(0));
+            assert!(p.is_empty(), "a refusal packs nothing");
+            let mut rng = fastrand::Rng::with_seed(7);
+            for i in 0..400 {
+                let len = rng.usize(100..4000);
+                let line: Vec<u8> = (0..len).map(|_| rng.u8(b'!'..=b'~')).collect();
+                assert!(p.push_v2(&ev(&line), None, &source, i).is_ok());
+            }
+            let batches = drain(&mut p);
+            check_limits(&batches, limits);
+            assert_eq!(batches.iter().map(Batch::events).sum::<usize>(), 400);
         }
     }
 

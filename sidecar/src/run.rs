@@ -195,7 +195,8 @@ pub async fn run<C: FirehoseClient + 'static>(
         batch_bytes: limits.batch_bytes.min(per_call.max(limits.record_bytes)),
         ..limits
     };
-    let mut packer: Packer<Token> = Packer::new(ship.record_format, limits);
+    let mut packer: Packer<Token> =
+        Packer::with_level(ship.record_format, limits, ship.compression_level);
     let mut encoder = Encoder::new(pod.clone(), &ship.stream_label, ship.oversize);
     let mut shipper = Shipper {
         client: Arc::new(client),

@@ -5,6 +5,9 @@
 //! says. The names themselves are pinned as literals, so a field renamed on one side (or in
 //! `firetail-wire` alone) fails here.
 //!
+//! Version 1 and version 2 records of the same events must render the same for every
+//! destination (sidecars of both versions run side by side during a rollout).
+//!
 //! Also here: the transform's sidecar fixtures (`lambda-transform/fixtures/sidecar-*.json`) are
 //! generated from the real encoder; a stale fixture fails. Regenerate with
 //! `FIRETAIL_BLESS=1 cargo test -p firetail-e2e --test contract`.
@@ -368,6 +371,201 @@ async fn every_sidecar_record_format_reaches_every_destination_with_every_field(
     }
 }
 
+/// The sample, with lines of a second file and of a second container (no docker id, no image)
+/// interleaved: a version 2 record's events then differ from its header.
+fn mixed_sample() -> Vec<LogEvent> {
+    let other_file = SourceFile::detached("/var/log/app/app/error.log", "app");
+    let other_container = SourceFile::detached("/var/log/app/worker/worker.log", "worker");
+    let mut events = Vec::new();
+    for (i, ev) in sample().events.into_iter().enumerate() {
+        events.push(ev);
+        let source = if i % 2 == 0 {
+            &other_file
+        } else {
+            &other_container
+        };
+        let line = format!("interleaved {i} from {}", source.path.display());
+        events.push(event(source, line.as_bytes(), (i * 100) as u64, None));
+    }
+    events
+}
+
+/// Every output event of `records` for `destination`, in order, parsed and as written.
+async fn rendered_with_text(
+    records: &[Vec<u8>],
+    destination: Destination,
+) -> (Vec<Value>, Vec<String>) {
+    let config = Config {
+        destination,
+        ..Config::default()
+    };
+    let client = Scripted::accepting();
+    let (response, _) = handle(&invocation(records), &config, &client, None).await;
+    assert!(client.calls().is_empty(), "nothing overflows");
+    let mut out = Vec::new();
+    let mut texts = Vec::new();
+    for answer in &response.records {
+        assert_eq!(answer.result, RecordResult::Ok, "{destination}: {answer:?}");
+        let data = STANDARD.decode(&answer.data).unwrap();
+        out.extend(destination_events(destination, &data).unwrap());
+        // The bytes of each object, so that field order counts too.
+        let text = firetail_testkit::records::inflate(&data).unwrap();
+        match destination {
+            Destination::Datadog => {
+                let envelope: Value = serde_json::from_slice(&text).unwrap();
+                for e in envelope["logEvents"].as_array().unwrap() {
+                    texts.push(e["message"].as_str().unwrap().to_owned());
+                }
+            }
+            _ => texts.extend(
+                firetail_wire::format::lines(&text).map(|l| String::from_utf8(l.to_vec()).unwrap()),
+            ),
+        }
+    }
+    assert_eq!(texts.len(), out.len());
+    (out, texts)
+}
+
+/// The texts of the events that are not pieces of a split line.
+fn whole_texts(events: &[Value], texts: &[String]) -> Vec<String> {
+    events
+        .iter()
+        .zip(texts)
+        .filter(|(e, _)| e.get("part").is_none())
+        .map(|(_, t)| t.clone())
+        .collect()
+}
+
+#[tokio::test]
+async fn version_1_and_version_2_of_the_same_events_reach_every_destination_alike() {
+    // The transform reads both during a rollout: the same lines, packed by the real encoder in
+    // either version (and either codec), must come out the same, field for field.
+    for limits in [small_limits(), Limits::FIREHOSE] {
+        let v1 = records(RecordFormat::NdjsonGzip, limits, mixed_sample());
+        for destination in [Destination::Datadog, Destination::S3] {
+            let (want, want_texts) = rendered_with_text(&v1, destination).await;
+            assert_eq!(want.len(), decode_events_all(&v1).len());
+            // Sanity: the interleaved lines carry their own file and container.
+            let worker = want
+                .iter()
+                .find(|e| e["file"] == "/var/log/app/worker/worker.log")
+                .unwrap();
+            assert_eq!(worker["kube_container_name"], "worker", "{worker}");
+            assert!(worker.get("container_id").is_none(), "{worker}");
+            for format in [RecordFormat::V2Zstd, RecordFormat::V2Gzip] {
+                let v2 = records(format, limits, mixed_sample());
+                assert!(
+                    v2.iter().all(|r| firetail_testkit::records::inflate(r)
+                        .unwrap()
+                        .starts_with(b"{\"firetail_format\":2,")),
+                    "{format}: every record states its version first"
+                );
+                let (got, got_texts) = rendered_with_text(&v2, destination).await;
+                assert_eq!(
+                    whole_texts(&got, &got_texts),
+                    whole_texts(&want, &want_texts),
+                    "{format} -> {destination}: byte for byte"
+                );
+                // Where a line must be split depends on what else a record holds, so pieces
+                // are compared joined; every other field must be the same.
+                let (got, want) = (joined(&got), joined(&want));
+                assert_eq!(got.len(), want.len(), "{format} -> {destination}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g, w, "{format} -> {destination}");
+                }
+            }
+        }
+    }
+}
+
+/// `events` with the pieces of each split line joined into one event: the message is the
+/// pieces' messages in order, `part` is gone, every other field is the first piece's (the
+/// same on every piece). Pieces of a line come from one file, in order; other files' lines may
+/// come between them.
+fn joined(events: &[Value]) -> Vec<Value> {
+    let mut out: Vec<Value> = Vec::new();
+    let mut open: BTreeMap<String, usize> = BTreeMap::new();
+    for e in events {
+        let file = e["file"].as_str().unwrap().to_owned();
+        let Some(part) = e.get("part") else {
+            assert!(
+                !open.contains_key(&file),
+                "a line's pieces are contiguous in its file"
+            );
+            out.push(e.clone());
+            continue;
+        };
+        let mut piece = e.clone();
+        let map = piece.as_object_mut().unwrap();
+        map.remove("part");
+        let message = map.remove("message").unwrap();
+        let last = part["last"].as_bool().unwrap();
+        match open.get(&file) {
+            Some(&i) => {
+                let mut rest = out[i].clone();
+                let text = format!(
+                    "{}{}",
+                    rest["message"].as_str().unwrap(),
+                    message.as_str().unwrap()
+                );
+                rest.as_object_mut().unwrap().remove("message");
+                assert_eq!(
+                    &rest, &piece,
+                    "pieces of one line differ only in their text"
+                );
+                out[i]["message"] = Value::from(text);
+            }
+            None => {
+                map.insert("message".into(), message);
+                open.insert(file.clone(), out.len());
+                out.push(piece);
+            }
+        }
+        if last {
+            open.remove(&file);
+        }
+    }
+    assert!(open.is_empty(), "every split line ends with its last piece");
+    out
+}
+
+fn decode_events_all(records: &[Vec<u8>]) -> Vec<Value> {
+    records
+        .iter()
+        .flat_map(|r| decode_events(r).unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn a_version_2_record_is_smaller_than_version_1_and_names_its_version() {
+    let v1 = records(RecordFormat::NdjsonGzip, Limits::FIREHOSE, mixed_sample());
+    let v2 = records(RecordFormat::V2Gzip, Limits::FIREHOSE, mixed_sample());
+    let raw = |rs: &[Vec<u8>]| -> usize {
+        rs.iter()
+            .map(|r| firetail_testkit::records::inflate(r).unwrap().len())
+            .sum()
+    };
+    // The 12 events of the app container carry the pod's metadata once per record instead of
+    // each time (the 4 of the worker container carry their own: it differs from the header's).
+    let kube = pod().kubernetes_json(Some("app")).len();
+    let saved = raw(&v1) - raw(&v2);
+    assert!(
+        saved >= (12 - v2.len()) * kube,
+        "{saved} bytes saved, {} records, {kube}-byte metadata",
+        v2.len()
+    );
+    let text = firetail_testkit::records::inflate(&v2[0]).unwrap();
+    let header: Value =
+        serde_json::from_slice(text.split(|b| *b == b'\n').next().unwrap()).unwrap();
+    assert_eq!(header["firetail_format"], 2);
+    assert_eq!(header["file"], FILE);
+    assert_eq!(header["stream"], "file");
+    assert_eq!(
+        header["kubernetes"]["pod_name"],
+        "checkout-7d4b9c8f6d-x2x9k"
+    );
+}
+
 #[test]
 fn the_sidecar_writes_the_documented_names() {
     let records = records(RecordFormat::Json, small_limits(), sample().events);
@@ -478,9 +676,25 @@ fn sidecar_fixtures() -> Vec<(&'static str, FirehoseEvent)> {
             })
             .collect(),
     };
+    // Format version 2, both codecs; the second record holds lines of two files.
+    let mut v2 = records(
+        RecordFormat::V2Zstd,
+        Limits::FIREHOSE,
+        at(&[
+            b"v2 first",
+            br#"{"level":"error","message":"db down","retry":3}"#,
+            trace,
+            b"v2 last",
+        ]),
+    );
+    let mut two_files = at(&[b"from app.log"]);
+    let error_log = SourceFile::detached("/var/log/app/app/error.log", "app");
+    two_files.push(event(&error_log, b"from error.log", 0, None));
+    v2.extend(records(RecordFormat::V2Gzip, Limits::FIREHOSE, two_files));
     vec![
         ("sidecar-json.json", invocation(single)),
         ("sidecar-packed.json", invocation(packed)),
+        ("sidecar-v2.json", invocation(v2)),
     ]
 }
 
@@ -602,23 +816,28 @@ async fn a_line_written_in_two_writes_arrives_whole_or_in_pieces_that_say_so() {
     let rest = got[1].part.unwrap();
     assert_eq!((rest.index, rest.last, rest.cut), (1, true, None));
 
+    // Version 1 and version 2 records alike.
+    for format in [RecordFormat::NdjsonGzip, RecordFormat::V2Zstd] {
+        pieces_through_the_transform(format, &got, WHOLE).await;
+    }
+}
+
+/// The two pieces of a line cut by the timeout, through the transform in `format`: joined in
+/// one record, labelled across two.
+async fn pieces_through_the_transform(format: RecordFormat, got: &[tail::LogEvent], whole: &str) {
     // In one record the transform joins them: the app's JSON arrives whole.
-    let one_record = records(RecordFormat::NdjsonGzip, Limits::FIREHOSE, got.clone());
+    let one_record = records(format, Limits::FIREHOSE, got.to_vec());
     assert_eq!(one_record.len(), 1);
     let logs = datadog_logs(&one_record).await;
-    assert_eq!(logs.len(), 1, "{logs:?}");
+    assert_eq!(logs.len(), 1, "{format:?}: {logs:?}");
     assert_eq!(logs[0]["message"], "order 7 paid");
     assert_eq!(logs[0]["n"], 7);
     assert!(logs[0].get("part").is_none(), "{}", logs[0]);
 
     // In two records (the pause spans a flush) each piece says what it is.
     let mut two_records = Vec::new();
-    for ev in got {
-        two_records.extend(records(
-            RecordFormat::NdjsonGzip,
-            Limits::FIREHOSE,
-            vec![ev],
-        ));
+    for ev in got.iter().cloned() {
+        two_records.extend(records(format, Limits::FIREHOSE, vec![ev]));
     }
     let logs = datadog_logs(&two_records).await;
     assert_eq!(logs.len(), 2, "{logs:?}");
@@ -632,5 +851,5 @@ async fn a_line_written_in_two_writes_arrives_whole_or_in_pieces_that_say_so() {
         logs[0]["message"].as_str().unwrap(),
         logs[1]["message"].as_str().unwrap()
     );
-    assert_eq!(joined, WHOLE);
+    assert_eq!(joined, whole, "{format:?}");
 }

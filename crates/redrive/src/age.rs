@@ -186,10 +186,12 @@ pub fn inspect(payload: &[u8]) -> Result<Inspection, Unreadable> {
             times,
         });
     }
-    match version_of(trimmed)? {
-        Version::V1 => {}
-    }
-    let times = event_lines(trimmed)
+    // A version 2 record's header is not an event (it carries no time).
+    let events = match version_of(trimmed)? {
+        Version::V1 => trimmed,
+        Version::V2 => firetail_wire::v2::split_header(trimmed).map_or(trimmed, |(_, e)| e),
+    };
+    let times = event_lines(events)
         .map(|line| {
             Object::parse(line)
                 .ok()

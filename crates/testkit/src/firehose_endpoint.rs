@@ -842,7 +842,8 @@ async fn put(
     Ok(ok_reply(out))
 }
 
-/// Events (newlines) found in records, gzip members decompressed.
+/// Events (newlines) found in records, gzip members and zstd frames decompressed; a format
+/// version 2 record's header line is not an event.
 #[derive(Debug, Default)]
 struct EventCount {
     events: u64,
@@ -851,27 +852,47 @@ struct EventCount {
 
 impl EventCount {
     fn add(&mut self, record: &[u8]) {
-        if !firetail_wire::gzip::is_gzip(record) {
-            self.events += count_newlines(record);
-            return;
-        }
+        let header = |first: &[u8]| u64::from(first.starts_with(firetail_wire::v2::HEADER_PREFIX));
         // Streamed, not inflated whole: a discarding endpoint counts gigabytes of events in a
         // benchmark without holding them.
         use std::io::Read as _;
-        let mut decoder = flate2::read::MultiGzDecoder::new(record);
-        let mut buf = [0u8; 64 * 1024];
+        let mut decoder: Box<dyn std::io::Read + '_> = match firetail_wire::codec::Codec::of(record)
+        {
+            None => {
+                self.events += count_newlines(record).saturating_sub(header(record));
+                return;
+            }
+            Some(firetail_wire::codec::Codec::Gzip) => {
+                Box::new(flate2::read::MultiGzDecoder::new(record))
+            }
+            Some(firetail_wire::codec::Codec::Zstd) => {
+                match zstd::stream::read::Decoder::with_buffer(record) {
+                    Ok(d) => Box::new(d),
+                    Err(_) => {
+                        self.undecodable += 1;
+                        return;
+                    }
+                }
+            }
+        };
+        let mut buf = vec![0u8; 64 * 1024];
         let mut newlines = 0;
+        let mut headers = None;
         loop {
             match decoder.read(&mut buf) {
                 Ok(0) => break,
-                Ok(n) => newlines += count_newlines(&buf[..n]),
+                Ok(n) => {
+                    // The first read holds the header's first bytes (it is far longer).
+                    headers.get_or_insert_with(|| header(&buf[..n]));
+                    newlines += count_newlines(&buf[..n]);
+                }
                 Err(_) => {
                     self.undecodable += 1;
                     return;
                 }
             }
         }
-        self.events += newlines;
+        self.events += newlines.saturating_sub(headers.unwrap_or(0));
     }
 }
 
@@ -1025,6 +1046,16 @@ mod tests {
         assert_eq!(count.events, 5);
         count.add(&gz[..gz.len() / 2]);
         assert_eq!((count.events, count.undecodable), (5, 1));
+        // Format version 2: the header line is not an event, in every codec.
+        let v2 = b"{\"firetail_format\":2,\"stream\":\"file\"}\n{\"time\":1,\"log\":\"a\"}\n{\"time\":2,\"log\":\"b\"}\n";
+        count.add(v2);
+        let mut zst = Vec::new();
+        firetail_wire::codec::Zstder::new(7).zstd_into(v2, &mut zst);
+        count.add(&zst);
+        count.add(&firetail_wire::gzip::gzip(v2, flate2::Compression::fast()));
+        assert_eq!((count.events, count.undecodable), (11, 1));
+        count.add(&zst[..zst.len() - 3]);
+        assert_eq!(count.undecodable, 2);
     }
 
     #[test]

@@ -125,6 +125,13 @@ pub fn generated_records() -> Vec<HostileRecord> {
     };
     vec![
         record("gzip-bomb", &gzip_bomb(), Expect::ProcessingFailed),
+        // The same for zstd (format v2's codec), and a frame asking for a 128 MiB window.
+        record("zstd-bomb", &zstd_bomb(), Expect::ProcessingFailed),
+        record(
+            "zstd-huge-window",
+            &zstd_huge_window(),
+            Expect::ProcessingFailed,
+        ),
         // Too large for one output record (1,000 KiB) and for the response (6 MB): the
         // transform cannot deliver it, Firehose keeps it in the backup bucket.
         record(
@@ -175,6 +182,24 @@ pub fn gzip_bomb() -> Vec<u8> {
     const MEMBER_BYTES: usize = 1024 * 1024;
     let member = gzip(&vec![0u8; MEMBER_BYTES]);
     member.repeat(GZIP_BOMB_INFLATED_BYTES / MEMBER_BYTES)
+}
+
+/// One zstd frame of [`GZIP_BOMB_INFLATED_BYTES`] zeros (a few KiB on the wire).
+pub fn zstd_bomb() -> Vec<u8> {
+    let mut out = Vec::new();
+    firetail_wire::codec::Zstder::new(3).zstd_into(&vec![0u8; GZIP_BOMB_INFLATED_BYTES], &mut out);
+    out
+}
+
+/// A small zstd frame (streamed, so its header names the window, not the content size) whose
+/// window is 2^27 bytes: a decoder that honoured it would allocate 128 MiB.
+pub fn zstd_huge_window() -> Vec<u8> {
+    let Ok(mut enc) = zstd::stream::write::Encoder::new(Vec::new(), 3) else {
+        return Vec::new();
+    };
+    let _ = enc.window_log(27);
+    let _ = enc.write_all(&printable(256 * 1024, 27));
+    enc.finish().unwrap_or_default()
 }
 
 /// One gzip member of `bytes`.

@@ -3,25 +3,55 @@
 //! transform uses).
 
 use firetail_wire::Destination;
-use firetail_wire::gzip::maybe_gunzip;
+use firetail_wire::codec::maybe_decompress;
 use serde_json::Value;
 
 /// Inflated bytes are capped here: far above any real record, low enough that a broken test
 /// fails instead of exhausting memory.
 const MAX_INFLATED_BYTES: usize = 1 << 30;
 
-/// `bytes` inflated if they are gzip (every member), else as they are.
+/// `bytes` decompressed if they are gzip or zstd (every member or frame), else as they are.
 pub fn inflate(bytes: &[u8]) -> Result<Vec<u8>, String> {
-    maybe_gunzip(bytes, MAX_INFLATED_BYTES)
-        .map(|b| b.into_owned())
+    maybe_decompress(bytes, MAX_INFLATED_BYTES)
+        .map(|(b, _)| b.into_owned())
         .map_err(|e| e.to_string())
 }
 
 /// The events of one sidecar record (any record format), or of several records concatenated
-/// (a moto S3 object).
+/// (a moto S3 object), in version 1's shape: a version 2 event gets the header's `stream`,
+/// `file` and `kubernetes` where it has none of its own, and its millisecond `time` as RFC 3339
+/// text, so tests compare both versions with one reader. The header is not an event.
 pub fn decode_events(record: &[u8]) -> Result<Vec<Value>, String> {
     let text = inflate(record)?;
-    firetail_wire::format::lines(&text).map(parse).collect()
+    let mut header: Option<Value> = None;
+    let mut out = Vec::new();
+    for line in firetail_wire::format::lines(&text) {
+        if line.starts_with(firetail_wire::v2::HEADER_PREFIX) {
+            // A concatenation of records (an S3 object) has one header per record.
+            header = Some(parse(line)?);
+            continue;
+        }
+        let mut event = parse(line)?;
+        if let (Some(h), Some(map)) = (&header, event.as_object_mut()) {
+            for key in ["stream", "file", "kubernetes"] {
+                if let Some(v) = h.get(key).filter(|_| !map.contains_key(key)) {
+                    map.insert(key.to_owned(), v.clone());
+                }
+            }
+            if map
+                .get("kubernetes")
+                .is_some_and(|k| k.as_object().is_some_and(|o| o.is_empty()))
+            {
+                map.remove("kubernetes");
+            }
+            if let Some(ms) = map.get("time").and_then(Value::as_i64) {
+                let text = firetail_wire::time::format_rfc3339_ms(ms);
+                map.insert("time".to_owned(), Value::from(text));
+            }
+        }
+        out.push(event);
+    }
+    Ok(out)
 }
 
 /// The events in one `Ok` output record of the transform for `destination`, checking the
@@ -89,6 +119,16 @@ mod tests {
         assert_eq!(decode_events(&gz).unwrap().len(), 2);
         assert_eq!(decode_events(&both).unwrap()[2]["log"], "c");
         assert!(decode_events(b"not json\n").is_err());
+        let v2 = b"{\"firetail_format\":2,\"stream\":\"file\",\"file\":\"/a\",\"kubernetes\":{\"pod_name\":\"p\"}}\n{\"time\":1000,\"log\":\"x\"}\n{\"time\":2000,\"log\":\"y\",\"file\":\"/b\",\"kubernetes\":{}}\n";
+        let mut zstd = Vec::new();
+        firetail_wire::codec::Zstder::new(3).zstd_into(v2, &mut zstd);
+        let events = decode_events(&zstd).unwrap();
+        assert_eq!(events.len(), 2);
+        assert_eq!(events[0]["file"], "/a");
+        assert_eq!(events[0]["kubernetes"]["pod_name"], "p");
+        assert_eq!(events[0]["time"], "1970-01-01T00:00:01.000Z");
+        assert_eq!(events[1]["file"], "/b");
+        assert!(events[1].get("kubernetes").is_none());
     }
     #[test]
     fn datadog_envelopes_and_s3_lines_decode() {

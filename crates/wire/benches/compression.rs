@@ -1,23 +1,21 @@
 //! Which codec and level for the sidecar's packed records: gzip (zlib-rs, the crate's
-//! `flate2` backend) levels 1/3/6/9 and zstd levels 1/3/6/9/19, on the four benchmark corpora,
-//! in two layouts of the same events:
+//! `flate2` backend) levels 1/3/6/9 and zstd levels 1/3/4/5/6/7/9 (and 19 with
+//! `FIRETAIL_BENCH_ZSTD19=1`), on the four benchmark corpora, in both record formats of the
+//! same events, each encoded by the contract crate's own writers as the sidecar calls them:
 //!
-//! - **v1**: today's records, every event with its `kubernetes` object (encoded by
-//!   `firetail_wire::event::encode`, as the sidecar does);
-//! - **header**: the pod metadata once per record as a first line, events without it (the
-//!   layout format v2 will have; the header line here is a stand-in, not the v2 contract);
-//! - **lean**: as header, and `stream` and `file` in the header too (one file per record),
-//!   events only `{"time","log"}` with millisecond times: what is left to gain beyond the
-//!   metadata, for the v2 design.
+//! - **v1** (`ndjson-gzip`): every event with its `kubernetes` object, `stream`, `file` and a
+//!   nanosecond RFC 3339 time (`firetail_wire::event::encode`);
+//! - **v2** (`v2-zstd`, `v2-gzip`): a header line with the pod metadata, `stream` and `file`,
+//!   then events `{"time":<ms>,"log":…}` (`firetail_wire::v2`).
 //!
-//! Records hold up to the sidecar's cap of uncompressed events (1,000 KiB less the gzip margin)
-//! and are compressed in one call each. Per (corpus, layout, codec): compressed and billed
-//! bytes (each record rounded up to 5 KB) over the source bytes (the log lines as written),
-//! and CPU time of this thread (`/proc/thread-self/schedstat`, nanoseconds) to compress every
-//! record (the sidecar's cost) and to decompress it (the transform's; gzip through
-//! `firetail_wire::gzip::gunzip_into`, the transform's capped inflate). Also the floor of the
-//! transform's byte work per record: base64 decode + inflate + deflate (level 1) + base64
-//! encode, no parsing.
+//! Records hold up to the sidecar's cap of uncompressed events (1,000 KiB less the codec's
+//! margin) and are compressed in one call each. Per (corpus, layout, codec): compressed and
+//! billed bytes (each record rounded up to 5 KB) over the source bytes (the log lines as
+//! written), and CPU time of this thread (`/proc/thread-self/schedstat`, nanoseconds) for the
+//! sidecar's encode (writing the events, then compressing every record, as `Packer` does) and
+//! the transform's decode (`firetail_wire::codec::decompress_into`, the transform's capped
+//! decoder, then splitting the lines). Also the floor of the transform's byte work per record:
+//! base64 decode + inflate + deflate (level 1) + base64 encode, no parsing.
 //!
 //! Corpora: JSON lines written by `benches/corpus.py` (the generators of `benches/sidecar.py`)
 //! into `$FIRETAIL_CORPUS_DIR` (default `<target dir>/firetail-corpus`); the bench runs the
@@ -28,21 +26,25 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
 
 use std::collections::BTreeMap;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD as BASE64;
+use firetail_wire::codec::Zstder;
 use firetail_wire::event::{EventRef, encode};
+use firetail_wire::gzip::Gzipper;
 use firetail_wire::kube::KubeObject;
 use firetail_wire::limits::{FIREHOSE_MAX_RECORD_BYTES, billed_bytes};
+use firetail_wire::v2;
 
 const CORPORA: [&str; 4] = ["access", "lines200", "json1k", "stack"];
 /// The sidecar's cap of uncompressed bytes in an `ndjson-gzip` record (`sidecar/src/pack.rs`).
 const RECORD_RAW_CAP: usize = FIREHOSE_MAX_RECORD_BYTES - (FIREHOSE_MAX_RECORD_BYTES / 256 + 64);
 /// What the transform allows a record to inflate to (its bomb cap is of this order).
 const INFLATE_CAP: usize = 64 * 1024 * 1024;
+/// The file of every event (one file per corpus, as in the end-to-end benchmark).
+const FILE: &str = "/var/log/app/app/app.log";
 
 #[derive(Clone, Copy, Debug, PartialEq)]
 enum Codec {
@@ -61,7 +63,7 @@ impl Codec {
     }
 }
 
-const CODECS: [Codec; 10] = [
+const CODECS: [Codec; 12] = [
     Codec::None,
     Codec::Gzip(1),
     Codec::Gzip(3),
@@ -69,9 +71,11 @@ const CODECS: [Codec; 10] = [
     Codec::Gzip(9),
     Codec::Zstd(1),
     Codec::Zstd(3),
+    Codec::Zstd(4),
+    Codec::Zstd(5),
     Codec::Zstd(6),
+    Codec::Zstd(7),
     Codec::Zstd(9),
-    Codec::Zstd(19),
 ];
 
 /// CPU time of this thread, in seconds (scheduler statistics, nanosecond resolution).
@@ -163,22 +167,16 @@ fn kube_json() -> Vec<u8> {
 #[derive(Clone, Copy, PartialEq)]
 enum Layout {
     V1,
-    Header,
-    Lean,
+    V2,
 }
 
-/// Encodes the events into records as the sidecar packs them (one newline after each event).
-fn records(events: &[String], layout: Layout) -> Vec<Vec<u8>> {
-    let kube = kube_json();
-    let header = {
-        let mut h = b"{\"firetail_format\":2,".to_vec();
-        if layout == Layout::Lean {
-            h.extend_from_slice(b"\"stream\":\"file\",\"file\":\"/var/log/app/app/app.log\",");
-        }
-        h.extend_from_slice(b"\"kubernetes\":");
-        h.extend_from_slice(&kube);
-        h.extend_from_slice(b"}\n");
-        h
+/// Encodes the events into records as the sidecar packs them (one newline after each event;
+/// version 2 records start with their header).
+fn records(events: &[String], layout: Layout, kube: &[u8]) -> Vec<Vec<u8>> {
+    let header = v2::Header {
+        stream: "file",
+        file: FILE,
+        kubernetes: kube,
     };
     let mut out = Vec::new();
     let mut open: Vec<u8> = Vec::new();
@@ -195,26 +193,19 @@ fn records(events: &[String], layout: Layout) -> Vec<Vec<u8>> {
         let event = EventRef {
             line: line.as_bytes(),
             time: t,
-            file: "/var/log/app/app/app.log",
+            file: FILE,
             part: None,
         };
         match layout {
-            Layout::V1 => encode(&event, "file", &kube, &mut ev),
-            Layout::Header => encode(&event, "file", &[], &mut ev),
-            Layout::Lean => {
-                let ms = t.duration_since(UNIX_EPOCH).unwrap().as_millis() as i64;
-                ev.extend_from_slice(b"{\"time\":\"");
-                ev.extend_from_slice(firetail_wire::time::format_rfc3339_ms(ms).as_bytes());
-                ev.extend_from_slice(b"\",\"log\":");
-                firetail_wire::json::write_str(&mut ev, line);
-                ev.push(b'}');
-            }
+            Layout::V1 => encode(&event, "file", kube, &mut ev),
+            Layout::V2 => v2::encode(&event, &header, &header, &mut ev),
         }
         if !open.is_empty() && open.len() + ev.len() + 1 > RECORD_RAW_CAP {
             out.push(std::mem::take(&mut open));
         }
-        if open.is_empty() && layout != Layout::V1 {
-            open.extend_from_slice(&header);
+        if open.is_empty() && layout == Layout::V2 {
+            v2::write_header(&header, &mut open);
+            open.push(b'\n');
         }
         open.extend_from_slice(&ev);
         open.push(b'\n');
@@ -225,20 +216,28 @@ fn records(events: &[String], layout: Layout) -> Vec<Vec<u8>> {
     out
 }
 
-fn compress(codec: Codec, raw: &[u8], out: &mut Vec<u8>) {
-    out.clear();
-    match codec {
-        Codec::None => out.extend_from_slice(raw),
-        Codec::Gzip(level) => {
-            let mut enc =
-                flate2::write::GzEncoder::new(std::mem::take(out), flate2::Compression::new(level));
-            enc.write_all(raw).unwrap();
-            *out = enc.finish().unwrap();
+/// The sidecar's compressors, one per codec, reused across records as `Packer` does.
+enum Compressor {
+    None,
+    Gzip(Gzipper),
+    Zstd(Zstder),
+}
+
+impl Compressor {
+    fn new(codec: Codec) -> Self {
+        match codec {
+            Codec::None => Self::None,
+            Codec::Gzip(l) => Self::Gzip(Gzipper::new(flate2::Compression::new(l))),
+            Codec::Zstd(l) => Self::Zstd(Zstder::new(l)),
         }
-        Codec::Zstd(level) => {
-            let mut c = zstd::bulk::Compressor::new(level).unwrap();
-            // Single-threaded, whole buffer, content size in the frame header.
-            *out = c.compress(raw).unwrap();
+    }
+
+    fn compress(&mut self, raw: &[u8], out: &mut Vec<u8>) {
+        out.clear();
+        match self {
+            Self::None => out.extend_from_slice(raw),
+            Self::Gzip(g) => g.gzip_into(raw, out),
+            Self::Zstd(z) => z.zstd_into(raw, out),
         }
     }
 }
@@ -247,15 +246,20 @@ fn decompress(codec: Codec, data: &[u8], out: &mut Vec<u8>) {
     out.clear();
     match codec {
         Codec::None => out.extend_from_slice(data),
-        Codec::Gzip(_) => firetail_wire::gzip::gunzip_into(data, INFLATE_CAP, out).unwrap(),
-        Codec::Zstd(_) => {
-            let mut d = zstd::stream::read::Decoder::new(data).unwrap();
-            std::io::Read::read_to_end(
-                &mut std::io::Read::take(&mut d, INFLATE_CAP as u64 + 1),
-                out,
-            )
-            .unwrap();
-        }
+        Codec::Gzip(_) => firetail_wire::codec::decompress_into(
+            firetail_wire::codec::Codec::Gzip,
+            data,
+            INFLATE_CAP,
+            out,
+        )
+        .unwrap(),
+        Codec::Zstd(_) => firetail_wire::codec::decompress_into(
+            firetail_wire::codec::Codec::Zstd,
+            data,
+            INFLATE_CAP,
+            out,
+        )
+        .unwrap(),
     }
 }
 
@@ -269,6 +273,7 @@ struct Row {
     compressed: usize,
     billed: usize,
     records: usize,
+    encode_cpu: f64,
     compress_cpu: f64,
     decompress_cpu: f64,
 }
@@ -277,7 +282,12 @@ fn main() {
     let quick = std::env::var_os("FIRETAIL_BENCH_QUICK").is_some();
     let min_cpu = if quick { 0.0 } else { 0.3 };
     let selected = std::env::var("FIRETAIL_BENCH_CORPORA").unwrap_or_else(|_| CORPORA.join(","));
+    let mut codecs = CODECS.to_vec();
+    if std::env::var_os("FIRETAIL_BENCH_ZSTD19").is_some() {
+        codecs.push(Codec::Zstd(19));
+    }
     let dir = corpus_dir();
+    let kube = kube_json();
     let mut rows = Vec::new();
     let mut floors = Vec::new();
     for corpus in CORPORA
@@ -286,52 +296,59 @@ fn main() {
     {
         let events = load(&dir, corpus);
         let source: usize = events.iter().map(|e| e.len() + 1).sum();
-        for (layout, layout_name) in [
-            (Layout::V1, "v1 (metadata per event)"),
-            (Layout::Header, "header (metadata once per record)"),
-            (Layout::Lean, "lean (header + {time ms, log})"),
-        ] {
-            let recs = records(&events, layout);
+        for (layout, layout_name) in [(Layout::V1, "v1"), (Layout::V2, "v2")] {
+            let mut recs = Vec::new();
+            // Writing the events (what the sidecar's encoder and packer do before compressing).
+            let encode_cpu = per_run(min_cpu, || recs = records(&events, layout, &kube));
             let raw: usize = recs.iter().map(Vec::len).sum();
-            for codec in CODECS {
+            for &codec in &codecs {
                 let mut packed: Vec<Vec<u8>> = Vec::with_capacity(recs.len());
                 let mut buf = Vec::new();
+                let mut compressor = Compressor::new(codec);
                 let compress_cpu = per_run(min_cpu, || {
                     packed.clear();
                     for r in &recs {
-                        compress(codec, r, &mut buf);
+                        compressor.compress(r, &mut buf);
                         packed.push(buf.clone());
                     }
                 });
                 let mut inflated = Vec::with_capacity(RECORD_RAW_CAP * 2);
                 let decompress_cpu = per_run(min_cpu, || {
+                    let mut lines = 0;
                     for (p, r) in packed.iter().zip(&recs) {
                         decompress(codec, p, &mut inflated);
                         assert_eq!(inflated.len(), r.len());
+                        lines += firetail_wire::format::lines(&inflated).count();
                     }
+                    let headers = if layout == Layout::V2 { recs.len() } else { 0 };
+                    assert_eq!(lines, events.len() + headers);
                 });
                 let compressed: usize = packed.iter().map(Vec::len).sum();
                 let billed: usize = packed.iter().map(|p| billed_bytes(p.len())).sum();
                 println!(
-                    "<!-- {corpus} {layout_name} {}: {compressed} bytes, {:.3} s compress, {:.3} s decompress -->",
+                    "<!-- {corpus} {layout_name} {}: {compressed} bytes, {:.3} s encode, {:.3} s compress, {:.3} s decompress -->",
                     codec.name(),
+                    encode_cpu,
                     compress_cpu,
                     decompress_cpu
                 );
-                if layout == Layout::V1 && codec == Codec::Gzip(1) {
-                    // The transform's byte floor on today's records: base64 decode, inflate,
-                    // deflate (level 1), base64 encode; no parsing.
+                let floor_case = (layout == Layout::V1 && codec == Codec::Gzip(1))
+                    || (layout == Layout::V2 && codec == Codec::Zstd(DEFAULT_ZSTD_LEVEL));
+                if floor_case {
+                    // The transform's byte floor: base64 decode, decompress, deflate (level 1:
+                    // its outputs are gzip), base64 encode; no parsing.
                     let b64: Vec<String> = packed.iter().map(|p| BASE64.encode(p)).collect();
                     let mut deflated = Vec::new();
+                    let mut gzip1 = Compressor::new(Codec::Gzip(1));
                     let floor = per_run(min_cpu, || {
                         for s in &b64 {
                             let bytes = BASE64.decode(s).unwrap();
-                            decompress(Codec::Gzip(1), &bytes, &mut inflated);
-                            compress(Codec::Gzip(1), &inflated, &mut deflated);
+                            decompress(codec, &bytes, &mut inflated);
+                            gzip1.compress(&inflated, &mut deflated);
                             std::hint::black_box(BASE64.encode(&deflated));
                         }
                     });
-                    floors.push((corpus, events.len(), raw, floor));
+                    floors.push((corpus, layout_name, codec.name(), events.len(), raw, floor));
                 }
                 rows.push(Row {
                     corpus,
@@ -343,34 +360,107 @@ fn main() {
                     compressed,
                     billed,
                     records: recs.len(),
+                    encode_cpu,
                     compress_cpu,
                     decompress_cpu,
                 });
             }
         }
+        // What the cost model needs: the header's bytes and an event's overhead over its line.
+        let v2_raw: usize = records(&events, Layout::V2, &kube)
+            .iter()
+            .map(Vec::len)
+            .sum();
+        let mut header = Vec::new();
+        v2::write_header(
+            &v2::Header {
+                stream: "file",
+                file: FILE,
+                kubernetes: &kube,
+            },
+            &mut header,
+        );
+        println!(
+            "<!-- {corpus}: v2 header {} bytes; v2 uncompressed / source {:.4} -->",
+            header.len() + 1,
+            v2_raw as f64 / source as f64
+        );
     }
-    print_tables(&rows, &floors);
+    print_tables(&rows, &floors, &codecs);
 }
 
-fn print_tables(rows: &[Row], floors: &[(&str, usize, usize, f64)]) {
+/// `v2-zstd`'s default level (`sidecar/src/pack.rs`), whose transform floor is measured.
+const DEFAULT_ZSTD_LEVEL: i32 = 3;
+
+type Floor<'a> = (&'a str, &'a str, String, usize, usize, f64);
+
+fn print_tables(rows: &[Row], floors: &[Floor<'_>], codecs: &[Codec]) {
+    let names: Vec<String> = codecs.iter().map(|c| c.name()).collect();
+    let cell = |corpus: &str, layout: &str, codec: &str| {
+        rows.iter()
+            .find(|r| r.corpus == corpus && r.layout == layout && r.codec == codec)
+    };
+    let mut keys: Vec<(&str, &str)> = Vec::new();
+    for r in rows {
+        if !keys.contains(&(r.corpus, r.layout)) {
+            keys.push((r.corpus, r.layout));
+        }
+    }
+    println!("\n**Billed bytes / source bytes** (records rounded up to 5,120 bytes):\n");
+    println!("| corpus | layout | {} |", names.join(" | "));
+    println!("|---|---|{}", "---|".repeat(names.len()));
+    for (corpus, layout) in &keys {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| {
+                cell(corpus, layout, n).map_or("-".into(), |r| {
+                    format!("{:.3}", r.billed as f64 / r.source as f64)
+                })
+            })
+            .collect();
+        println!("| {corpus} | {layout} | {} |", cells.join(" | "));
+    }
     println!(
-        "\nCompressed and billed bytes over source bytes (the log lines as written); CPU per million events of this thread, one record at a time.\n"
+        "\n**CPU-µs per event: sidecar encode (writing the events + compressing) / transform decode (decompress + split lines)**:\n"
+    );
+    println!("| corpus | layout | {} |", names.join(" | "));
+    println!("|---|---|{}", "---|".repeat(names.len()));
+    for (corpus, layout) in &keys {
+        let cells: Vec<String> = names
+            .iter()
+            .map(|n| {
+                cell(corpus, layout, n).map_or("-".into(), |r| {
+                    let per = 1e6 / r.events as f64;
+                    format!(
+                        "{:.2} / {:.2}",
+                        (r.encode_cpu + r.compress_cpu) * per,
+                        r.decompress_cpu * per
+                    )
+                })
+            })
+            .collect();
+        println!("| {corpus} | {layout} | {} |", cells.join(" | "));
+    }
+    println!(
+        "\nEvery case (compressed and billed bytes over source bytes; CPU per million events of this thread, one record at a time):\n"
     );
     println!(
-        "| corpus | layout | codec | records | uncompressed / source | compressed / source | billed / source | compress CPU-s per M events | compress MB/s (uncompressed) | decompress CPU-s per M events | decompress MB/s (uncompressed) |"
+        "| corpus | layout | codec | records | uncompressed / source | compressed / source | compressed / uncompressed | billed / source | encode CPU-s per M events | compress CPU-s per M events | compress MB/s (uncompressed) | decompress CPU-s per M events | decompress MB/s (uncompressed) |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     for r in rows {
         let per_m = 1e6 / r.events as f64;
         println!(
-            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.3} | {:.2} | {:.0} | {:.2} | {:.0} |",
+            "| {} | {} | {} | {} | {:.3} | {:.3} | {:.4} | {:.3} | {:.2} | {:.2} | {:.0} | {:.2} | {:.0} |",
             r.corpus,
             r.layout,
             r.codec,
             r.records,
             r.raw as f64 / r.source as f64,
             r.compressed as f64 / r.source as f64,
+            r.compressed as f64 / r.raw as f64,
             r.billed as f64 / r.source as f64,
+            r.encode_cpu * per_m,
             r.compress_cpu * per_m,
             r.raw as f64 / 1e6 / r.compress_cpu.max(1e-9),
             r.decompress_cpu * per_m,
@@ -378,13 +468,15 @@ fn print_tables(rows: &[Row], floors: &[(&str, usize, usize, f64)]) {
         );
     }
     println!(
-        "\nTransform byte floor on v1 gzip-1 records (base64 decode + inflate + deflate level 1 + base64 encode, no parsing):\n"
+        "\nTransform byte floor (base64 decode + decompress + deflate level 1 + base64 encode, no parsing):\n"
     );
-    println!("| corpus | events | uncompressed MB | CPU-s per M events | MB/s (uncompressed) |");
-    println!("|---|---|---|---|---|");
-    for (corpus, events, raw, cpu) in floors {
+    println!(
+        "| corpus | records | events | uncompressed MB | µs per event | MB/s (uncompressed) |"
+    );
+    println!("|---|---|---|---|---|---|");
+    for (corpus, layout, codec, events, raw, cpu) in floors {
         println!(
-            "| {corpus} | {events} | {:.1} | {:.2} | {:.0} |",
+            "| {corpus} | {layout} {codec} | {events} | {:.1} | {:.2} | {:.0} |",
             *raw as f64 / 1e6,
             cpu * 1e6 / *events as f64,
             *raw as f64 / 1e6 / cpu.max(1e-9)

@@ -8,10 +8,15 @@
 //! - `ndjson`: up to [`crate::limits::NDJSON_MAX_EVENTS_PER_RECORD`] events, each ending in `\n`;
 //! - `ndjson-gzip`: `\n`-terminated events in one gzip member (readers accept several).
 //!
-//! # Later versions
-//! A record of a later layout declares it: its (inflated) payload starts with a header object
-//! whose first key is [`VERSION_KEY`], e.g. `{"firetail_format":2,...}`. Version 1 records have
-//! no header. A reader that meets a version it does not know must not guess: the transform
+//! # Version 2 (`v2-zstd`, the default, and `v2-gzip`)
+//! A header line with what is constant for the record (pod metadata, `stream`, `file`), then
+//! one line per event with only what varies ([`crate::v2`]); the whole record is one zstd frame
+//! or one gzip member.
+//!
+//! # Telling them apart
+//! A versioned record declares its layout: its (decompressed) payload starts with a header
+//! object whose first key is [`VERSION_KEY`], e.g. `{"firetail_format":2,...}`. Version 1
+//! records have no header. A reader that meets a version it does not know must not guess: the transform
 //! answers `ProcessingFailed`, so Firehose keeps the record in the backup bucket for a redrive
 //! after the transform is upgraded. Sidecars of the previous release stay in the field during a
 //! rollout, so readers keep reading every older version.
@@ -28,11 +33,26 @@ pub enum RecordFormat {
     Ndjson,
     /// Newline-terminated events, one gzip member per record.
     NdjsonGzip,
+    /// Format version 2 (a header, then lean events), one zstd frame per record: the default.
+    #[cfg_attr(feature = "clap", value(name = "v2-zstd"))]
+    V2Zstd,
+    /// Format version 2, one gzip member per record (for readers without zstd).
+    #[cfg_attr(feature = "clap", value(name = "v2-gzip"))]
+    V2Gzip,
 }
 
 impl RecordFormat {
     /// Every format, one event per record first.
-    pub const ALL: [RecordFormat; 3] = [Self::Json, Self::Ndjson, Self::NdjsonGzip];
+    pub const ALL: [RecordFormat; 5] = [
+        Self::Json,
+        Self::Ndjson,
+        Self::NdjsonGzip,
+        Self::V2Zstd,
+        Self::V2Gzip,
+    ];
+
+    /// What the sidecar writes unless told otherwise.
+    pub const DEFAULT: RecordFormat = Self::V2Zstd;
 
     /// The name in settings.
     pub fn as_str(self) -> &'static str {
@@ -40,12 +60,36 @@ impl RecordFormat {
             Self::Json => "json",
             Self::Ndjson => "ndjson",
             Self::NdjsonGzip => "ndjson-gzip",
+            Self::V2Zstd => "v2-zstd",
+            Self::V2Gzip => "v2-gzip",
         }
     }
 
     /// Whether records of this format are gzip.
     pub fn is_gzip(self) -> bool {
-        self == Self::NdjsonGzip
+        self.codec() == Some(crate::codec::Codec::Gzip)
+    }
+
+    /// The codec of this format's records, `None` when they are plain text.
+    pub fn codec(self) -> Option<crate::codec::Codec> {
+        match self {
+            Self::Json | Self::Ndjson => None,
+            Self::NdjsonGzip | Self::V2Gzip => Some(crate::codec::Codec::Gzip),
+            Self::V2Zstd => Some(crate::codec::Codec::Zstd),
+        }
+    }
+
+    /// The layout version of this format's records.
+    pub fn version(self) -> Version {
+        match self {
+            Self::Json | Self::Ndjson | Self::NdjsonGzip => Version::V1,
+            Self::V2Zstd | Self::V2Gzip => Version::V2,
+        }
+    }
+
+    /// Whether one record holds many events.
+    pub fn is_packed(self) -> bool {
+        self != Self::Json
     }
 }
 
@@ -57,7 +101,7 @@ impl std::fmt::Display for RecordFormat {
 
 /// A name that is not a record format.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("{0:?} is not a record format: expected json, ndjson or ndjson-gzip")]
+#[error("{0:?} is not a record format: expected v2-zstd, v2-gzip, json, ndjson or ndjson-gzip")]
 pub struct UnknownFormat(pub String);
 
 impl std::str::FromStr for RecordFormat {
@@ -79,13 +123,19 @@ pub const VERSION_KEY: &str = "firetail_format";
 pub enum Version {
     /// Self-contained events, no header (see the module documentation).
     V1,
+    /// A header line, then events holding only what varies ([`crate::v2`]).
+    V2,
 }
 
 impl Version {
+    /// The newest version this build reads (and the sidecar writes by default).
+    pub const LATEST: Version = Version::V2;
+
     /// The version number as a header states it.
     pub fn number(self) -> u32 {
         match self {
             Self::V1 => 1,
+            Self::V2 => 2,
         }
     }
 }
@@ -94,7 +144,7 @@ impl Version {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error(
     "record declares firetail format {declared:?}, which this build does not read \
-     (it reads up to {}); upgrade the transform, then redrive the record", Version::V1.number()
+     (it reads up to {}); upgrade the transform, then redrive the record", Version::LATEST.number()
 )]
 pub struct UnsupportedVersion {
     /// What the header says, as written.
@@ -128,6 +178,7 @@ pub fn version_of(payload: &[u8]) -> Result<Version, UnsupportedVersion> {
     let declared = String::from_utf8_lossy(value[..end].trim_ascii()).into_owned();
     match declared.as_str() {
         "1" => Ok(Version::V1),
+        "2" => Ok(Version::V2),
         _ => Err(UnsupportedVersion { declared }),
     }
 }
@@ -157,7 +208,13 @@ mod tests {
             assert_eq!(f.as_str().parse::<RecordFormat>(), Ok(f));
         }
         assert!("xml".parse::<RecordFormat>().is_err());
-        assert!(RecordFormat::NdjsonGzip.is_gzip());
+        assert!(RecordFormat::NdjsonGzip.is_gzip() && RecordFormat::V2Gzip.is_gzip());
+        assert!(!RecordFormat::V2Zstd.is_gzip() && !RecordFormat::Ndjson.is_gzip());
+        assert_eq!(RecordFormat::DEFAULT.version(), Version::V2);
+        assert_eq!(
+            RecordFormat::DEFAULT.codec(),
+            Some(crate::codec::Codec::Zstd)
+        );
     }
 
     #[test]
@@ -176,6 +233,10 @@ mod tests {
 
     #[test]
     fn unknown_versions_are_refused_by_what_they_declare() {
+        assert_eq!(
+            version_of(b"{\"firetail_format\":2,\"stream\":\"f\"}\n"),
+            Ok(Version::V2)
+        );
         let err = version_of(b"{\"firetail_format\": 7, \"kubernetes\":{}}\n").unwrap_err();
         assert_eq!(err.declared, "7");
         assert!(err.to_string().contains("upgrade the transform"));

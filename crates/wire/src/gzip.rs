@@ -13,7 +13,7 @@ pub fn is_gzip(bytes: &[u8]) -> bool {
     bytes.starts_with(&GZIP_MAGIC)
 }
 
-/// Why gzip data could not be inflated.
+/// Why compressed data could not be inflated (gzip, or zstd through [`crate::codec`]).
 #[derive(Debug, thiserror::Error)]
 pub enum InflateError {
     /// Not valid gzip, or cut short.
@@ -22,6 +22,16 @@ pub enum InflateError {
     /// Inflates past the cap: a gzip bomb, or a payload far larger than any real record.
     #[error("gzip payload inflates past {limit_bytes} bytes; refusing a possible gzip bomb")]
     TooLarge {
+        /// The cap.
+        limit_bytes: usize,
+    },
+    /// Not a valid zstd frame, cut short, or asking for a larger window than readers allow
+    /// ([`crate::codec::ZSTD_WINDOW_LOG_MAX`]).
+    #[error("zstd payload is corrupt or truncated: {0}")]
+    ZstdCorrupt(std::io::Error),
+    /// A zstd payload that decompresses past the cap.
+    #[error("zstd payload decompresses past {limit_bytes} bytes; refusing a possible zstd bomb")]
+    ZstdTooLarge {
         /// The cap.
         limit_bytes: usize,
     },

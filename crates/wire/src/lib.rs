@@ -8,14 +8,17 @@
 //! # Layout
 //! - [`event`]: the event's field names, [`event::encode`] (the sidecar's writer).
 //! - [`kube`]: the `kubernetes` object's field names and [`kube::KubeObject`] (its writer).
-//! - [`format`](mod@format): record formats (`json`, `ndjson`, `ndjson-gzip`) and layout versions.
+//! - [`format`](mod@format): record formats (`v2-zstd`, `v2-gzip`, `json`, `ndjson`,
+//!   `ndjson-gzip`) and layout versions; [`v2`]: version 2's header and lean events.
 //! - [`limits`]: Firehose and Lambda limits with their documentation, and billing.
 //! - [`destination`]: [`Destination`] (Datadog, OpenSearch, S3).
 //! - [`output`]: what the transform writes that others recognise: the idempotence marker,
 //!   the Datadog record's fixed names, Datadog's intake limits.
 //! - [`json`]: the JSON string writer. [`time`]: RFC 3339 and epoch numbers.
-//! - [`gzip`]: the capped inflater and a reusable gzip writer.
+//! - [`gzip`]: the capped inflater and a reusable gzip writer; [`codec`]: gzip or zstd by
+//!   magic bytes, one capped decoder for both, a reusable zstd writer.
 
+pub mod codec;
 pub mod destination;
 pub mod event;
 pub mod format;
@@ -25,6 +28,7 @@ pub mod kube;
 pub mod limits;
 pub mod output;
 pub mod time;
+pub mod v2;
 
 pub use destination::Destination;
 pub use format::RecordFormat;

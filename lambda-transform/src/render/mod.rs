@@ -38,6 +38,7 @@ use firetail_wire::output;
 use firetail_wire::time;
 
 use crate::config::{Config, Destination};
+use crate::decode::RecordHeader;
 use crate::kube_meta::{KubeMeta, Text};
 use crate::tags::{self, TagSet};
 
@@ -59,6 +60,10 @@ pub struct EventContext<'a> {
     pub default_time_ms: i64,
     /// The CloudWatch Logs envelope the event came in, if any.
     pub cloudwatch: Option<&'a CloudWatchOrigin>,
+    /// The header of the format version 2 record the event came in, if any: the `stream`,
+    /// `file` and `kubernetes` of every event that does not carry its own, and `time` in
+    /// epoch milliseconds.
+    pub header: Option<&'a RecordHeader<'a>>,
 }
 
 /// The envelope fields of a CloudWatch Logs event, kept as `aws.awslogs.*`.
@@ -113,7 +118,12 @@ impl<'c> Renderer<'c> {
 
     /// Renders one event (a JSON object line, or any other bytes as a text message) and
     /// appends the object to `out`.
-    pub fn render(&mut self, bytes: &[u8], ctx: EventContext<'_>, out: &mut Vec<u8>) -> Rendered {
+    pub fn render<'a>(
+        &mut self,
+        bytes: &'a [u8],
+        ctx: EventContext<'a>,
+        out: &mut Vec<u8>,
+    ) -> Rendered {
         let text = match std::str::from_utf8(bytes) {
             Ok(text) => text,
             Err(_) => {
@@ -161,7 +171,7 @@ impl<'c> Renderer<'c> {
     fn render_object<'a>(
         &mut self,
         fields: Vec<(Cow<'a, str>, &'a RawValue)>,
-        ctx: EventContext<'_>,
+        ctx: EventContext<'a>,
         out: &mut Vec<u8>,
     ) -> Rendered {
         let mut log: Option<Cow<'a, str>> = None;
@@ -190,6 +200,13 @@ impl<'c> Renderer<'c> {
                     None => rest.push((key, value)),
                 },
                 wire::KUBERNETES if kube.is_none() => kube = Some(value),
+                // Version 2 writes epoch milliseconds exactly: no guessing of the unit.
+                wire::TIME if time_ms.is_none() && ctx.header.is_some() => {
+                    match value.get().parse::<i64>().ok().or_else(|| time_of(value)) {
+                        Some(ms) => time_ms = Some(ms),
+                        None => rest.push((key, value)),
+                    }
+                }
                 wire::TIME | "@timestamp" | "timestamp" | "date" if time_ms.is_none() => {
                     match time_of(value) {
                         Some(ms) => time_ms = Some(ms),
@@ -197,6 +214,29 @@ impl<'c> Renderer<'c> {
                     }
                 }
                 _ => rest.push((key, value)),
+            }
+        }
+
+        if let Some(header) = ctx.header {
+            // Version 2: what the event does not carry is the header's. `stream` and `file`
+            // lead the copied fields, in the order version 1 writes them, so the same events
+            // render the same in both versions.
+            let mut own = |name: &'static str, default: Option<&'a RawValue>| {
+                let i = rest.iter().position(|(k, _)| k == name);
+                i.map(|i| rest.remove(i))
+                    .or_else(|| default.map(|v| (Cow::Borrowed(name), v)))
+            };
+            let stream = own(wire::STREAM, header.stream);
+            let file = own(wire::FILE, header.file);
+            let mut lead: Vec<(Cow<'a, str>, &'a RawValue)> =
+                stream.into_iter().chain(file).collect();
+            lead.append(&mut rest);
+            rest = lead;
+            match kube {
+                // `{}`: the event's pod has no metadata, where the header's has.
+                Some(k) if k.get() == "{}" => kube = None,
+                Some(_) => {}
+                None => kube = header.kubernetes,
             }
         }
 

@@ -58,6 +58,7 @@ fn render(rules: &TagRules) -> Value {
         EventContext {
             default_time_ms: 0,
             cloudwatch: None,
+            header: None,
         },
         &mut out,
     );

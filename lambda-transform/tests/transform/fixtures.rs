@@ -175,6 +175,37 @@ async fn packed_records_to_datadog_become_cloudwatch_envelopes() {
 }
 
 #[tokio::test]
+async fn format_version_2_records_zstd_and_gzip_to_datadog() {
+    let response = run(&fixture("sidecar-v2.json"), &Config::default()).await;
+    let (envelope, logs) = datadog_logs(data(&response, 0));
+    assert_eq!(envelope["logStream"], "shop/checkout-7d4b9c8f6d-x2x9k/app");
+    let messages: Vec<&str> = logs
+        .iter()
+        .map(|l| l["message"].as_str().unwrap())
+        .collect();
+    assert_eq!(messages[0], "v2 first");
+    assert_eq!(messages[1], "db down");
+    assert!(messages[2].starts_with("java.lang.IllegalStateException"));
+    assert_eq!(messages[3], "v2 last");
+    assert_eq!(logs[1]["status"], "error");
+    assert_eq!(logs[1]["retry"], 3);
+    // Millisecond times, as in version 1's output.
+    assert_eq!(logs[0]["timestamp"], 1_795_341_600_123i64);
+    for log in &logs {
+        assert_pod_tags(log);
+        assert_eq!(log["file"], "/var/log/app/app/app.log");
+        assert_eq!(log["stream"], "file");
+    }
+    // The gzip record: the second event names its own file, the header gives the rest.
+    let (_, logs) = datadog_logs(data(&response, 1));
+    assert_eq!(logs.len(), 2);
+    assert_eq!(logs[0]["file"], "/var/log/app/app/app.log");
+    assert_eq!(logs[1]["file"], "/var/log/app/app/error.log");
+    assert_eq!(logs[1]["message"], "from error.log");
+    logs.iter().for_each(assert_pod_tags);
+}
+
+#[tokio::test]
 async fn fargate_fluent_bit_records() {
     let response = run(&fixture("fluent-bit-fargate.json"), &Config::default()).await;
     let (_, logs) = datadog_logs(data(&response, 0));
@@ -382,6 +413,7 @@ fn fixtures_are_real_firehose_events() {
     for name in [
         "sidecar-json.json",
         "sidecar-packed.json",
+        "sidecar-v2.json",
         "fluent-bit-fargate.json",
         "cloudwatch-logs.json",
     ] {

@@ -1,4 +1,4 @@
-//! The hostile-input corpus (`tests/hostile/records`, plus generated gzip bomb, 6 MiB records
+//! The hostile-input corpus (`tests/hostile/records`, plus generated gzip and zstd bombs, 6 MiB records
 //! and JSON nested 100,000 deep) through the transform: the library's `handle` and the real
 //! binary over the Lambda Runtime API. Every record is answered exactly once with the result
 //! its sample name promises, ordinary records around the hostile ones are delivered intact,
@@ -259,4 +259,5 @@ async fn the_binary_answers_hostile_records_and_counts_them_in_its_metrics() {
         assert!(logs.contains(&sample.name), "{} not logged", sample.name);
     }
     assert!(logs.contains("gzip bomb"), "{logs}");
+    assert!(logs.contains("zstd bomb"), "{logs}");
 }

@@ -16,11 +16,16 @@
 //! bytes); a month is 730 hours, as in AWS's price examples.
 //!
 //! - Each line of `line_bytes` (newline included) becomes an encoded event of
-//!   `line_bytes + event_overhead_bytes` (time, file, `kubernetes{..}`, JSON escaping).
-//! - Events per record: `json` 1; `ndjson` up to 500 and the 1,000 KiB record limit; `ndjson-gzip`
-//!   up to the record limit before compression. A record also closes at every flush interval,
-//!   so a quiet pod (events/s per pod x flush interval below those caps) sends smaller records.
-//! - Record bytes: `n x event` (`x gzip_ratio + 20` bytes of gzip framing for `ndjson-gzip`).
+//!   `line_bytes + event_overhead_bytes` (time, file, `kubernetes{..}`, JSON escaping) in format
+//!   version 1, and of `line_bytes + v2_event_overhead_bytes` (time and keys) in version 2,
+//!   whose records also carry one header of `v2_header_bytes` (the pod metadata, `stream`,
+//!   `file`).
+//! - Events per record: `json` 1; `ndjson` up to 500 and the 1,000 KiB record limit; the
+//!   compressed formats up to the record limit before compression. A record also closes at
+//!   every flush interval, so a quiet pod (events/s per pod x flush interval below those caps)
+//!   sends smaller records.
+//! - Record bytes: `n x event` (+ the header in version 2), times the format's measured
+//!   compression ratio (`gzip_ratio`, `v2_gzip_ratio`, `zstd_ratio`) plus 20 bytes of framing.
 //!   Billed bytes: every record rounded up to 5 KB. Firehose cost: billed GB x price per GB.
 //! - Lambda: Firehose invokes the transform once per `processor_buffer_mb` of record bytes
 //!   (or at least once per buffer interval while data flows). Each invocation costs a request
@@ -91,6 +96,21 @@ pub const MEASURED_EVENT_OVERHEAD_BYTES: f64 = 393.0;
 /// access-log lines (0.428 of the raw lines / 2.965). Java traces gave 0.151, JSON lines
 /// 0.247; real logs differ, so it is a flag.
 pub const MEASURED_GZIP_RATIO: f64 = 0.144;
+/// Bytes format version 2 adds to a plain line: `{"time":<13 digits>,"log":""}` and the
+/// newline (JSON lines add their escaping).
+pub const V2_EVENT_OVERHEAD_BYTES: f64 = 31.0;
+/// Bytes of a version 2 header line for the benchmark's pod (the same metadata as
+/// [`MEASURED_EVENT_OVERHEAD_BYTES`], once per record), measured by
+/// `crates/wire/benches/compression.rs`.
+pub const V2_HEADER_BYTES: f64 = 324.0;
+/// Measured `v2-zstd` (level 3, the default) record bytes / uncompressed record bytes on the
+/// access-log corpus (`crates/wire/benches/compression.rs`, docs/BENCHMARKS.md: 630,929 /
+/// 4,725,859). 200-byte word-salad lines gave 0.229, 1 KiB JSON lines 0.203, Java traces
+/// 0.204; real logs differ, so it is a flag.
+pub const MEASURED_ZSTD_RATIO: f64 = 0.134;
+/// Measured `v2-gzip` (level 6) record bytes / uncompressed record bytes, same corpus
+/// (516,204 / 4,725,859).
+pub const MEASURED_V2_GZIP_RATIO: f64 = 0.109;
 
 /// A workload and the deployment around it.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -105,6 +125,14 @@ pub struct Inputs {
     pub event_overhead_bytes: f64,
     /// `ndjson-gzip` compressed / uncompressed bytes.
     pub gzip_ratio: f64,
+    /// Bytes format version 2 adds to each line.
+    pub v2_event_overhead_bytes: f64,
+    /// Bytes of a version 2 record's header.
+    pub v2_header_bytes: f64,
+    /// `v2-zstd` compressed / uncompressed bytes.
+    pub zstd_ratio: f64,
+    /// `v2-gzip` compressed / uncompressed bytes.
+    pub v2_gzip_ratio: f64,
     /// The sidecar's flush interval (`FIRETAIL_FLUSH_INTERVAL_MS`), seconds.
     pub flush_interval_secs: f64,
     /// Firehose's buffer before it invokes the transform, MB.
@@ -131,6 +159,10 @@ impl Inputs {
             pods: 1.0,
             event_overhead_bytes: MEASURED_EVENT_OVERHEAD_BYTES,
             gzip_ratio: MEASURED_GZIP_RATIO,
+            v2_event_overhead_bytes: V2_EVENT_OVERHEAD_BYTES,
+            v2_header_bytes: V2_HEADER_BYTES,
+            zstd_ratio: MEASURED_ZSTD_RATIO,
+            v2_gzip_ratio: MEASURED_V2_GZIP_RATIO,
             flush_interval_secs: 1.0,
             processor_buffer_mb: 1.0,
             processor_interval_secs: 60.0,
@@ -151,9 +183,35 @@ impl Inputs {
         self.gb_per_day * GIB / self.line_bytes
     }
 
-    /// Encoded event bytes, newline included.
+    /// Encoded event bytes of format version 1, newline included.
     pub fn event_bytes(&self) -> f64 {
         self.line_bytes + self.event_overhead_bytes
+    }
+
+    /// Encoded event bytes of `format`, newline included.
+    pub fn event_bytes_of(&self, format: RecordFormat) -> f64 {
+        match format.version() {
+            firetail_wire::format::Version::V1 => self.event_bytes(),
+            firetail_wire::format::Version::V2 => self.line_bytes + self.v2_event_overhead_bytes,
+        }
+    }
+
+    /// Uncompressed bytes of a record of `format` beyond its events.
+    pub fn record_overhead_bytes(&self, format: RecordFormat) -> f64 {
+        match format.version() {
+            firetail_wire::format::Version::V1 => 0.0,
+            firetail_wire::format::Version::V2 => self.v2_header_bytes + 1.0,
+        }
+    }
+
+    /// Compressed / uncompressed bytes of `format` (1 for the plain ones).
+    pub fn ratio_of(&self, format: RecordFormat) -> f64 {
+        match format {
+            RecordFormat::Json | RecordFormat::Ndjson => 1.0,
+            RecordFormat::NdjsonGzip => self.gzip_ratio,
+            RecordFormat::V2Gzip => self.v2_gzip_ratio,
+            RecordFormat::V2Zstd => self.zstd_ratio,
+        }
     }
 }
 
@@ -191,25 +249,33 @@ impl FormatEstimate {
     }
 }
 
-/// Average events per record for `format`, given the events one pod produces per flush.
-pub fn events_per_record(format: RecordFormat, event_bytes: f64, events_per_flush: f64) -> f64 {
-    let by_size = (FIREHOSE_MAX_RECORD_BYTES as f64 / event_bytes)
+/// Average events per record for `format`, given the events one pod produces per flush and
+/// the uncompressed bytes a record holds beyond its events.
+pub fn events_per_record(
+    format: RecordFormat,
+    event_bytes: f64,
+    record_overhead_bytes: f64,
+    events_per_flush: f64,
+) -> f64 {
+    let by_size = ((FIREHOSE_MAX_RECORD_BYTES as f64 - record_overhead_bytes) / event_bytes)
         .floor()
         .max(1.0);
     let cap = match format {
         RecordFormat::Json => 1.0,
         RecordFormat::Ndjson => by_size.min(NDJSON_MAX_EVENTS_PER_RECORD as f64),
-        RecordFormat::NdjsonGzip => by_size,
+        RecordFormat::NdjsonGzip | RecordFormat::V2Zstd | RecordFormat::V2Gzip => by_size,
     };
     cap.min(events_per_flush).max(1.0)
 }
 
-/// The estimate for every record format, `json` first.
+/// The estimate for every record format, `json` first, the default (`v2-zstd`) last.
 pub fn estimate(inputs: &Inputs) -> Vec<FormatEstimate> {
     [
         RecordFormat::Json,
         RecordFormat::Ndjson,
         RecordFormat::NdjsonGzip,
+        RecordFormat::V2Gzip,
+        RecordFormat::V2Zstd,
     ]
     .into_iter()
     .map(|format| estimate_format(inputs, format))
@@ -218,14 +284,15 @@ pub fn estimate(inputs: &Inputs) -> Vec<FormatEstimate> {
 
 fn estimate_format(inputs: &Inputs, format: RecordFormat) -> FormatEstimate {
     let events = inputs.events_per_day();
-    let event_bytes = inputs.event_bytes();
+    let event_bytes = inputs.event_bytes_of(format);
+    let overhead = inputs.record_overhead_bytes(format);
     let events_per_flush =
         events / inputs.pods.max(1.0) / SECS_PER_DAY * inputs.flush_interval_secs;
-    let n = events_per_record(format, event_bytes, events_per_flush);
-    let uncompressed_record = n * event_bytes;
-    let record_bytes = match format {
-        RecordFormat::NdjsonGzip => uncompressed_record * inputs.gzip_ratio + GZIP_FRAME_BYTES,
-        RecordFormat::Json | RecordFormat::Ndjson => uncompressed_record,
+    let n = events_per_record(format, event_bytes, overhead, events_per_flush);
+    let uncompressed_record = n * event_bytes + overhead;
+    let record_bytes = match format.codec() {
+        Some(_) => uncompressed_record * inputs.ratio_of(format) + GZIP_FRAME_BYTES,
+        None => uncompressed_record,
     };
     let records = events / n;
     let record_bytes_per_day = records * record_bytes;
@@ -236,7 +303,9 @@ fn estimate_format(inputs: &Inputs, format: RecordFormat) -> FormatEstimate {
     let by_time = (SECS_PER_DAY / inputs.processor_interval_secs.max(1.0)).min(records);
     let invocations = by_size.max(by_time);
     let vcpu = (inputs.lambda_memory_mb / LAMBDA_MB_PER_VCPU).min(1.0);
-    let busy_secs = events * event_bytes / (inputs.lambda_mb_per_vcpu_sec * MIB * vcpu);
+    // The transform renders every event with its metadata whatever the format, so its work
+    // follows the version 1 event bytes, not the (smaller) version 2 records.
+    let busy_secs = events * inputs.event_bytes() / (inputs.lambda_mb_per_vcpu_sec * MIB * vcpu);
     let lambda_secs = invocations * inputs.lambda_overhead_ms / 1_000.0 + busy_secs;
     let lambda_gb_secs = lambda_secs * inputs.lambda_memory_mb / 1_024.0;
 
@@ -264,13 +333,17 @@ pub fn render(inputs: &Inputs, estimates: &[FormatEstimate]) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "{:.1} GB/day of {:.0}-byte lines = {:.0} events/day over {} pod(s); encoded event {:.0} bytes; gzip ratio {:.3}",
+        "{:.1} GB/day of {:.0}-byte lines = {:.0} events/day over {} pod(s); encoded event {:.0} bytes (v2: {:.0}, + {:.0}-byte header per record); ratios ndjson-gzip {:.3}, v2-gzip {:.3}, v2-zstd {:.3}",
         inputs.gb_per_day,
         inputs.line_bytes,
         inputs.events_per_day(),
         inputs.pods,
         inputs.event_bytes(),
+        inputs.event_bytes_of(RecordFormat::V2Zstd),
+        inputs.v2_header_bytes,
         inputs.gzip_ratio,
+        inputs.v2_gzip_ratio,
+        inputs.zstd_ratio,
     );
     let _ = writeln!(
         out,
@@ -434,7 +507,13 @@ mod tests {
     fn the_report_names_every_format() {
         let inputs = hand_inputs();
         let text = render(&inputs, &estimate(&inputs));
-        for name in ["json (1/rec)", "ndjson ", "ndjson-gzip"] {
+        for name in [
+            "json (1/rec)",
+            "ndjson ",
+            "ndjson-gzip",
+            "v2-gzip",
+            "v2-zstd",
+        ] {
             assert!(text.contains(name), "{text}");
         }
     }

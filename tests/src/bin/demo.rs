@@ -51,9 +51,9 @@ struct Args {
     /// Destination profile of the transform.
     #[arg(long, value_parser = ["datadog", "opensearch", "s3"], default_value = "datadog")]
     destination: String,
-    /// Record format of the sidecar (default: ndjson-gzip; json for opensearch, which takes one
-    /// event per record).
-    #[arg(long, value_parser = ["ndjson-gzip", "ndjson", "json"])]
+    /// Record format of the sidecar (default: v2-zstd, the sidecar's; json for opensearch, which
+    /// takes one event per record).
+    #[arg(long, value_parser = ["v2-zstd", "v2-gzip", "ndjson-gzip", "ndjson", "json"])]
     format: Option<String>,
     /// Print every output event as JSON instead of the first one and a table.
     #[arg(long)]
@@ -240,7 +240,7 @@ async fn demo(args: Args) -> anyhow::Result<bool> {
         if destination == Destination::OpenSearch {
             "json".to_owned()
         } else {
-            "ndjson-gzip".to_owned()
+            "v2-zstd".to_owned()
         }
     });
     let firetail = workspace_bin("firetail");

@@ -1,0 +1,239 @@
+//! The codecs a record may be compressed with, recognised by their magic bytes, and the one
+//! capped decoder the transform (and every test reader) uses for all of them.
+//!
+//! - gzip (RFC 1952): `ndjson-gzip` and `v2-gzip` records, CloudWatch Logs envelopes
+//!   ([`crate::gzip`]).
+//! - zstd (RFC 8878): `v2-zstd` records, the sidecar's default (docs/BENCHMARKS.md,
+//!   "Compression choice").
+//!
+//! Every decoder stops at the same cap, so no codec is a cheaper bomb than another. A zstd
+//! frame also names the window the decoder must hold; [`ZSTD_WINDOW_LOG_MAX`] bounds that
+//! allocation, whatever the frame asks for.
+
+use std::io::Read as _;
+
+use crate::gzip::{InflateError, gunzip_into, is_gzip};
+
+/// The first four bytes of every zstd frame (RFC 8878 §3.1.1).
+pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
+
+/// Largest zstd window a reader accepts: 2^23 bytes (8 MiB). The sidecar compresses whole
+/// records of at most 1,000 KiB, so its frames need 2^20; the margin admits any level of the
+/// reference library on a record, and the cap keeps a hostile frame from making the transform
+/// allocate zstd's 128 MiB default limit.
+pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// A record codec.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Codec {
+    /// gzip members (concatenated members are one payload).
+    Gzip,
+    /// zstd frames (concatenated frames are one payload).
+    Zstd,
+}
+
+impl Codec {
+    /// The codec `bytes` start with, if any.
+    pub fn of(bytes: &[u8]) -> Option<Codec> {
+        if is_gzip(bytes) {
+            Some(Codec::Gzip)
+        } else if bytes.starts_with(&ZSTD_MAGIC) {
+            Some(Codec::Zstd)
+        } else {
+            None
+        }
+    }
+
+    /// Lower-case name (logs, metrics).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Codec::Gzip => "gzip",
+            Codec::Zstd => "zstd",
+        }
+    }
+}
+
+/// Decompresses `bytes` with `codec` into `out` (cleared first), never holding more than
+/// `max_bytes` + 1 bytes of output.
+pub fn decompress_into(
+    codec: Codec,
+    bytes: &[u8],
+    max_bytes: usize,
+    out: &mut Vec<u8>,
+) -> Result<(), InflateError> {
+    match codec {
+        Codec::Gzip => gunzip_into(bytes, max_bytes, out),
+        Codec::Zstd => unzstd_into(bytes, max_bytes, out),
+    }
+}
+
+/// `bytes` decompressed when they start with a codec's magic, else as they are; and which
+/// codec it was.
+pub fn maybe_decompress(
+    bytes: &[u8],
+    max_bytes: usize,
+) -> Result<(std::borrow::Cow<'_, [u8]>, Option<Codec>), InflateError> {
+    match Codec::of(bytes) {
+        Some(codec) => {
+            let mut out = Vec::with_capacity(
+                bytes
+                    .len()
+                    .saturating_mul(4)
+                    .min(max_bytes.saturating_add(1)),
+            );
+            decompress_into(codec, bytes, max_bytes, &mut out)?;
+            Ok((std::borrow::Cow::Owned(out), Some(codec)))
+        }
+        None => Ok((std::borrow::Cow::Borrowed(bytes), None)),
+    }
+}
+
+/// Decompresses every zstd frame in `bytes` into `out` (cleared first), capped like
+/// [`gunzip_into`].
+pub fn unzstd_into(bytes: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<(), InflateError> {
+    out.clear();
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    let mut decoder =
+        zstd::stream::read::Decoder::with_buffer(bytes).map_err(InflateError::ZstdCorrupt)?;
+    decoder
+        .window_log_max(ZSTD_WINDOW_LOG_MAX)
+        .map_err(InflateError::ZstdCorrupt)?;
+    decoder
+        .take(limit)
+        .read_to_end(out)
+        .map_err(InflateError::ZstdCorrupt)?;
+    if out.len() > max_bytes {
+        out.clear();
+        return Err(InflateError::ZstdTooLarge {
+            limit_bytes: max_bytes,
+        });
+    }
+    Ok(())
+}
+
+/// A zstd writer that keeps its context between records (setting one up costs more than
+/// compressing a small record), writing one frame per record with its content size, no
+/// checksum: Firehose's transport already checks integrity, and the frame's sizes catch a
+/// truncated record.
+pub struct Zstder {
+    cctx: zstd::bulk::Compressor<'static>,
+    level: i32,
+    scratch: Vec<u8>,
+}
+
+impl std::fmt::Debug for Zstder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Zstder")
+            .field("level", &self.level)
+            .finish()
+    }
+}
+
+impl Zstder {
+    /// A writer at `level` (1-19 are the reference library's regular levels; it clamps the
+    /// rest).
+    pub fn new(level: i32) -> Self {
+        Zstder {
+            cctx: zstd::bulk::Compressor::new(level).expect("zstd accepts every level"),
+            level,
+            scratch: Vec::new(),
+        }
+    }
+
+    /// The compression level.
+    pub fn level(&self) -> i32 {
+        self.level
+    }
+
+    /// Appends `input` as one zstd frame to `out`.
+    pub fn zstd_into(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        // Compressed into a reused buffer of the worst-case size, then copied out: the record
+        // then holds what it uses, not a 1 MB allocation for 200 KB.
+        self.scratch.clear();
+        self.scratch
+            .reserve(zstd::zstd_safe::compress_bound(input.len()));
+        self.cctx
+            .compress_to_buffer(input, &mut self.scratch)
+            .expect("a buffer of compress_bound bytes always holds the frame");
+        out.extend_from_slice(&self.scratch);
+    }
+}
+
+/// Most bytes [`Zstder::zstd_into`] can write for `len` input bytes.
+pub fn zstd_bound(len: usize) -> usize {
+    zstd::zstd_safe::compress_bound(len)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn zstd_frames_round_trip_and_concatenate() {
+        let mut z = Zstder::new(6);
+        let mut out = Vec::new();
+        let big: Vec<u8> = (0..200_000u32).flat_map(|i| i.to_le_bytes()).collect();
+        for input in [&b""[..], b"short", &big] {
+            out.clear();
+            z.zstd_into(input, &mut out);
+            assert_eq!(Codec::of(&out), Some(Codec::Zstd));
+            assert!(out.len() <= zstd_bound(input.len()));
+            let mut back = Vec::new();
+            unzstd_into(&out, 1 << 20, &mut back).unwrap();
+            assert_eq!(back, input);
+        }
+        let mut two = Vec::new();
+        z.zstd_into(b"{\"a\":1}\n", &mut two);
+        z.zstd_into(b"{\"a\":2}\n", &mut two);
+        let (text, codec) = maybe_decompress(&two, 100).unwrap();
+        assert_eq!(&*text, b"{\"a\":1}\n{\"a\":2}\n");
+        assert_eq!(codec, Some(Codec::Zstd));
+        assert_eq!(maybe_decompress(b"plain", 1).unwrap().1, None);
+    }
+
+    #[test]
+    fn zstd_bombs_and_corrupt_frames_are_errors() {
+        let mut z = Zstder::new(19);
+        let mut bomb = Vec::new();
+        z.zstd_into(&vec![b'x'; 10_000_000], &mut bomb);
+        assert!(bomb.len() < 2_000, "{}", bomb.len());
+        let mut out = Vec::new();
+        let err = unzstd_into(&bomb, 9_999_999, &mut out).unwrap_err();
+        assert!(matches!(
+            err,
+            InflateError::ZstdTooLarge {
+                limit_bytes: 9_999_999
+            }
+        ));
+        assert!(err.to_string().contains("zstd bomb"), "{err}");
+        assert!(out.is_empty());
+        unzstd_into(&bomb, 10_000_000, &mut out).unwrap();
+        assert_eq!(out.len(), 10_000_000);
+        assert!(matches!(
+            unzstd_into(&bomb[..bomb.len() / 2], 1 << 30, &mut out),
+            Err(InflateError::ZstdCorrupt(_))
+        ));
+        assert!(matches!(
+            unzstd_into(&ZSTD_MAGIC, 100, &mut out),
+            Err(InflateError::ZstdCorrupt(_))
+        ));
+    }
+
+    #[test]
+    fn frames_asking_for_a_window_past_the_limit_are_refused() {
+        // Streamed compression does not know the content size, so the frame keeps the level's
+        // full window: 2^27 at level 22 with a long window, past what readers allow.
+        let mut enc = zstd::stream::write::Encoder::new(Vec::new(), 3).unwrap();
+        enc.window_log(27).unwrap();
+        std::io::Write::write_all(&mut enc, &vec![b'y'; 1 << 16]).unwrap();
+        let frame = enc.finish().unwrap();
+        let mut out = Vec::new();
+        assert!(matches!(
+            unzstd_into(&frame, 1 << 30, &mut out),
+            Err(InflateError::ZstdCorrupt(_))
+        ));
+    }
+}
