@@ -181,6 +181,9 @@ pub async fn run<C: FirehoseClient + 'static>(
     // is packed (encoded bytes, never fewer than the file bytes) means a full budget is always
     // on its way to Firehose rather than waiting for the flush tick.
     let inflight_budget = tail_config.max_inflight_bytes;
+    obs.metrics
+        .memory_budget_bytes
+        .set(i64::try_from(inflight_budget).unwrap_or(i64::MAX));
     let flush_threshold = usize::try_from(inflight_budget / 2).unwrap_or(usize::MAX);
     let emitter: Arc<dyn tail::TailEmitter> = obs.clone();
     let (handle, mut events) = tail::start_with(tail_config, emitter)?;

@@ -79,6 +79,17 @@ pub const IN_FLIGHT_BYTES: Def = Def {
     name: "in_flight_bytes",
     help: "Bytes packed or sent, not yet acknowledged",
 };
+/// Unterminated lines and multiline groups the engine holds (gauge); with
+/// [`IN_FLIGHT_BYTES`] what [`MEMORY_BUDGET_BYTES`] bounds (sidecar/README.md "Memory model").
+pub const BUFFERED_BYTES: Def = Def {
+    name: "buffered_bytes",
+    help: "Bytes of unfinished lines and multiline groups held by the tailing engine",
+};
+/// The memory budget (`--max-inflight-bytes`): in-flight plus buffered bytes never pass it.
+pub const MEMORY_BUDGET_BYTES: Def = Def {
+    name: "memory_budget_bytes",
+    help: "The budget that in_flight_bytes plus buffered_bytes never pass (--max-inflight-bytes)",
+};
 /// Bytes read but not yet covered by a checkpoint (gauge).
 pub const CHECKPOINT_LAG_BYTES: Def = Def {
     name: "checkpoint_lag_bytes",

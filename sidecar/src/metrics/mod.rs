@@ -67,6 +67,10 @@ pub struct Metrics {
     pub events_truncated: Counter,
     /// [`defs::IN_FLIGHT_BYTES`].
     pub in_flight_bytes: Gauge,
+    /// [`defs::BUFFERED_BYTES`].
+    pub buffered_bytes: Gauge,
+    /// [`defs::MEMORY_BUDGET_BYTES`], set once at start.
+    pub memory_budget_bytes: Gauge,
     /// [`defs::CHECKPOINT_LAG_BYTES`].
     pub checkpoint_lag_bytes: Gauge,
     /// [`defs::TAIL_ERRORS`], by `kind` ([`Fault::as_str`]).
@@ -118,6 +122,8 @@ impl Metrics {
             events_split: Counter::default(),
             events_truncated: Counter::default(),
             in_flight_bytes: Gauge::default(),
+            buffered_bytes: Gauge::default(),
+            memory_budget_bytes: Gauge::default(),
             checkpoint_lag_bytes: Gauge::default(),
             tail_errors: Family::default(),
             truncations: Counter::default(),
@@ -144,6 +150,8 @@ impl Metrics {
         reg(defs::EVENTS_SPLIT, &m.events_split);
         reg(defs::EVENTS_TRUNCATED, &m.events_truncated);
         reg(defs::IN_FLIGHT_BYTES, &m.in_flight_bytes);
+        reg(defs::BUFFERED_BYTES, &m.buffered_bytes);
+        reg(defs::MEMORY_BUDGET_BYTES, &m.memory_budget_bytes);
         reg(defs::CHECKPOINT_LAG_BYTES, &m.checkpoint_lag_bytes);
         reg(defs::TAIL_ERRORS, &m.tail_errors);
         reg(defs::TRUNCATIONS, &m.truncations);
@@ -187,6 +195,7 @@ impl Metrics {
         let gauge = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
         self.files_open.set(gauge(stats.files_open));
         self.in_flight_bytes.set(gauge(stats.inflight_bytes));
+        self.buffered_bytes.set(gauge(stats.buffered_bytes));
         self.checkpoint_lag_bytes
             .set(gauge(stats.checkpoint_lag_bytes));
         self.unread_bytes.set(gauge(stats.unread_bytes));
