@@ -15,7 +15,10 @@
 use std::collections::BTreeSet;
 
 use firetail_wire::Destination;
-use firetail_wire::gzip::{is_gzip, maybe_gunzip};
+use firetail_wire::codec::{Codec, Zstder, maybe_decompress};
+
+/// zstd level for re-stamped v2-zstd records (the sidecar's default).
+const ZSTD_RESTAMP_LEVEL: i32 = 3;
 use firetail_wire::time::format_rfc3339_ms;
 
 use crate::age::{self, DEFAULT_MAX_EVENT_AGE_HOURS, HOUR_MS, Inspection, Shape, Unreadable};
@@ -110,9 +113,10 @@ pub fn verdict(record: &ErrorRecord, filter: &Filter, rules: &Rules, now_ms: i64
     if let Some(why) = oversized(record.data.len(), rules) {
         return Verdict::WillFailAgain(why);
     }
-    // Only gzip can fail to inflate; a plain payload is inspected as it is.
-    let payload = match maybe_gunzip(&record.data, MAX_INSPECT_BYTES) {
-        Ok(p) => p,
+    // Only compressed payloads (gzip, or zstd from a v2-zstd sidecar) can fail to decode; a
+    // plain payload is inspected as it is. The same cap as the transform's.
+    let payload = match maybe_decompress(&record.data, MAX_INSPECT_BYTES) {
+        Ok((p, _)) => p,
         Err(why) => return Verdict::Corrupt(format!("{why}; the transform would fail it again")),
     };
     let datadog = rules.destination == Some(Destination::Datadog);
@@ -191,8 +195,17 @@ fn window(
         Ok(restamped) => restamped,
         Err(why) => return Verdict::Corrupt(why.to_string()),
     };
-    if is_gzip(&record.data) {
-        data = firetail_wire::gzip::gzip(&data, flate2::Compression::default());
+    // Compressed again as it came, so the record stays as small as the producer made it.
+    match Codec::of(&record.data) {
+        Some(Codec::Gzip) => {
+            data = firetail_wire::gzip::gzip(&data, flate2::Compression::default())
+        }
+        Some(Codec::Zstd) => {
+            let mut out = Vec::with_capacity(firetail_wire::codec::zstd_bound(data.len()));
+            Zstder::new(ZSTD_RESTAMP_LEVEL).zstd_into(&data, &mut out);
+            data = out;
+        }
+        None => {}
     }
     if let Some(why) = oversized(data.len(), rules) {
         return Verdict::WillFailAgain(format!("re-stamped, {why}"));
@@ -243,6 +256,7 @@ fn is_rejection(record: &ErrorRecord) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
+    use firetail_wire::gzip::{is_gzip, maybe_gunzip};
     use super::*;
     use std::io::Write as _;
 
@@ -432,6 +446,69 @@ mod tests {
 
     fn datadog() -> Rules {
         rules(Some(Destination::Datadog))
+    }
+
+    /// A v2-zstd record as the sidecar writes it (header, then events with epoch-ms times).
+    fn v2_zstd(times: &[i64]) -> Vec<u8> {
+        use firetail_wire::event::EventRef;
+        use firetail_wire::v2;
+        let header = v2::Header {
+            stream: "stdout",
+            file: "/var/log/app/a.log",
+            kubernetes: br#"{"namespace_name":"shop","pod_name":"api-1"}"#,
+        };
+        let mut plain = Vec::new();
+        v2::write_header(&header, &mut plain);
+        for (i, &ms) in times.iter().enumerate() {
+            plain.push(b'\n');
+            let line = format!("line {i}");
+            let ev = EventRef {
+                line: line.as_bytes(),
+                time: std::time::UNIX_EPOCH + std::time::Duration::from_millis(ms as u64),
+                file: header.file,
+                part: None,
+            };
+            v2::encode(&ev, &header, &header, &mut plain);
+        }
+        plain.push(b'\n');
+        let mut out = Vec::new();
+        Zstder::new(3).zstd_into(&plain, &mut out);
+        out
+    }
+
+    #[test]
+    fn v2_zstd_records_are_inspected_and_restamped_as_zstd() {
+        let f = Filter::default();
+        let old = rec(
+            "Lambda.ProcessingFailed",
+            Origin::Processing,
+            &v2_zstd(&[YOUNG, OLD]),
+        );
+        assert!(matches!(judge(&old, &f, &datadog()), Verdict::TooOld(_)));
+        let young = rec(
+            "Lambda.ProcessingFailed",
+            Origin::Processing,
+            &v2_zstd(&[YOUNG, YOUNG]),
+        );
+        assert_eq!(judge(&young, &f, &datadog()), Verdict::Send);
+        let restamp = Rules {
+            restamp: true,
+            ..datadog()
+        };
+        let Verdict::Restamp { data, events } = judge(&old, &f, &restamp) else {
+            panic!("not re-stamped")
+        };
+        assert_eq!(events, 1);
+        let (plain, codec) = maybe_decompress(&data, 1 << 20).unwrap();
+        assert_eq!(codec, Some(Codec::Zstd), "zstd stays zstd");
+        assert!(
+            plain.starts_with(firetail_wire::v2::HEADER_PREFIX),
+            "header first"
+        );
+        assert_eq!(
+            age::inspect(&plain).unwrap().times,
+            [Some(YOUNG), Some(NOW)]
+        );
     }
 
     #[test]
