@@ -256,8 +256,8 @@ fn is_rejection(record: &ErrorRecord) -> bool {
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
-    use firetail_wire::gzip::{is_gzip, maybe_gunzip};
     use super::*;
+    use firetail_wire::gzip::{is_gzip, maybe_gunzip};
     use std::io::Write as _;
 
     fn rec(code: &str, origin: Origin, data: &[u8]) -> ErrorRecord {

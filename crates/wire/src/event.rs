@@ -142,46 +142,58 @@ pub fn encode_cut(
     key(out, STREAM);
     write_str(out, stream);
     out.push(b',');
+    write_log(ev.line, out);
+    out.push(b',');
+    key(out, FILE);
+    write_str(out, ev.file);
+    write_part(ev.part, cut, out);
+    if !kubernetes.is_empty() {
+        out.push(b',');
+        key(out, KUBERNETES);
+        out.extend_from_slice(kubernetes);
+    }
+    out.push(b'}');
+}
+
+/// `"log":…` (and `"log_base64":…` when `line` is not valid UTF-8): the one place both record
+/// versions write a line, so they cannot drift apart.
+pub(crate) fn write_log(line: &[u8], out: &mut Vec<u8>) {
     key(out, LOG);
-    match std::str::from_utf8(ev.line) {
+    match std::str::from_utf8(line) {
         Ok(text) => write_str(out, text),
         Err(_) => {
-            write_str(out, &String::from_utf8_lossy(ev.line));
+            write_str(out, &String::from_utf8_lossy(line));
             out.push(b',');
             key(out, LOG_BASE64);
             out.push(b'"');
             let start = out.len();
-            out.resize(start + base64_len(ev.line.len()), 0);
+            out.resize(start + base64_len(line.len()), 0);
             let written = base64::engine::general_purpose::STANDARD
-                .encode_slice(ev.line, &mut out[start..])
+                .encode_slice(line, &mut out[start..])
                 .expect("the buffer was sized with base64_len");
             out.truncate(start + written);
             out.push(b'"');
         }
     }
+}
+
+/// `,"part":{…}` when the event is a piece (with `cut` when it was sent before its newline).
+pub(crate) fn write_part(part: Option<PartMark>, cut: Option<Cut>, out: &mut Vec<u8>) {
+    let Some(part) = part else {
+        return;
+    };
     out.push(b',');
-    key(out, FILE);
-    write_str(out, ev.file);
-    if let Some(part) = ev.part {
+    key(out, PART);
+    out.push(b'{');
+    key(out, PART_INDEX);
+    out.extend_from_slice(part.index.to_string().as_bytes());
+    out.push(b',');
+    key(out, PART_LAST);
+    out.extend_from_slice(if part.last { b"true" } else { b"false" });
+    if let Some(cut) = cut {
         out.push(b',');
-        key(out, PART);
-        out.push(b'{');
-        key(out, PART_INDEX);
-        out.extend_from_slice(part.index.to_string().as_bytes());
-        out.push(b',');
-        key(out, PART_LAST);
-        out.extend_from_slice(if part.last { b"true" } else { b"false" });
-        if let Some(cut) = cut {
-            out.push(b',');
-            key(out, PART_CUT);
-            write_str(out, cut.as_str());
-        }
-        out.push(b'}');
-    }
-    if !kubernetes.is_empty() {
-        out.push(b',');
-        key(out, KUBERNETES);
-        out.extend_from_slice(kubernetes);
+        key(out, PART_CUT);
+        write_str(out, cut.as_str());
     }
     out.push(b'}');
 }

@@ -29,12 +29,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use base64::Engine as _;
-
-use crate::event::{
-    Cut, EventRef, FILE, KUBERNETES, LOG, LOG_BASE64, PART, PART_CUT, PART_INDEX, PART_LAST,
-    STREAM, TIME, base64_len,
-};
+use crate::event::{Cut, EventRef, FILE, KUBERNETES, STREAM, TIME, write_log, write_part};
 use crate::json::write_str;
 
 /// What a record's header states for all of its events.
@@ -87,23 +82,7 @@ pub fn encode_cut(
     key(out, TIME);
     out.extend_from_slice(epoch_ms(ev.time).to_string().as_bytes());
     out.push(b',');
-    key(out, LOG);
-    match std::str::from_utf8(ev.line) {
-        Ok(text) => write_str(out, text),
-        Err(_) => {
-            write_str(out, &String::from_utf8_lossy(ev.line));
-            out.push(b',');
-            key(out, LOG_BASE64);
-            out.push(b'"');
-            let start = out.len();
-            out.resize(start + base64_len(ev.line.len()), 0);
-            let written = base64::engine::general_purpose::STANDARD
-                .encode_slice(ev.line, &mut out[start..])
-                .expect("the buffer was sized with base64_len");
-            out.truncate(start + written);
-            out.push(b'"');
-        }
-    }
+    write_log(ev.line, out);
     if this.stream != record.stream {
         out.push(b',');
         key(out, STREAM);
@@ -125,22 +104,7 @@ pub fn encode_cut(
             this.kubernetes
         });
     }
-    if let Some(part) = ev.part {
-        out.push(b',');
-        key(out, PART);
-        out.push(b'{');
-        key(out, PART_INDEX);
-        out.extend_from_slice(part.index.to_string().as_bytes());
-        out.push(b',');
-        key(out, PART_LAST);
-        out.extend_from_slice(if part.last { b"true" } else { b"false" });
-        if let Some(cut) = cut {
-            out.push(b',');
-            key(out, PART_CUT);
-            write_str(out, cut.as_str());
-        }
-        out.push(b'}');
-    }
+    write_part(ev.part, cut, out);
     out.push(b'}');
 }
 
@@ -191,7 +155,7 @@ pub fn split_header(payload: &[u8]) -> Option<(&[u8], &[u8])> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::event::PartMark;
+    use crate::event::{LOG, LOG_BASE64, PART, PART_INDEX, PART_LAST, PartMark};
     use std::time::Duration;
 
     const KUBE: &[u8] = br#"{"pod_name":"web-1","container_name":"app"}"#;
