@@ -6,10 +6,11 @@
 //!
 //! Oracle: frames tile the input exactly (contiguous offsets, nothing skipped, nothing
 //! invented), each frame is its slice minus one terminator (`\n` or `\r\n`), no frame exceeds
-//! the limit, part indices count up and close, and buffered bytes never exceed limit + 1.
+//! the limit, part indices count up and close (or the last piece is marked cut), a timeout cut
+//! is continued by the next piece, and buffered bytes never exceed limit + 1.
 #![no_main]
 
-use firetail_tail::framing::{Frame, Framer};
+use firetail_tail::framing::{Cut, Frame, Framer};
 use libfuzzer_sys::fuzz_target;
 
 const START: u64 = 1_000;
@@ -48,10 +49,11 @@ fuzz_target!(|data: &[u8]| {
             framer.position() - emitted_to
         );
         if next() % 13 == 0 {
-            flushed |= framer.flush_partial(&mut frames);
+            flushed |= framer.flush_partial(Cut::Timeout, &mut frames);
         }
     }
-    framer.flush_partial(&mut frames);
+    // The end of the input, as at a drain: the held piece ends its line.
+    framer.flush_partial(Cut::Drain, &mut frames);
     assert!(!framer.has_partial());
 
     let mut expect_offset = START;
@@ -91,10 +93,22 @@ fuzz_target!(|data: &[u8]| {
             (Some(i), None) => panic!("line split into parts stopped after part {i}"),
             (None, None) => {}
         }
+        if let Some(p) = frame.part.filter(|p| p.cut == Some(Cut::Timeout)) {
+            assert!(!p.last, "a timeout cut is continued by the next piece");
+            assert!(rest.is_empty(), "a cut piece ends where the writer stopped");
+        }
         open_part = frame.part.filter(|p| !p.last).map(|p| p.index);
         expect_offset = frame.end_offset;
     }
-    assert_eq!(open_part, None, "the last line's parts are closed");
+    // A line stays open only when its last piece says why: the writer stopped (timeout) and
+    // nothing more came before the end, so no later piece could close it.
+    if open_part.is_some() {
+        let last = frames.last().and_then(|f| f.part);
+        assert!(
+            last.is_some_and(|p| p.cut == Some(Cut::Timeout)),
+            "the last line's parts are closed or marked cut: {last:?}"
+        );
+    }
     assert_eq!(
         expect_offset,
         START + content.len() as u64,
