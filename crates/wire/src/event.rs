@@ -199,7 +199,7 @@ pub(crate) fn write_part(part: Option<PartMark>, cut: Option<Cut>, out: &mut Vec
 }
 
 /// `"name":` (names are plain ASCII constants: nothing to escape).
-fn key(out: &mut Vec<u8>, name: &str) {
+pub(crate) fn key(out: &mut Vec<u8>, name: &str) {
     out.push(b'"');
     out.extend_from_slice(name.as_bytes());
     out.extend_from_slice(b"\":");

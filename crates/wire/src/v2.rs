@@ -29,7 +29,7 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::event::{Cut, EventRef, FILE, KUBERNETES, STREAM, TIME, write_log, write_part};
+use crate::event::{Cut, EventRef, FILE, KUBERNETES, STREAM, TIME, key, write_log, write_part};
 use crate::json::write_str;
 
 /// What a record's header states for all of its events.
@@ -114,13 +114,6 @@ pub fn epoch_ms(t: SystemTime) -> i64 {
         Ok(d) => i64::try_from(d.as_millis()).unwrap_or(i64::MAX),
         Err(before) => -i64::try_from(before.duration().as_millis()).unwrap_or(i64::MAX),
     }
-}
-
-/// `"name":` (names are plain ASCII constants: nothing to escape).
-fn key(out: &mut Vec<u8>, name: &str) {
-    out.push(b'"');
-    out.extend_from_slice(name.as_bytes());
-    out.extend_from_slice(b"\":");
 }
 
 /// Upper bound of a header line and one event after it, both newline-terminated, for a line of
