@@ -69,6 +69,22 @@ struct Tracked {
     shadow_of: Option<FileId>,
 }
 
+impl Tracked {
+    /// Starts a new read generation at `framer`'s position: a fresh source and ack cell, so
+    /// late acks of events from before cannot move the new generation's checkpoint.
+    fn new_generation(&mut self, framer: Framer) {
+        let cell = Arc::new(AckCell::new(framer.position()));
+        self.source = Arc::new(SourceFile::tracked(
+            self.id,
+            self.source.path.clone(),
+            self.source.container.clone(),
+            Arc::clone(&cell),
+        ));
+        self.cell = cell;
+        self.framer = framer;
+    }
+}
+
 /// A truncated file's head as it was, and how far it had been read: its unread rest may still
 /// be readable in a copy (copytruncate).
 #[derive(Debug, Clone)]
@@ -417,15 +433,7 @@ impl Engine {
             matches!(t.file.read_at(&mut byte, at - 1), Ok(1) if byte[0] != b'\n')
         };
         tracing::info!(path = %t.source.path.display(), from = at, "copy continues where its original stopped");
-        let cell = Arc::new(AckCell::new(at));
-        t.source = Arc::new(SourceFile::tracked(
-            t.id,
-            t.source.path.clone(),
-            t.source.container.clone(),
-            Arc::clone(&cell),
-        ));
-        t.cell = cell;
-        t.framer = Framer::resume(at, max_line, mid_line);
+        t.new_generation(Framer::resume(at, max_line, mid_line));
         t.dirty = true;
         t.at_eof = false;
         self.files_changed = true;
@@ -1056,15 +1064,7 @@ impl Ctx {
                 read_to: t.framer.position(),
             });
         }
-        let cell = Arc::new(AckCell::new(0));
-        t.source = Arc::new(SourceFile::tracked(
-            t.id,
-            t.source.path.clone(),
-            t.source.container.clone(),
-            Arc::clone(&cell),
-        ));
-        t.cell = cell;
-        t.framer = Framer::new(0, self.cfg.max_line_bytes);
+        t.new_generation(Framer::new(0, self.cfg.max_line_bytes));
         t.agg = self.cfg.multiline.clone().map(Aggregator::new);
         t.last_growth = now;
         if let Err(error) = t.file.seek(SeekFrom::Start(0)) {
