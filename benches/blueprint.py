@@ -160,11 +160,16 @@ def transform_rows(path):
     with open(path) as f:
         for line in f:
             cells = [c.strip() for c in line.strip().strip("|").split("|")]
-            if len(cells) == 9 and cells[1] in ("1 MB", "6 MB"):
+            if len(cells) >= 9 and cells[1] in ("1 MB", "6 MB"):
                 m = re.match(r"([\d.]+)k", cells[6])
                 if m:
-                    rows[(cells[0], cells[1])] = {"events_per_sec": float(m.group(1)) * 1000,
-                                                  "ms_wall": float(cells[4]), "mb": float(cells[3])}
+                    row = {"events_per_sec": float(m.group(1)) * 1000,
+                           "ms_wall": float(cells[4]), "mb": float(cells[3])}
+                    if len(cells) >= 12:
+                        # The transform's own us/event and the Rust byte floor of its records.
+                        row["us_per_event"] = float(cells[9])
+                        row["floor_us"] = float(cells[10])
+                    rows[(cells[0], cells[1])] = row
     return rows
 
 
@@ -188,6 +193,7 @@ def main():
     print(f"blueprint {args.blueprint} (sha256 {digest[:16]}...), CPython {sys.version.split()[0]}, pinned to CPU {cpu}\n")
 
     transform = transform_rows(args.transform_output) if args.transform_output else {}
+    eks_blueprint_us = {}
     print("| events (CloudWatch Logs envelopes, 500 events/record) | invocation | records | events | uncompressed MB "
           "| blueprint handler ms | blueprint invoke ms | blueprint us/event | floor us/event (these records) "
           "| re-ingested by the blueprint | floor us/event (transform's records) | firetail us/event "
@@ -226,6 +232,8 @@ def main():
             fire = transform.get(("sidecar ndjson-gzip (500 events/record)", label)) if kind == "EKS" else None
             fire_us = 1e6 / fire["events_per_sec"] if fire else None
             bp_us = inv * 1e6 / events
+            if kind == "EKS":
+                eks_blueprint_us[label] = bp_us
             fl_us = fl * 1e6 / events
             print(f"| {kind} | {label} | {n_records} | {events:,} | {mb:.1f} | {h * 1e3:.0f} | {inv * 1e3:.0f} "
                   f"| {bp_us:.2f} | {fl_us:.2f} | {reingested} of {n_records} records (Ok {ok}) "
@@ -236,7 +244,20 @@ def main():
         print("\nfiretail-transform rows (`--bench runtime`, Datadog; us/event = 1e6 / events per CPU-second):\n")
         for (records, label), row in transform.items():
             print(f"- {records}, {label}: {1e6 / row['events_per_sec']:.2f} us/event ({row['events_per_sec'] / 1000:.0f}k events/s per core)")
-
+        print("\nThe EKS events per record format against the blueprint (blueprint: invoke us/event above; floor: the "
+              "Rust byte floor of the transform's own records, from `--bench runtime`):\n")
+        print("| transform's records | invocation | firetail us/event | blueprint us/event | blueprint / firetail "
+              "| floor us/event | firetail / floor |")
+        print("|---|---|---|---|---|---|---|")
+        for name in ("sidecar v2-zstd (500 events/record)", "sidecar ndjson-gzip (500 events/record)"):
+            for label in ("1 MB", "6 MB"):
+                row, bp_us = transform.get((name, label)), eks_blueprint_us.get(label)
+                if not row or bp_us is None:
+                    continue
+                fire_us = 1e6 / row["events_per_sec"]
+                fl = row.get("floor_us")
+                print(f"| {name} | {label} | {fire_us:.2f} | {bp_us:.2f} | {bp_us / fire_us:.2f}x "
+                      f"| {f'{fl:.2f}' if fl else '-'} | {f'{fire_us / fl:.2f}x' if fl else '-'} |")
 
 if __name__ == "__main__":
     main()

@@ -32,6 +32,8 @@ Modes:
 - ft-v2-zstd (the default), ft-ndjson-gzip (format version 1), ft-json: the release `firetail`
   with Downward API env/files (pod name, namespace, uid, node, two labels) and
   FIRETAIL_RECORD_FORMAT.
+- ft-v2-zstd-lN (N in 1, 3-9; only when named in --modes): v2-zstd at FIRETAIL_COMPRESSION_LEVEL=N,
+  to choose the default level side by side with Fluent Bit.
 """
 
 import argparse
@@ -56,6 +58,9 @@ CORPORA = ["access", "lines200", "json1k", "stack"]
 BASE_EVENTS = {"access": 1_000_000, "lines200": 1_000_000, "json1k": 200_000, "stack": 400_000}
 MODES = ["fb-agg-gzip-nometa", "fb-agg-gzip-k8s", "fb-agg-gzip-modify", "fb-default-k8s",
          "ft-v2-zstd", "ft-ndjson-gzip", "ft-json"]
+# Not run unless named in --modes: firetail's v2-zstd at other levels (--compression-level), for
+# choosing the default by measurement side by side.
+LEVEL_MODES = [f"ft-v2-zstd-l{n}" for n in (1, 3, 4, 5, 6, 7, 8, 9)]
 LABELS = {
     "fb-agg-gzip-nometa": "Fluent Bit, aggregation + gzip, no metadata",
     "fb-agg-gzip-k8s": "Fluent Bit, aggregation + gzip, metadata (kubernetes filter)",
@@ -64,7 +69,17 @@ LABELS = {
     "ft-v2-zstd": "firetail v2-zstd (metadata)",
     "ft-ndjson-gzip": "firetail ndjson-gzip (metadata)",
     "ft-json": "firetail json (metadata)",
+    **{m: f"firetail v2-zstd level {m.rsplit('-l', 1)[1]} (metadata)" for m in LEVEL_MODES},
 }
+
+
+def ft_format_and_level(mode):
+    """`ft-v2-zstd-l6` -> ("v2-zstd", "6"); `ft-json` -> ("json", None)."""
+    name = mode.removeprefix("ft-")
+    if mode in LEVEL_MODES:
+        name, level = name.rsplit("-l", 1)
+        return name, level
+    return name, None
 
 POD = {"name": "shop-api-7d9f8b6c5d-x2k4q", "namespace": "shop",
        "uid": "0c3f1d2e-0000-4000-8000-000000000000", "node": "fargate-ip-10-0-0-1.ec2.internal",
@@ -268,7 +283,7 @@ def start_firetail(args, mode, corpus, logs, run_dir, endpoint):
         "FIRETAIL_DATA_DIR": os.path.join(run_dir, "data"),
         "FIRETAIL_PODINFO_DIR": podinfo,
         "FIRETAIL_METRICS_ADDR": f"127.0.0.1:{sidecar.free_port()}",
-        "FIRETAIL_RECORD_FORMAT": mode.removeprefix("ft-"),
+        "FIRETAIL_RECORD_FORMAT": ft_format_and_level(mode)[0],
         "FIRETAIL_KUBERNETES_API": "off",
         "FIRETAIL_DRAIN": "eof",
         "FIRETAIL_LOG_FORMAT": "text",
@@ -281,6 +296,9 @@ def start_firetail(args, mode, corpus, logs, run_dir, endpoint):
     })
     if corpus == "stack":
         env["FIRETAIL_MULTILINE"] = "java"
+    level = ft_format_and_level(mode)[1]
+    if level is not None:
+        env["FIRETAIL_COMPRESSION_LEVEL"] = level
     err = open(os.path.join(run_dir, "shipper.log"), "w")
     return subprocess.Popen([args.firetail], env=env, stdout=subprocess.DEVNULL, stderr=err), err
 
@@ -390,7 +408,7 @@ def markdown(results, meta):
         out.append("| mode | events / CPU-s [min-max] | peak RSS MiB | billed / source | record / source "
                    "| records | events received | wall s | endpoint CPU-s |")
         out.append("|---|---|---|---|---|---|---|---|---|")
-        for mode in MODES:
+        for mode in MODES + LEVEL_MODES:
             if mode not in rows:
                 continue
             m = rows[mode]
@@ -400,7 +418,7 @@ def markdown(results, meta):
                        f"| {m['wall_secs']:.1f} | {m['endpoint_cpu_secs']:.2f} |")
         out.append("")
         ratios = []
-        for ft_mode in ("ft-v2-zstd", "ft-ndjson-gzip"):
+        for ft_mode in ["ft-v2-zstd", *LEVEL_MODES, "ft-ndjson-gzip"]:
             ft = rows.get(ft_mode)
             for fb_mode in ("fb-agg-gzip-k8s", "fb-agg-gzip-modify", "fb-agg-gzip-nometa"):
                 fb = rows.get(fb_mode)
@@ -442,7 +460,7 @@ def main():
     p.add_argument("--print-config", metavar="MODE", help="print the Fluent Bit configuration of MODE and exit")
     args = p.parse_args()
     corpora = sidecar.parse_list(args.corpora, CORPORA)
-    modes = sidecar.parse_list(args.modes, MODES)
+    modes = sidecar.parse_list(args.modes, MODES + LEVEL_MODES)
     args.firetail = os.path.join(args.bin_dir, "firetail")
     args.endpoint = os.path.join(args.bin_dir, "firehose-endpoint")
     if args.print_config:

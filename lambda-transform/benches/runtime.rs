@@ -1,7 +1,9 @@
 //! The real `firetail-transform` binary over the Lambda Runtime API on 127.0.0.1
 //! (`cargo bench -p firetail-transform --bench runtime`): process start to first request,
 //! MB/s of uncompressed event bytes per core of the function's own CPU time, and peak RSS
-//! after 1 MB and 6 MB invocations. Prints Markdown for docs/BENCHMARKS.md.
+//! after 1 MB and 6 MB invocations; and the byte floor of the same records (base64 decode +
+//! decompress + gzip level 1 + base64 encode, no parsing, in this process on one thread: the
+//! work no transform of these records can skip). Prints Markdown for docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod workload;
@@ -17,6 +19,44 @@ use firetail_transform::config::Config;
 use workload::{Kind, invocation};
 
 const BIN: &str = env!("CARGO_BIN_EXE_firetail-transform");
+
+/// CPU-seconds this thread has run (`/proc/thread-self/schedstat`, nanoseconds).
+fn thread_cpu_secs() -> f64 {
+    let s = std::fs::read_to_string("/proc/thread-self/schedstat").unwrap();
+    let ns: u64 = s.split_whitespace().next().unwrap().parse().unwrap();
+    ns as f64 / 1e9
+}
+
+/// CPU-seconds per pass of the byte floor over `records`, repeated for at least `min_cpu`.
+fn floor_secs(records: &[firetail_transform::invocation::InputRecord], min_cpu: f64) -> f64 {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut raw = Vec::new();
+    let mut gz = Vec::new();
+    let mut gzipper = firetail_wire::gzip::Gzipper::new(flate2::Compression::fast());
+    let (start, mut passes) = (thread_cpu_secs(), 0u32);
+    while passes < 3 || thread_cpu_secs() - start < min_cpu {
+        for r in records {
+            let bytes = b64.decode(&r.data).unwrap();
+            // Plain records (one event each) have nothing to decompress.
+            match firetail_wire::codec::Codec::of(&bytes) {
+                Some(codec) => {
+                    firetail_wire::codec::decompress_into(codec, &bytes, usize::MAX, &mut raw)
+                        .unwrap();
+                }
+                None => {
+                    raw.clear();
+                    raw.extend_from_slice(&bytes);
+                }
+            }
+            gz.clear();
+            gzipper.gzip_into(&raw, &mut gz);
+            std::hint::black_box(b64.encode(&gz));
+        }
+        passes += 1;
+    }
+    (thread_cpu_secs() - start) / f64::from(passes)
+}
 
 fn median(mut v: Vec<f64>) -> f64 {
     v.sort_by(|a, b| a.total_cmp(b));
@@ -47,9 +87,9 @@ async fn main() {
     );
 
     println!(
-        "| records | invocation | records/inv | uncompressed MB | median ms (wall) | MB/s per core | events/s per core | re-ingested | peak RSS MiB |"
+        "| records | invocation | records/inv | uncompressed MB | median ms (wall) | MB/s per core | events/s per core | re-ingested | peak RSS MiB | us/event | floor us/event | / floor |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     // Overflow is re-ingested for real, into a local PutRecordBatch endpoint.
     let mut endpoint = FirehoseEndpoint::start(FaultPlan::none()).await.unwrap();
     let min_cpu = if quick { 0.3 } else { 2.0 };
@@ -76,16 +116,21 @@ async fn main() {
             }
             let cpu = (cpu_secs(function.pid()) - cpu0) / walls.len() as f64;
             let mb = plan.stats().bytes_in as f64 / 1e6;
+            let events = plan.stats().events_out as f64;
+            let floor = floor_secs(&event.records, min_cpu / 2.0);
             println!(
-                "| {} | {label} | {} | {mb:.1} | {:.0} | {:.0} | {:.0}k | {} of {} | {:.1} |",
+                "| {} | {label} | {} | {mb:.1} | {:.0} | {:.0} | {:.0}k | {} of {} | {:.1} | {:.2} | {:.2} | {:.2}x |",
                 kind.name(),
                 event.records.len(),
                 median(walls) * 1e3,
                 mb / cpu,
-                plan.stats().events_out as f64 / cpu / 1e3,
+                events / cpu / 1e3,
                 plan.stats().records_reingested,
                 event.records.len(),
                 peak_rss_mib(function.pid()),
+                cpu * 1e6 / events,
+                floor * 1e6 / events,
+                cpu / floor,
             );
         }
     }

@@ -17,7 +17,7 @@ pub enum Kind {
     /// EKS Fargate's built-in Fluent Bit: one event per record, Merge_Log applied.
     FluentBit,
     /// Our sidecar's default, `v2-zstd`: a header with the pod metadata, then 500 lean events,
-    /// one zstd frame (level 3) per record.
+    /// one zstd frame (the sidecar's default profile) per record.
     SidecarV2Zstd,
 }
 
@@ -65,12 +65,25 @@ fn escape(s: &str) -> String {
     serde_json::to_string(s).unwrap_or_default()
 }
 
+/// The read time of event `i`: within one second, as the sidecar stamps a busy file's lines.
+fn read_time(i: u64) -> std::time::SystemTime {
+    std::time::UNIX_EPOCH + std::time::Duration::from_millis(1_795_341_600_000 + i % 1000)
+}
+
+const FILE: &str = "/var/log/app/app/app.log";
+
+/// Event `i` as the sidecar's version 1 encoder writes it (the real writer, not an imitation).
 fn sidecar_event(i: u64) -> String {
-    format!(
-        r#"{{"time":"2026-11-22T10:00:00.{:03}Z","stream":"file","log":{},"file":"/var/log/app/app/app.log","kubernetes":{KUBE}}}"#,
-        i % 1000,
-        escape(&app_line(i))
-    )
+    let line = app_line(i);
+    let ev = firetail_wire::event::EventRef {
+        line: line.as_bytes(),
+        time: read_time(i),
+        file: FILE,
+        part: None,
+    };
+    let mut out = Vec::new();
+    firetail_wire::event::encode(&ev, "file", KUBE.as_bytes(), &mut out);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 fn fluent_bit_event(i: u64) -> String {
@@ -114,22 +127,30 @@ pub fn invocation(kind: Kind, target_bytes: usize) -> FirehoseEvent {
                 gzip(ndjson.as_bytes())
             }
             Kind::SidecarV2Zstd => {
-                // The same events as the gzip records, in format version 2.
-                let mut text = format!(
-                    r#"{{"firetail_format":2,"stream":"file","file":"/var/log/app/app/app.log","kubernetes":{KUBE}}}"#
-                );
-                text.push('\n');
+                // The same events as the gzip records, by the sidecar's version 2 writers.
+                let header = firetail_wire::v2::Header {
+                    stream: "file",
+                    file: FILE,
+                    kubernetes: KUBE.as_bytes(),
+                };
+                let mut text = Vec::new();
+                firetail_wire::v2::write_header(&header, &mut text);
+                text.push(b'\n');
                 for _ in 0..500 {
                     seq += 1;
-                    text.push_str(&format!(
-                        r#"{{"time":{},"log":{}}}"#,
-                        1_795_341_600_000 + seq % 1000,
-                        escape(&app_line(seq))
-                    ));
-                    text.push('\n');
+                    let line = app_line(seq);
+                    let ev = firetail_wire::event::EventRef {
+                        line: line.as_bytes(),
+                        time: read_time(seq),
+                        file: FILE,
+                        part: None,
+                    };
+                    firetail_wire::v2::encode(&ev, &header, &header, &mut text);
+                    text.push(b'\n');
                 }
                 let mut out = Vec::new();
-                firetail_wire::codec::Zstder::new(3).zstd_into(text.as_bytes(), &mut out);
+                firetail_wire::codec::Zstder::with_profile(firetail_wire::codec::ZstdProfile::Auto)
+                    .zstd_record_into(&text, 500, &mut out);
                 out
             }
         };

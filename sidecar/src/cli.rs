@@ -147,9 +147,10 @@ pub struct ShipArgs {
     #[arg(long, env = "FIRETAIL_RECORD_FORMAT", value_enum, default_value_t = RecordFormat::DEFAULT)]
     pub record_format: RecordFormat,
 
-    /// Compression level of `v2-zstd` (1-19, default 3), `v2-gzip` (1-9, default 6) or
-    /// `ndjson-gzip` (1-9, default 1) records. Higher levels bill less and cost the sidecar more
-    /// CPU (docs/BENCHMARKS.md, "Compression choice").
+    /// Compression level of `v2-zstd` (1-19; default: the measured `auto` profile, level 6
+    /// with 6-byte minimum matches, level 3 for records of events over 512 bytes), `v2-gzip`
+    /// (1-9, default 6) or `ndjson-gzip` (1-9, default 1) records. Higher levels bill less and
+    /// cost the sidecar more CPU (docs/BENCHMARKS.md, "Choosing the compression").
     #[arg(long, env = "FIRETAIL_COMPRESSION_LEVEL")]
     pub compression_level: Option<i32>,
 

@@ -40,27 +40,20 @@ fn zstd_margin(record_bytes: usize) -> usize {
 }
 
 /// The compression level a format's records get unless `--compression-level` says otherwise
-/// (docs/BENCHMARKS.md, "Compression choice"); `None` for plain formats.
+/// (docs/BENCHMARKS.md, "Compression choice"); `None` for plain formats and for `v2-zstd`,
+/// whose default is the measured profile [`ZstdProfile::Auto`] (level 6, or 3 for long events).
 pub fn default_compression_level(format: RecordFormat) -> Option<i32> {
     match format {
-        RecordFormat::Json | RecordFormat::Ndjson => None,
+        RecordFormat::Json | RecordFormat::Ndjson | RecordFormat::V2Zstd => None,
         // Version 1 keeps the level it always had: its records and bills do not change.
         RecordFormat::NdjsonGzip => Some(1),
         RecordFormat::V2Gzip => Some(DEFAULT_V2_GZIP_LEVEL),
-        RecordFormat::V2Zstd => Some(DEFAULT_ZSTD_LEVEL),
     }
 }
 
-/// `v2-zstd`'s level: the smallest bill whose CPU keeps the sidecar at 3x Fluent Bit's events
-/// per CPU-second on all four corpora of docs/BENCHMARKS.md ("Compression choice"): levels 6
-/// and up exceed that budget on 200-byte and 1 KiB JSON lines (level 7: 162k events/CPU-s end to
-/// end on lines200, where level 3 does 435k, as fast as `ndjson-gzip`), and level 5 bills as
-/// much as 3 in total for twice its CPU. `--compression-level 7` buys a 4-19 % smaller bill.
-pub const DEFAULT_ZSTD_LEVEL: i32 = 3;
-
-/// `v2-gzip`'s level: gzip's own default, where the bill stops improving (level 9 gains at
-/// most 4 % for 1.5x the CPU).
-pub const DEFAULT_V2_GZIP_LEVEL: i32 = 6;
+// The defaults are the record contract's (`firetail_wire::codec`), where the compression
+// bench and the transform's benchmarks read them too.
+pub use firetail_wire::codec::{DEFAULT_V2_GZIP_LEVEL, ZstdProfile};
 
 /// The levels each codec accepts (the reference libraries' regular ranges).
 pub fn level_range(codec: Codec) -> std::ops::RangeInclusive<i32> {
@@ -174,6 +167,7 @@ impl<T> Packer<T> {
                 flate2::Compression::new(u32::try_from(l.clamp(1, 9)).unwrap_or(1)),
             )),
             (Some(Codec::Zstd), Some(l)) => Compressor::Zstd(Zstder::new(l)),
+            (Some(Codec::Zstd), None) => Compressor::Zstd(Zstder::with_profile(ZstdProfile::Auto)),
             _ => Compressor::None,
         };
         Self {
@@ -319,7 +313,7 @@ impl<T> Packer<T> {
                 let mut out = Vec::with_capacity(raw.len() / 3);
                 match &mut self.compressor {
                     Compressor::Gzip(g) => g.gzip_into(&raw, &mut out),
-                    Compressor::Zstd(z) => z.zstd_into(&raw, &mut out),
+                    Compressor::Zstd(z) => z.zstd_record_into(&raw, open.tokens.len(), &mut out),
                     Compressor::None => out = raw,
                 }
                 out

@@ -113,12 +113,61 @@ pub fn unzstd_into(bytes: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<
     Ok(())
 }
 
+/// `v2-gzip`'s level: gzip's own default, where the bill stops improving (level 9 gains at
+/// most 4 % for 1.5x the CPU; docs/BENCHMARKS.md, "Compression choice").
+pub const DEFAULT_V2_GZIP_LEVEL: i32 = 6;
+
+/// The `auto` profile, `v2-zstd`'s default, chosen by measurement side by side with Fluent Bit
+/// on four corpora (docs/BENCHMARKS.md, "Choosing the compression"): zstd with matches of at
+/// least [`AUTO_MIN_MATCH`] bytes, at [`AUTO_SHORT_LEVEL`] for records of short events and
+/// [`AUTO_LONG_LEVEL`] for records whose events average more than [`AUTO_LONG_EVENT_BYTES`].
+///
+/// Why two levels: compressing costs CPU per byte, the rest of the sidecar per event, and the
+/// CPU target is per event (3x Fluent Bit's events per CPU-second). A record of 200-byte lines
+/// affords level 6's lazy matching (access logs: 0.162 → 0.133 of the source, still 5x Fluent
+/// Bit's events per CPU-second); a record of 1 KiB JSON lines holds five times the bytes per
+/// event, and every level from 5 up costs more CPU per event there than the target allows
+/// (2.5-2.9x Fluent Bit), so those records keep level 3.
+/// Why matches of 6 bytes: on all four corpora it gave smaller records than the levels' own
+/// minimum of 5 at the same CPU (short matches cost more to code than the literals they save).
+pub const AUTO_MIN_MATCH: u32 = 6;
+/// The `auto` profile's level for records of short events.
+pub const AUTO_SHORT_LEVEL: i32 = 6;
+/// The `auto` profile's level for records of long events.
+pub const AUTO_LONG_LEVEL: i32 = 3;
+/// Mean uncompressed bytes per event above which a record is "of long events".
+pub const AUTO_LONG_EVENT_BYTES: usize = 512;
+
+/// How a [`Zstder`] picks its parameters.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ZstdProfile {
+    /// One level for every record, with the library's parameters for it.
+    Level(i32),
+    /// The measured default: see [`AUTO_MIN_MATCH`].
+    Auto,
+}
+
+impl ZstdProfile {
+    /// The level a record of `raw_bytes` holding `events` events is compressed at.
+    pub fn level_for(self, raw_bytes: usize, events: usize) -> i32 {
+        match self {
+            ZstdProfile::Level(level) => level,
+            ZstdProfile::Auto if raw_bytes > AUTO_LONG_EVENT_BYTES.saturating_mul(events) => {
+                AUTO_LONG_LEVEL
+            }
+            ZstdProfile::Auto => AUTO_SHORT_LEVEL,
+        }
+    }
+}
+
 /// A zstd writer that keeps its context between records (setting one up costs more than
 /// compressing a small record), writing one frame per record with its content size, no
 /// checksum: Firehose's transport already checks integrity, and the frame's sizes catch a
 /// truncated record.
 pub struct Zstder {
     cctx: zstd::bulk::Compressor<'static>,
+    profile: ZstdProfile,
+    /// The level the context is set to now.
     level: i32,
     scratch: Vec<u8>,
 }
@@ -126,6 +175,7 @@ pub struct Zstder {
 impl std::fmt::Debug for Zstder {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Zstder")
+            .field("profile", &self.profile)
             .field("level", &self.level)
             .finish()
     }
@@ -135,20 +185,52 @@ impl Zstder {
     /// A writer at `level` (1-19 are the reference library's regular levels; it clamps the
     /// rest).
     pub fn new(level: i32) -> Self {
+        Self::with_profile(ZstdProfile::Level(level))
+    }
+
+    /// A writer with `profile`.
+    pub fn with_profile(profile: ZstdProfile) -> Self {
+        let level = profile.level_for(0, 0);
+        let mut cctx = zstd::bulk::Compressor::new(level).expect("zstd accepts every level");
+        if profile == ZstdProfile::Auto {
+            // Sticky: later level changes keep an explicitly set parameter (zstd.h,
+            // ZSTD_c_compressionLevel).
+            cctx.set_parameter(zstd::zstd_safe::CParameter::MinMatch(AUTO_MIN_MATCH))
+                .expect("zstd accepts a minimum match of 6");
+        }
         Zstder {
-            cctx: zstd::bulk::Compressor::new(level).expect("zstd accepts every level"),
+            cctx,
+            profile,
             level,
             scratch: Vec::new(),
         }
     }
 
-    /// The compression level.
+    /// The profile.
+    pub fn profile(&self) -> ZstdProfile {
+        self.profile
+    }
+
+    /// The level of the last record (or the first one's, before any).
     pub fn level(&self) -> i32 {
         self.level
     }
 
-    /// Appends `input` as one zstd frame to `out`.
+    /// Appends `input` as one zstd frame to `out` (a record of short events, for
+    /// [`ZstdProfile::Auto`]).
     pub fn zstd_into(&mut self, input: &[u8], out: &mut Vec<u8>) {
+        self.zstd_record_into(input, 0, out);
+    }
+
+    /// Appends `input`, a record of `events` events, as one zstd frame to `out`.
+    pub fn zstd_record_into(&mut self, input: &[u8], events: usize, out: &mut Vec<u8>) {
+        let level = self.profile.level_for(input.len(), events);
+        if level != self.level {
+            self.cctx
+                .set_parameter(zstd::zstd_safe::CParameter::CompressionLevel(level))
+                .expect("zstd accepts every level");
+            self.level = level;
+        }
         // Compressed into a reused buffer of the worst-case size, then copied out: the record
         // then holds what it uses, not a 1 MB allocation for 200 KB.
         self.scratch.clear();
@@ -170,6 +252,44 @@ pub fn zstd_bound(len: usize) -> usize {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+
+    #[test]
+    fn auto_picks_its_level_by_event_length_and_round_trips() {
+        assert_eq!(
+            ZstdProfile::Auto.level_for(200 * 500, 500),
+            AUTO_SHORT_LEVEL
+        );
+        assert_eq!(
+            ZstdProfile::Auto.level_for(512 * 500, 500),
+            AUTO_SHORT_LEVEL
+        );
+        assert_eq!(ZstdProfile::Auto.level_for(513 * 500, 500), AUTO_LONG_LEVEL);
+        assert_eq!(ZstdProfile::Level(9).level_for(513 * 500, 500), 9);
+        let mut z = Zstder::with_profile(ZstdProfile::Auto);
+        let short: Vec<u8> = (0..5_000u32)
+            .flat_map(|i| format!("GET /item/{} 200 {}ms\n", i % 97, i % 13).into_bytes())
+            .collect();
+        let long: Vec<u8> = (0..200u32)
+            .flat_map(|i| format!("{{\"i\":{i},\"pad\":\"{}\"}}\n", "x".repeat(900)).into_bytes())
+            .collect();
+        for (input, events, level) in [
+            (&short, 5_000, AUTO_SHORT_LEVEL),
+            (&long, 200, AUTO_LONG_LEVEL),
+            (&short, 5_000, AUTO_SHORT_LEVEL),
+        ] {
+            let mut out = Vec::new();
+            z.zstd_record_into(input, events, &mut out);
+            assert_eq!(z.level(), level);
+            let mut back = Vec::new();
+            unzstd_into(&out, 1 << 22, &mut back).unwrap();
+            assert_eq!(&back, input);
+        }
+        // The minimum match is the profile's, not level 6's own 5: the frames differ.
+        let (mut with_mml, mut plain) = (Vec::new(), Vec::new());
+        z.zstd_record_into(&short, 5_000, &mut with_mml);
+        Zstder::new(AUTO_SHORT_LEVEL).zstd_into(&short, &mut plain);
+        assert_ne!(with_mml, plain);
+    }
 
     #[test]
     fn zstd_frames_round_trip_and_concatenate() {

@@ -103,11 +103,12 @@ pub const V2_EVENT_OVERHEAD_BYTES: f64 = 31.0;
 /// [`MEASURED_EVENT_OVERHEAD_BYTES`], once per record), measured by
 /// `crates/wire/benches/compression.rs`.
 pub const V2_HEADER_BYTES: f64 = 324.0;
-/// Measured `v2-zstd` (level 3, the default) record bytes / uncompressed record bytes on the
-/// access-log corpus (`crates/wire/benches/compression.rs`, docs/BENCHMARKS.md: 630,929 /
-/// 4,725,859). 200-byte word-salad lines gave 0.229, 1 KiB JSON lines 0.203, Java traces
-/// 0.204; real logs differ, so it is a flag.
-pub const MEASURED_ZSTD_RATIO: f64 = 0.134;
+/// Measured `v2-zstd` (the default `auto` profile) record bytes / uncompressed record bytes on
+/// the access-log corpus: end to end next to Fluent Bit (docs/BENCHMARKS.md, "Side by side
+/// with Fluent Bit, format v2": record/source 0.128) over v2's uncompressed record/source
+/// (1.191, `crates/wire/benches/compression.rs`). 200-byte word-salad lines gave 0.214, 1 KiB
+/// JSON lines 0.202, Java traces 0.185; real logs differ, so it is a flag.
+pub const MEASURED_ZSTD_RATIO: f64 = 0.107;
 /// Measured `v2-gzip` (level 6) record bytes / uncompressed record bytes, same corpus
 /// (516,204 / 4,725,859).
 pub const MEASURED_V2_GZIP_RATIO: f64 = 0.109;
