@@ -95,6 +95,10 @@ impl Acker {
     /// Confirms that the event `[offset, end_offset)` of `source` is durably delivered.
     /// Acks may arrive in any order; duplicates are ignored.
     pub fn ack(&self, source: &SourceFile, offset: u64, end_offset: u64) {
+        if let Some(owner) = source.external_ack() {
+            owner.ack(offset, end_offset);
+            return;
+        }
         let Some(cell) = source.ack_cell() else {
             return;
         };
