@@ -10,7 +10,8 @@
 //!
 //! Errors back off exponentially with jitter up to `retry_max`, at least `Retry-After`;
 //! 403 (RBAC denies `pods/log`) is logged as an error and retried at `retry_max`; 400
-//! "waiting to start" is retried at the poll interval. Every error counts in
+//! "waiting to start" is retried at the poll interval; a 400 to `previous=true` means the
+//! kubelet no longer has that instance's log (logged as an error, the instance is done). Every error counts in
 //! `firetail_stdout_errors_total{reason}`.
 
 use std::collections::VecDeque;
@@ -258,6 +259,15 @@ impl Follower {
                         Ok(End::Closed { .. }) => r.finished = true,
                         Ok(End::Deadline) => break true,
                         Ok(End::Gone) => break false,
+                        // 400: the kubelet no longer has the previous instance's log.
+                        Err(ReadError::Kube(KubeError::Api {
+                            code: 400, message, ..
+                        })) => {
+                            self.ctx.obs.metrics.stdout_error("previous_gone");
+                            tracing::error!(container = %self.container, %message,
+                                "the previous instance's log is no longer available; its lines not read yet are lost");
+                            r.finished = true;
+                        }
                         Err(error) => {
                             self.on_error(&error).await;
                             continue;
@@ -334,7 +344,8 @@ impl Follower {
                 403 => ("forbidden", self.ctx.settings.retry_max),
                 429 => ("throttled", self.backoff.next(*retry_after)),
                 500..=599 => ("server_error", self.backoff.next(*retry_after)),
-                400 => ("waiting", self.ctx.settings.poll_interval),
+                400 if waiting(error) => ("waiting", self.ctx.settings.poll_interval),
+                400 => ("bad_request", self.backoff.next(None)),
                 404 => ("not_found", self.backoff.next(None)),
                 _ => ("client_error", self.backoff.next(*retry_after)),
             },
@@ -480,6 +491,11 @@ impl Follower {
         let batch = std::mem::take(&mut state.out);
         self.tx.send(batch).await.is_ok()
     }
+}
+
+/// Whether a 400 says the container has not started yet (`... is waiting to start: ...`).
+fn waiting(error: &ReadError) -> bool {
+    matches!(error, ReadError::Kube(KubeError::Api { message, .. }) if message.contains("waiting to start"))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
