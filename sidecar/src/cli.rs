@@ -21,6 +21,7 @@ use firetail_sidecar::config::{
     DrainPolicy, DrainStrategy, OversizeMode, ShipConfig, default_max_inflight_bytes,
 };
 use firetail_sidecar::pod::api::ApiSettings;
+use firetail_sidecar::stdout::{Selection as StdoutSelection, StdoutSettings};
 use firetail_tail::{MultilineConfig, MultilineMode, ReadFrom, TailConfig};
 use firetail_wire::RecordFormat;
 
@@ -242,6 +243,26 @@ pub struct ShipArgs {
     /// This container's own name, so that it does not count as an app container.
     #[arg(long, env = "FIRETAIL_SELF_CONTAINER", default_value = "firetail")]
     pub self_container: String,
+
+    /// Also ship these containers' stdout/stderr, followed through the Kubernetes API
+    /// (`pods/log`): a comma-separated list of container names, or `all` (every regular
+    /// container but --self-container). Empty: off. Needs the API (--kubernetes-api auto) and
+    /// `get` on `pods/log` (docs/stdout.md).
+    #[arg(long, env = "FIRETAIL_STDOUT_CONTAINERS", default_value = "")]
+    pub stdout_containers: String,
+
+    /// First retry delay of a failed container log request (doubled per failure, jittered).
+    #[arg(long, env = "FIRETAIL_STDOUT_RETRY_BASE_MS", default_value_t = 500)]
+    pub stdout_retry_base_ms: u64,
+
+    /// Longest retry delay of container log requests; also the pace while RBAC denies them.
+    #[arg(long, env = "FIRETAIL_STDOUT_RETRY_MAX_MS", default_value_t = 30_000)]
+    pub stdout_retry_max_ms: u64,
+
+    /// How often the pod's status is read while a followed container waits to start or
+    /// restart.
+    #[arg(long, env = "FIRETAIL_STDOUT_POLL_INTERVAL_MS", default_value_t = 2000)]
+    pub stdout_poll_interval_ms: u64,
 
     /// Log format on stderr; the level comes from `FIRETAIL_LOG` (e.g. `info`, `firetail=debug`).
     #[arg(long, env = "FIRETAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
@@ -483,6 +504,12 @@ impl RunArgs {
                 Duration::from_secs(s.permanent_retry_secs),
             ),
             self_container: s.self_container,
+            stdout: StdoutSettings {
+                containers: s.stdout_containers.parse().unwrap_or(StdoutSelection::Off),
+                retry_base: Duration::from_millis(s.stdout_retry_base_ms.max(1)),
+                retry_max: Duration::from_millis(s.stdout_retry_max_ms.max(1)),
+                poll_interval: Duration::from_millis(s.stdout_poll_interval_ms.max(10)),
+            },
         };
         let tail = self.tail.into_config(s.record_format)?;
         Ok(Settings {

@@ -121,6 +121,8 @@ pub struct ShipConfig {
     pub retry: RetryPolicy,
     /// This container's own name, so that it does not count as an app container.
     pub self_container: String,
+    /// The stdout source: app containers' logs through the Kubernetes API (off by default).
+    pub stdout: crate::stdout::StdoutSettings,
 }
 
 impl Default for ShipConfig {
@@ -145,6 +147,7 @@ impl Default for ShipConfig {
                 Duration::from_secs(30),
             ),
             self_container: "firetail".to_owned(),
+            stdout: crate::stdout::StdoutSettings::default(),
         }
     }
 }

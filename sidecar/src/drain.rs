@@ -6,7 +6,11 @@
 //! with [`EXIT_DRAIN_INCOMPLETE`], so the container's status says so, and names every file
 //! with what was left in it.
 
+use std::path::PathBuf;
+
 use firetail_tail::{DrainEnd, DrainReport, FileLeft};
+
+use crate::stdout::{StdoutReport, source_path};
 
 /// Exit status of `firetail run` when the drain left data unread or unacknowledged: 75,
 /// `EX_TEMPFAIL` of sysexits.h (the data is still in the files; a start with a reachable
@@ -59,6 +63,8 @@ pub struct DrainOutcome {
     pub abandoned_batches: usize,
     /// Whether the final checkpoint was written.
     pub checkpoint_saved: bool,
+    /// Container log streams (the stdout source) not read to their end by the deadline.
+    pub streams_unfinished: Vec<String>,
 }
 
 impl DrainOutcome {
@@ -84,7 +90,31 @@ impl DrainOutcome {
             files_left: report.files_left.clone(),
             abandoned_batches,
             checkpoint_saved: report.checkpoint_saved,
+            streams_unfinished: Vec::new(),
         }
+    }
+
+    /// Adds what the stdout source's drain left: each stream with unacknowledged bytes is
+    /// listed like a file (`k8s://{container}`), and a stream not read to its end makes the
+    /// drain incomplete (how much it left is unknown: the kubelet still has it).
+    pub fn with_streams(mut self, report: &StdoutReport) -> Self {
+        for left in &report.streams_left {
+            self.unacked_bytes += left.unacked_bytes;
+            self.files_left.push(FileLeft {
+                path: PathBuf::from(source_path(&left.container)),
+                unread_bytes: 0,
+                unacked_bytes: left.unacked_bytes,
+            });
+            if left.unfinished {
+                self.streams_unfinished.push(left.container.clone());
+            }
+        }
+        self.checkpoint_saved &= report.checkpoint_saved;
+        let left_something = !report.streams_left.is_empty();
+        if self.outcome == Outcome::Complete && left_something {
+            self.outcome = Outcome::Deadline;
+        }
+        self
     }
 
     /// Whether everything read was delivered and nothing was left unread.
@@ -129,9 +159,17 @@ impl DrainOutcome {
                 "drain left data in more files (not named one by one)"
             );
         }
+        for container in &self.streams_unfinished {
+            tracing::error!(
+                container = %container,
+                path = %source_path(container),
+                "drain ended before this container's log stream ended (the container still ran, or the API was unreachable); the rest stays in the kubelet's log"
+            );
+        }
         tracing::error!(
             outcome = %self.outcome.as_str(),
             files = self.files_left.len(),
+            streams_unfinished = self.streams_unfinished.len(),
             unread_bytes = self.unread_bytes,
             unacked_bytes = self.unacked_bytes,
             abandoned_batches = self.abandoned_batches,
@@ -144,9 +182,38 @@ impl DrainOutcome {
 
 #[cfg(test)]
 mod tests {
-    use std::path::PathBuf;
-
     use super::*;
+    use crate::stdout::StreamLeft;
+
+    #[test]
+    fn streams_left_by_the_stdout_source_make_the_drain_incomplete() {
+        let clean = DrainOutcome::of(&report(DrainEnd::AllRead, 0, &[]), 0);
+        let same = clean.clone().with_streams(&StdoutReport {
+            streams_left: Vec::new(),
+            checkpoint_saved: true,
+        });
+        assert!(same.is_complete());
+        let left = clean.with_streams(&StdoutReport {
+            streams_left: vec![
+                StreamLeft {
+                    container: "app".into(),
+                    unacked_bytes: 0,
+                    unfinished: true,
+                },
+                StreamLeft {
+                    container: "worker".into(),
+                    unacked_bytes: 70,
+                    unfinished: false,
+                },
+            ],
+            checkpoint_saved: true,
+        });
+        assert_eq!(left.outcome, Outcome::Deadline);
+        assert_eq!(left.exit_code(), EXIT_DRAIN_INCOMPLETE);
+        assert_eq!(left.unacked_bytes, 70);
+        assert_eq!(left.streams_unfinished, ["app"]);
+        assert_eq!(left.files_left[1].path, PathBuf::from("k8s://worker"));
+    }
 
     fn report(end: DrainEnd, inflight: u64, files: &[(&str, u64, u64)]) -> DrainReport {
         DrainReport {

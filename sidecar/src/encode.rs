@@ -105,6 +105,19 @@ impl Encoder {
 
     /// Encodes `ev` and pushes it (or its pieces) into `packer`.
     pub fn push(&mut self, ev: LogEvent, packer: &mut Packer<Token>, obs: &Observability) {
+        let label = Arc::clone(&self.stream_label);
+        self.push_labelled(ev, &label, packer, obs);
+    }
+
+    /// [`Self::push`] with `stream` as the event's `stream` instead of the configured label
+    /// (the stdout source's lines say `stdout`).
+    pub fn push_labelled(
+        &mut self,
+        ev: LogEvent,
+        stream: &Arc<str>,
+        packer: &mut Packer<Token>,
+        obs: &Observability,
+    ) {
         let file = match &self.last_file {
             Some((src, text)) if Arc::ptr_eq(src, &ev.source) => Arc::clone(text),
             _ => {
@@ -130,7 +143,7 @@ impl Encoder {
             part: engine_part,
         };
         let v2_source = (packer.format().version() == Version::V2).then(|| V2Source {
-            stream: Arc::clone(&self.stream_label),
+            stream: Arc::clone(stream),
             file: Arc::clone(&file),
             kubernetes: Arc::clone(&kube),
         });
@@ -140,7 +153,14 @@ impl Encoder {
             end_offset: ev.end_offset,
         };
         if self
-            .try_push(&whole, cut, &kube, v2_source.as_ref(), token, packer)
+            .try_push(
+                &whole,
+                cut,
+                (stream, &kube),
+                v2_source.as_ref(),
+                token,
+                packer,
+            )
             .is_ok()
         {
             if ev.part.is_some_and(|p| p.last) {
@@ -156,7 +176,7 @@ impl Encoder {
                 encoded_len_bound(line_len, file_len, stream_len, kube_len)
             }
         };
-        let overhead = bound(0, file.len(), self.stream_label.len(), kube.len());
+        let overhead = bound(0, file.len(), stream.len(), kube.len());
         let per_byte_worst = bound(1, 0, 0, 0) - bound(0, 0, 0, 0) + 2;
         let piece_bytes = (max_event.saturating_sub(overhead) / per_byte_worst).max(64);
         let pieces = split_line(&ev.bytes, piece_bytes);
@@ -189,7 +209,14 @@ impl Encoder {
                     end_offset: ev.end_offset,
                 };
                 if self
-                    .try_push(&truncated, cut, &kube, v2_source.as_ref(), token, packer)
+                    .try_push(
+                        &truncated,
+                        cut,
+                        (stream, &kube),
+                        v2_source.as_ref(),
+                        token,
+                        packer,
+                    )
                     .is_err()
                 {
                     report_refused(packer, line.len(), obs);
@@ -227,7 +254,7 @@ impl Encoder {
                         .try_push(
                             &ev_piece,
                             piece_cut,
-                            &kube,
+                            (stream, &kube),
                             v2_source.as_ref(),
                             token,
                             packer,
@@ -258,7 +285,7 @@ impl Encoder {
         &mut self,
         ev: &EventRef<'_>,
         cut: Option<Cut>,
-        kube: &[u8],
+        (stream, kube): (&str, &[u8]),
         v2_source: Option<&V2Source>,
         token: Token,
         packer: &mut Packer<Token>,
@@ -267,7 +294,7 @@ impl Encoder {
             return packer.push_v2(ev, cut, source, token);
         }
         self.buf.clear();
-        encode_cut(ev, cut, &self.stream_label, kube, &mut self.buf);
+        encode_cut(ev, cut, stream, kube, &mut self.buf);
         if self.buf.len() > packer.max_event_bytes() {
             return Err(token);
         }

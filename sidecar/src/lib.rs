@@ -22,6 +22,8 @@
 //! - [`config`]: the typed configuration (the binary's `cli.rs` builds it from flags).
 //! - [`metrics`]: Prometheus metrics, health, and their HTTP server.
 //! - [`fdlimit`]: the descriptor limit raised from soft to hard at startup.
+//! - [`stdout`]: the stdout source, the app containers' logs followed through the Kubernetes
+//!   API beside the files (`FIRETAIL_STDOUT_CONTAINERS`).
 //! - [`stdout_sink`]: a Firehose client that prints instead (`--sink stdout`).
 //! - [`cmd`]: `firetail check` and the cost model behind `firetail cost`.
 //!
@@ -37,4 +39,5 @@ pub mod metrics;
 pub mod pack;
 pub mod pod;
 pub mod run;
+pub mod stdout;
 pub mod stdout_sink;

@@ -26,6 +26,7 @@ use crate::pack::{Limits, Packer};
 use crate::pod::PodInfo;
 use crate::pod::api::KubeClient;
 use crate::pod::watch::{self, ApiSource};
+use crate::stdout::{self as stdout_source, StdoutConfig, StdoutSource};
 
 /// Everything [`run`] needs.
 #[derive(Debug)]
@@ -154,6 +155,16 @@ impl<C: FirehoseClient + 'static> Shipper<C> {
     }
 }
 
+/// The next batch of the stdout source (never ready without one).
+async fn recv_stdout(
+    rx: &mut Option<tokio::sync::mpsc::Receiver<Vec<tail::LogEvent>>>,
+) -> Option<Vec<tail::LogEvent>> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the shipper until `shutdown` completes, then drains: reads what is left (per the
 /// drain policy), sends it, waits for acknowledgements and lets the engine write its final
 /// checkpoints, all within the drain timeout.
@@ -177,18 +188,61 @@ pub async fn run<C: FirehoseClient + 'static>(
             namespace,
             name,
         });
+    let mut tail_config = tail_config;
+    // The stdout source needs the API; it is off without it (said once, loudly).
+    let stdout_on = ship.stdout.containers != stdout_source::Selection::Off;
+    if stdout_on && api.is_none() {
+        tracing::error!(
+            "FIRETAIL_STDOUT_CONTAINERS is set but there is no Kubernetes API client (no API address, token, POD_NAME or POD_NAMESPACE); container logs are NOT followed"
+        );
+    }
+    let stdout_api = api.clone().filter(|_| stdout_on);
     // The engine stops reading at its in-flight budget (file bytes). Sending once half of it
     // is packed (encoded bytes, never fewer than the file bytes) means a full budget is always
     // on its way to Firehose rather than waiting for the flush tick.
     let inflight_budget = tail_config.max_inflight_bytes;
+    // With the stdout source on, the files get half of the budget and the streams share the
+    // other half, so both together stay within it.
+    let stdout_budget = if stdout_api.is_some() {
+        let half = inflight_budget / 2;
+        tail_config.max_inflight_bytes = inflight_budget - half;
+        half
+    } else {
+        0
+    };
+    let stdout_config = StdoutConfig {
+        settings: ship.stdout.clone(),
+        budget_bytes: stdout_budget,
+        max_line_bytes: tail_config.max_line_bytes,
+        multiline: tail_config.multiline.clone(),
+        data_dir: tail_config.data_dir.clone(),
+        checkpoint_interval: tail_config.checkpoint_interval,
+        self_container: ship.self_container.clone(),
+    };
     obs.metrics
         .memory_budget_bytes
         .set(i64::try_from(inflight_budget).unwrap_or(i64::MAX));
     let flush_threshold = usize::try_from(inflight_budget / 2).unwrap_or(usize::MAX);
     let emitter: Arc<dyn tail::TailEmitter> = obs.clone();
     let (handle, mut events) = tail::start_with(tail_config, emitter)?;
+    let (stdout, mut stdout_events) = match stdout_api {
+        Some(api) => {
+            let (source, rx) = StdoutSource::start(stdout_config, api, Arc::clone(&obs));
+            (Some(source), Some(rx))
+        }
+        None => (None, None),
+    };
     let probe = handle.probe();
-    obs.set_gauge_source(Box::new(move || probe.stats()));
+    let stdout_probe = stdout.as_ref().map(StdoutSource::probe);
+    obs.set_gauge_source(Box::new(move || {
+        let mut stats = probe.stats();
+        if let Some(p) = &stdout_probe {
+            stats.inflight_bytes += p.inflight_bytes();
+            stats.buffered_bytes += p.buffered_bytes();
+        }
+        stats
+    }));
+    let stdout_label: Arc<str> = stdout_source::STREAM.into();
     // Each call in flight holds its data about three times (our copy, the SDK's, the base64
     // body). Spreading the in-flight budget over the concurrent calls, instead of 4 MiB each,
     // keeps memory near the budget; a call still takes at least one full record.
@@ -230,11 +284,15 @@ pub async fn run<C: FirehoseClient + 'static>(
     let mut handle = Some(handle);
     let mut drain_task: Option<tokio::task::JoinHandle<(DrainMode, DrainReport)>> = None;
     tokio::pin!(shutdown);
-    // Running, then draining, until the engine ends the stream.
-    loop {
+    let mut files_open = true;
+    // Running, then draining, until the engine and the stdout source end their streams.
+    while files_open || stdout_events.is_some() {
         tokio::select! {
-            batch = events.recv_batch() => {
-                let Some(batch) = batch else { break };
+            batch = events.recv_batch(), if files_open => {
+                let Some(batch) = batch else {
+                    files_open = false;
+                    continue;
+                };
                 for ev in batch {
                     events_received += 1;
                     obs.metrics.events_read.inc();
@@ -243,6 +301,32 @@ pub async fn run<C: FirehoseClient + 'static>(
                         id_lookups.before(&ev.source.container, api, &mut encoder).await;
                     }
                     encoder.push(ev, &mut packer, &obs);
+                }
+                if packer.pending_raw_bytes() >= flush_threshold {
+                    packer.flush();
+                }
+            }
+            batch = recv_stdout(&mut stdout_events), if stdout_events.is_some() => {
+                let Some(batch) = batch else {
+                    stdout_events = None;
+                    continue;
+                };
+                if let Some(source) = &stdout {
+                    let ids = source.take_new_ids();
+                    if !ids.is_empty() {
+                        let mut info = encoder.enricher.info().clone();
+                        for (name, id) in ids {
+                            info.containers.entry(name).or_default().docker_id =
+                                Some(crate::pod::api::strip_runtime_scheme(&id).to_owned());
+                        }
+                        encoder.enricher.update(info);
+                    }
+                }
+                for ev in batch {
+                    events_received += 1;
+                    obs.metrics.events_read.inc();
+                    obs.metrics.read_bytes.inc_by(ev.bytes.len() as u64);
+                    encoder.push_labelled(ev, &stdout_label, &mut packer, &obs);
                 }
                 if packer.pending_raw_bytes() >= flush_threshold {
                     packer.flush();
@@ -273,6 +357,9 @@ pub async fn run<C: FirehoseClient + 'static>(
                     let own = ship.self_container.clone();
                     // The drain timeout counts from SIGTERM, lookup included.
                     let signalled = Instant::now();
+                    if let Some(source) = &stdout {
+                        source.drain(signalled + drain.timeout);
+                    }
                     drain_task = Some(tokio::spawn(async move {
                         let apps_done = match &api {
                             Some(a) => a.client.app_containers_done(&a.namespace, &a.name, &own).await,
@@ -320,11 +407,19 @@ pub async fn run<C: FirehoseClient + 'static>(
         }
         (None, None) => (None, failed),
     };
+    // The stdout source waits for its acknowledgements (until the deadline) and checkpoints.
+    let stdout_report = match stdout {
+        Some(source) => Some(source.finish().await),
+        None => None,
+    };
     pod_watcher.abort();
     let abandoned_batches = shipper.tasks.len();
     shipper.tasks.abort_all();
     while shipper.tasks.join_next().await.is_some() {}
-    let outcome = DrainOutcome::of(&drain, abandoned_batches);
+    let mut outcome = DrainOutcome::of(&drain, abandoned_batches);
+    if let Some(report) = &stdout_report {
+        outcome = outcome.with_streams(report);
+    }
     outcome.log(events_received, drain.bytes_read);
     obs.record_drain(&outcome);
     Ok(RunReport {

@@ -95,6 +95,10 @@ impl Acker {
     /// Confirms that the event `[offset, end_offset)` of `source` is durably delivered.
     /// Acks may arrive in any order; duplicates are ignored.
     pub fn ack(&self, source: &SourceFile, offset: u64, end_offset: u64) {
+        if let Some(owner) = source.external_ack() {
+            owner.ack(offset, end_offset);
+            return;
+        }
         let Some(cell) = source.ack_cell() else {
             return;
         };
@@ -121,6 +125,7 @@ impl Acker {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -141,6 +146,40 @@ mod tests {
         assert_eq!(c.acked_to(), 0, "gap at [0,10) holds the checkpoint back");
         assert_eq!(c.ack(0, 10), 10);
         assert_eq!(c.acked_to(), 30);
+    }
+
+    #[derive(Debug, Default)]
+    struct Owner {
+        acks: Mutex<Vec<(u64, u64)>>,
+    }
+
+    impl super::super::event::ExternalAck for Owner {
+        fn ack(&self, offset: u64, end_offset: u64) {
+            self.acks.lock().unwrap().push((offset, end_offset));
+        }
+    }
+
+    #[test]
+    fn acks_of_an_external_source_go_to_its_owner_and_not_to_the_engine() {
+        let (tx, _rx) = std::sync::mpsc::channel();
+        let acker = Acker {
+            shared: Arc::new(AckShared {
+                inflight: AtomicU64::new(7),
+                ack_seq: AtomicU64::new(0),
+                ignored: AtomicU64::new(0),
+                wake_on_ack: AtomicBool::new(false),
+                waker: Mutex::new(tx),
+            }),
+        };
+        let owner = Arc::new(Owner::default());
+        let source = SourceFile::external("k8s://app", "app", owner.clone());
+        acker.ack(&source, 10, 20);
+        acker.ack(&source, 0, 10);
+        assert_eq!(*owner.acks.lock().unwrap(), [(10, 20), (0, 10)]);
+        // The engine's budget and checkpoint bookkeeping are untouched.
+        assert_eq!(acker.shared.inflight.load(Ordering::SeqCst), 7);
+        assert_eq!(acker.shared.ack_seq.load(Ordering::SeqCst), 0);
+        assert_eq!(acker.shared.ignored.load(Ordering::SeqCst), 0);
     }
 
     #[test]

@@ -21,7 +21,28 @@ pub struct SourceFile {
     /// Container name: `container_name` from the config, else the first directory under the
     /// watch root, else empty.
     pub container: String,
-    ack: Option<Arc<AckCell>>,
+    ack: AckTarget,
+}
+
+/// Where the acknowledgements of a source's events go.
+#[derive(Debug)]
+enum AckTarget {
+    /// A file the engine reads: its ack cell (checkpoint prefix and in-flight budget).
+    Engine(Arc<AckCell>),
+    /// A source another reader owns (the sidecar's Kubernetes log streams).
+    External(Arc<dyn ExternalAck>),
+    /// Nobody: acks are ignored (consumer tests).
+    #[cfg(any(test, feature = "test-util"))]
+    Detached,
+}
+
+/// The owner of a source the engine does not read, told of every acknowledgement of its
+/// events. Its events carry offsets in a space of its own choosing (say, bytes of one stream),
+/// and `ack` is called with each delivered event's `offset..end_offset`, in any order, maybe
+/// more than once, from any thread (so it must be quick and must not block).
+pub trait ExternalAck: Send + Sync + std::fmt::Debug {
+    /// The event `[offset, end_offset)` was delivered.
+    fn ack(&self, offset: u64, end_offset: u64);
 }
 
 impl SourceFile {
@@ -30,8 +51,24 @@ impl SourceFile {
             id,
             path,
             container,
-            ack: Some(ack),
+            ack: AckTarget::Engine(ack),
         }
+    }
+
+    /// A source read by someone other than the engine (not a file: `path` names it, e.g.
+    /// `k8s://app`); acknowledgements of its events go to `ack`, and the engine's budget and
+    /// checkpoints never see them.
+    pub fn external(
+        path: impl Into<PathBuf>,
+        container: impl Into<String>,
+        ack: Arc<dyn ExternalAck>,
+    ) -> Arc<Self> {
+        Arc::new(Self {
+            id: FileId { dev: 0, ino: 0 },
+            path: path.into(),
+            container: container.into(),
+            ack: AckTarget::External(ack),
+        })
     }
 
     /// A source not backed by the engine, for building events in tests of a consumer; acks on
@@ -42,12 +79,22 @@ impl SourceFile {
             id: FileId { dev: 0, ino: 0 },
             path: path.into(),
             container: container.into(),
-            ack: None,
+            ack: AckTarget::Detached,
         })
     }
 
     pub(crate) fn ack_cell(&self) -> Option<&AckCell> {
-        self.ack.as_deref()
+        match &self.ack {
+            AckTarget::Engine(cell) => Some(cell),
+            _ => None,
+        }
+    }
+
+    pub(crate) fn external_ack(&self) -> Option<&dyn ExternalAck> {
+        match &self.ack {
+            AckTarget::External(owner) => Some(owner.as_ref()),
+            _ => None,
+        }
     }
 }
 

@@ -28,6 +28,8 @@
 //! `DrainMode::ReadToEof` carries a `deadline` too (a drain must end even if acks never come);
 //! `EventStream::recv_batch` hands out whole batches; `Acker::ack_event(&ev)` is shorthand;
 //! `SourceFile::detached` (feature `test-util`) builds sources for consumer tests;
+//! `SourceFile::external` builds a source another reader owns (its acks go to its
+//! [`ExternalAck`], not to the engine);
 //! [`TailStats`] holds counters and gauges (see its fields). The engine runs on a
 //! dedicated OS thread (file I/O is blocking), so `start` needs no runtime; `recv` and `drain`
 //! are runtime-agnostic futures. Dropping the [`TailHandle`] without draining stops the engine
@@ -118,7 +120,7 @@ pub use config::{
 };
 pub use emit::{Fault, NoEmitter, TailEmitter};
 pub use error::TailError;
-pub use event::{Cut, EventStream, FileId, LogEvent, Part, SourceFile, is_valid_utf8};
+pub use event::{Cut, EventStream, ExternalAck, FileId, LogEvent, Part, SourceFile, is_valid_utf8};
 pub use multiline::{MultilineConfig, MultilineMode};
 pub use stats::TailStats;
 

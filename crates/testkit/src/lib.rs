@@ -7,6 +7,8 @@
 //! - [`firehose_endpoint`]: a FAULT-INJECTING Firehose endpoint (partial failures, throttling,
 //!   5xx, delays, resets) that records every accepted record; also a benchmark sink.
 //! - [`hostile`]: the hostile-input corpus (`tests/hostile/` plus generated large samples).
+//! - [`kube_api`]: a STAND-IN for the Kubernetes API's pod and pod-log endpoints (chunked
+//!   follow streams with timestamps, `sinceTime`, `previous`, restarts, injected faults).
 //! - [`moto`]: moto's server as Firehose + S3 on 127.0.0.1, with SDK helpers.
 //! - [`aws`]: real SDK clients and child-process environment for a local endpoint.
 //! - [`process`]: [`process::ChildGuard`], a child process killed on drop, output captured.
@@ -25,6 +27,7 @@
 pub mod aws;
 pub mod firehose_endpoint;
 pub mod hostile;
+pub mod kube_api;
 pub mod moto;
 pub mod process;
 pub mod procfs;
@@ -37,6 +40,7 @@ mod server;
 pub use firehose_endpoint::{FaultPlan, FirehoseEndpoint};
 /// The record contract both halves share, for tests that build or read records.
 pub use firetail_wire as wire;
+pub use kube_api::{KubeApiStandIn, LogFault};
 pub use moto::MotoServer;
 pub use process::ChildGuard;
 pub use recorder::RecordingProxy;

@@ -7,7 +7,8 @@
 //! - [`Inputs`]: the workload and deployment; [`Inputs::new`] fills the defaults measured by
 //!   `benches/sidecar` (docs/BENCHMARKS.md).
 //! - [`estimate`]: pure arithmetic, one [`FormatEstimate`] per record format.
-//! - [`render`]: the text table the subcommand prints.
+//! - [`render`]: the text table the subcommand prints, ending with [`stdout_comparison`]
+//!   (stdout/stderr through Fargate's log router, one record per line, vs the stdout source).
 //!
 //! The subcommand's flags are the binary's (`cli.rs`).
 //!
@@ -387,7 +388,31 @@ pub fn render(inputs: &Inputs, estimates: &[FormatEstimate]) -> String {
             e.total_usd_month(),
         );
     }
+    if let Some(line) = stdout_comparison(estimates) {
+        out.push_str(&line);
+    }
     out
+}
+
+/// The same volume written to stdout/stderr: Fargate's log router sends one record per line
+/// (the `json` row's billing), the stdout source (`FIRETAIL_STDOUT_CONTAINERS`,
+/// docs/stdout.md) packs the lines like files (the default format's row). `None` when the
+/// estimates lack either row.
+pub fn stdout_comparison(estimates: &[FormatEstimate]) -> Option<String> {
+    let router = estimates.iter().find(|e| e.format == RecordFormat::Json)?;
+    let packed = estimates
+        .iter()
+        .find(|e| e.format == RecordFormat::DEFAULT)?;
+    let times = router.billed_bytes_per_day / packed.billed_bytes_per_day.max(1.0);
+    Some(format!(
+        "stdout/stderr: Fargate's log router sends one record per line ({:.2} billed GB/day, Firehose ${:.2}/mo); through firetail's stdout source ({}) {:.2} billed GB/day, ${:.2}/mo: {:.0}x less\n",
+        router.billed_bytes_per_day / GIB,
+        router.firehose_usd_month,
+        packed.format.as_str(),
+        packed.billed_bytes_per_day / GIB,
+        packed.firehose_usd_month,
+        times,
+    ))
 }
 
 #[cfg(test)]
@@ -411,6 +436,24 @@ mod tests {
             network_per_gb: 0.045,
         };
         inputs
+    }
+
+    #[test]
+    fn the_stdout_line_compares_the_router_with_the_default_format() {
+        let inputs = hand_inputs();
+        let estimates = estimate(&inputs);
+        let router = estimates[0];
+        assert_eq!(router.format, RecordFormat::Json);
+        let packed = estimates
+            .iter()
+            .find(|e| e.format == RecordFormat::DEFAULT)
+            .unwrap();
+        let line = stdout_comparison(&estimates).unwrap();
+        let times = router.billed_bytes_per_day / packed.billed_bytes_per_day;
+        assert!(times > 10.0, "{times}");
+        assert!(line.contains(&format!("{times:.0}x less")), "{line}");
+        assert!(render(&inputs, &estimates).ends_with(&line));
+        assert!(stdout_comparison(&estimates[1..]).is_none());
     }
 
     #[test]

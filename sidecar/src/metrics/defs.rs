@@ -148,8 +148,24 @@ pub const HTTP_ACCEPT_ERRORS: Def = Def {
     help: "Metrics-server accept errors (such as running out of descriptors), each followed by a backoff",
 };
 
+/// Errors of the stdout source's Kubernetes API requests, by reason.
+pub const STDOUT_ERRORS: Def = Def {
+    name: "stdout_errors",
+    help: "Errors following container logs through the Kubernetes API, by reason: forbidden (RBAC denies pods/log), throttled (429), server_error (5xx), waiting (container not started yet), bad_request (other 400), previous_gone (the previous instance's log is no longer available: its unread lines are lost), not_found, client_error (other 4xx), connect (no answer), disconnect (stream cut mid-way), pod (pod status lookup failed), checkpoint_load, checkpoint_write",
+};
+/// Lines a resumed log stream repeated and the stdout source skipped.
+pub const STDOUT_LINES_SKIPPED: Def = Def {
+    name: "stdout_lines_skipped",
+    help: "Lines of resumed container log streams skipped because they were already read (sinceTime has second precision)",
+};
+/// Container log streams open (gauge).
+pub const STDOUT_STREAMS_OPEN: Def = Def {
+    name: "stdout_streams_open",
+    help: "Container log streams the stdout source has open through the Kubernetes API",
+};
+
 /// Every metric, in exposition order.
-pub const ALL: [Def; 24] = [
+pub const ALL: [Def; 27] = [
     EVENTS_READ,
     READ_BYTES,
     EVENTS_SENT,
@@ -174,4 +190,7 @@ pub const ALL: [Def; 24] = [
     HTTP_CONNECTIONS_REFUSED,
     HTTP_CONNECTIONS_TIMED_OUT,
     HTTP_ACCEPT_ERRORS,
+    STDOUT_ERRORS,
+    STDOUT_LINES_SKIPPED,
+    STDOUT_STREAMS_OPEN,
 ];

@@ -93,6 +93,12 @@ pub struct Metrics {
     pub http_connections_timed_out: Counter,
     /// [`defs::HTTP_ACCEPT_ERRORS`].
     pub http_accept_errors: Counter,
+    /// [`defs::STDOUT_ERRORS`], by `reason`.
+    pub stdout_errors: Family<Labels, Counter>,
+    /// [`defs::STDOUT_LINES_SKIPPED`].
+    pub stdout_lines_skipped: Counter,
+    /// [`defs::STDOUT_STREAMS_OPEN`].
+    pub stdout_streams_open: Gauge,
 }
 
 impl Default for Metrics {
@@ -135,6 +141,9 @@ impl Metrics {
             http_connections_refused: Counter::default(),
             http_connections_timed_out: Counter::default(),
             http_accept_errors: Counter::default(),
+            stdout_errors: Family::default(),
+            stdout_lines_skipped: Counter::default(),
+            stdout_streams_open: Gauge::default(),
             registry: Registry::default(),
         };
         reg(defs::EVENTS_READ, &m.events_read);
@@ -166,6 +175,9 @@ impl Metrics {
             &m.http_connections_timed_out,
         );
         reg(defs::HTTP_ACCEPT_ERRORS, &m.http_accept_errors);
+        reg(defs::STDOUT_ERRORS, &m.stdout_errors);
+        reg(defs::STDOUT_LINES_SKIPPED, &m.stdout_lines_skipped);
+        reg(defs::STDOUT_STREAMS_OPEN, &m.stdout_streams_open);
         // Every fault kind shows from the start (at 0), so a dashboard has a series to draw.
         for kind in Fault::ALL {
             m.tail_errors
@@ -183,6 +195,13 @@ impl Metrics {
     /// Counts one failure of `code`.
     pub fn failure(&self, code: &str) {
         self.failures.get_or_create(&label("code", code)).inc();
+    }
+
+    /// Counts one stdout-source error of `reason`.
+    pub fn stdout_error(&self, reason: &str) {
+        self.stdout_errors
+            .get_or_create(&label("reason", reason))
+            .inc();
     }
 
     /// Counts `n` records resent after `code`.

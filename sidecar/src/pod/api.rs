@@ -6,7 +6,11 @@
 //! - [`PodView::lookup`]: container name → [`ContainerInfo`] and the owner references.
 //! - [`PodView::app_containers_done`]: whether every regular container has terminated, which
 //!   decides the drain mode (read to EOF vs wait for quiet files).
-//! - [`KubeClient`]: a minimal in-cluster HTTPS client (service-account token + CA, rustls).
+//! - [`PodView::container_run`]: a container's current instance (id, `restartCount`, running,
+//!   the previous instance's id), for the stdout source.
+//! - [`KubeClient`]: a minimal in-cluster HTTPS client (service-account token + CA, rustls):
+//!   [`KubeClient::get_pod`], and [`KubeClient::log_stream`], the streaming `pods/log` GET
+//!   ([`LogQuery`]; an error answer's `Status` object becomes [`KubeError::Api`]).
 //!
 //! All of this is optional: without a cluster, a token, or RBAC permission, the `docker_id` and
 //! `container_image` fields are omitted and the drain waits for quiet files.
@@ -88,6 +92,9 @@ const MAX_POD_BYTES: usize = 1024 * 1024;
 /// Per-request timeout: the lookup is optional and must never hold up shipping or a drain.
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a log request may take to answer its head (the body then streams).
+const LOG_HEAD_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Why a lookup failed (always non-fatal for the caller).
 #[derive(Debug, thiserror::Error)]
 pub enum KubeError {
@@ -119,7 +126,64 @@ pub enum KubeError {
     /// The body is not a Pod.
     #[error("decoding pod: {0}")]
     Decode(#[from] serde_json::Error),
+    /// The API answered a log request with an error `Status` object.
+    #[error("HTTP {code} {reason}: {message}")]
+    Api {
+        /// HTTP status (the Status object's `code`).
+        code: u16,
+        /// The Status object's `reason` (`Forbidden`, `BadRequest`, ...), may be empty.
+        reason: String,
+        /// The Status object's `message` (or the start of a body that is not one).
+        message: String,
+        /// The `Retry-After` header, in seconds.
+        retry_after: Option<Duration>,
+    },
 }
+
+/// The query of `GET /api/v1/namespaces/{ns}/pods/{name}/log` (always `timestamps=true`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogQuery {
+    /// `container`.
+    pub container: String,
+    /// `follow`: keep the stream open until the container exits.
+    pub follow: bool,
+    /// `previous`: the previous (terminated) instance of the container.
+    pub previous: bool,
+    /// `sinceTime`: RFC 3339, second precision.
+    pub since_time: Option<String>,
+}
+
+impl LogQuery {
+    /// The path and query, for `namespace`/`name`.
+    pub fn path(&self, namespace: &str, name: &str) -> String {
+        let mut q = format!(
+            "/api/v1/namespaces/{namespace}/pods/{name}/log?container={}&timestamps=true",
+            self.container
+        );
+        if self.follow {
+            q.push_str("&follow=true");
+        }
+        if self.previous {
+            q.push_str("&previous=true");
+        }
+        if let Some(since) = &self.since_time {
+            q.push_str("&sinceTime=");
+            q.push_str(since);
+        }
+        q
+    }
+}
+
+/// The error `Status` object of the Kubernetes API.
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct ApiStatus {
+    message: String,
+    reason: String,
+}
+
+/// Largest error body read from a log request.
+const MAX_STATUS_BYTES: usize = 64 * 1024;
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default, rename_all = "camelCase")]
@@ -171,13 +235,36 @@ struct ContainerStatus {
     image: Option<String>,
     #[serde(rename = "containerID")]
     container_id: Option<String>,
+    restart_count: u32,
     state: State,
+    last_state: State,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(default)]
 struct State {
-    terminated: Option<serde_json::Value>,
+    running: Option<serde_json::Value>,
+    terminated: Option<Terminated>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(default)]
+struct Terminated {
+    #[serde(rename = "containerID")]
+    container_id: Option<String>,
+}
+
+/// One regular container's current instance, from its status.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ContainerRun {
+    /// `containerID` of the current instance (`None` before it first started).
+    pub container_id: Option<String>,
+    /// `restartCount`: the instance's number, 0 for the first.
+    pub restart_count: u32,
+    /// Whether the instance is running (not waiting, not terminated).
+    pub running: bool,
+    /// `lastState.terminated.containerID`: the previous instance's id.
+    pub previous_id: Option<String>,
 }
 
 /// What we use of the pod object.
@@ -242,6 +329,38 @@ impl PodView {
         }
         out.retain(|name, _| !name.is_empty());
         out
+    }
+
+    /// The names of the regular containers (`spec.containers`), except `own_name`.
+    pub fn app_container_names(&self, own_name: &str) -> Vec<String> {
+        self.pod
+            .spec
+            .containers
+            .iter()
+            .map(|c| c.name.clone())
+            .filter(|n| !n.is_empty() && n != own_name)
+            .collect()
+    }
+
+    /// The status of regular or init container `name`, if the pod reports one.
+    pub fn container_run(&self, name: &str) -> Option<ContainerRun> {
+        let status = self
+            .pod
+            .status
+            .container_statuses
+            .iter()
+            .chain(&self.pod.status.init_container_statuses)
+            .find(|s| s.name == name)?;
+        Some(ContainerRun {
+            container_id: status.container_id.clone().filter(|id| !id.is_empty()),
+            restart_count: status.restart_count,
+            running: status.state.running.is_some(),
+            previous_id: status
+                .last_state
+                .terminated
+                .as_ref()
+                .and_then(|t| t.container_id.clone()),
+        })
     }
 
     /// True when every regular container other than `own_name` has terminated: the app wrote
@@ -356,6 +475,63 @@ impl KubeClient {
                 false
             }
         }
+    }
+
+    /// Opens `GET .../pods/{name}/log` with `query`; the body of a 200 answer streams the
+    /// lines (chunked, `text/plain`). Only the answer's head is bounded by a timeout: a
+    /// follow stream stays open as long as the container runs.
+    pub async fn log_stream(
+        &self,
+        namespace: &str,
+        name: &str,
+        query: &LogQuery,
+    ) -> Result<hyper::body::Incoming, KubeError> {
+        let token =
+            std::fs::read_to_string(&self.token_path).map_err(|source| KubeError::Read {
+                path: self.token_path.clone(),
+                source,
+            })?;
+        let uri = format!("{}{}", self.base, query.path(namespace, name));
+        let req = hyper::Request::get(uri)
+            .header(
+                hyper::header::AUTHORIZATION,
+                format!("Bearer {}", token.trim()),
+            )
+            .body(Empty::<Bytes>::new())
+            .map_err(|e| KubeError::Request(e.to_string()))?;
+        let resp = tokio::time::timeout(LOG_HEAD_TIMEOUT, self.client.request(req))
+            .await
+            .map_err(|_| KubeError::Request("timed out".into()))?
+            .map_err(|e| KubeError::Request(e.to_string()))?;
+        let code = resp.status().as_u16();
+        if code == 200 {
+            return Ok(resp.into_body());
+        }
+        let retry_after = resp
+            .headers()
+            .get(hyper::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = tokio::time::timeout(
+            REQUEST_TIMEOUT,
+            Limited::new(resp.into_body(), MAX_STATUS_BYTES).collect(),
+        )
+        .await
+        .ok()
+        .and_then(Result::ok)
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+        let status: ApiStatus = serde_json::from_slice(&body).unwrap_or_else(|_| ApiStatus {
+            message: String::from_utf8_lossy(&body[..body.len().min(200)]).into_owned(),
+            reason: String::new(),
+        });
+        Err(KubeError::Api {
+            code,
+            reason: status.reason,
+            message: status.message,
+            retry_after,
+        })
     }
 
     /// Fetches and parses pod `name` in `namespace`.

@@ -12,6 +12,8 @@
 //! - `shutdown_and_neighbours`: the binary's drain against a hanging endpoint (exit status,
 //!   per-file log, metrics, nothing lost after a restart) and a flood of idle metrics
 //!   connections under a small descriptor limit.
+//! - `stdout`: the stdout source against the Kubernetes API stand-in (follow, faults, kill -9,
+//!   container restarts with `previous=true`, RBAC denial, the SIGTERM drain).
 //! - `moto_ship`: the shipper through the real SDK into moto's S3.
 //! - `check`: `firetail check` against a real stream.
 //! - `reingest`: the transform binary re-ingesting into moto's Firehose.
@@ -38,3 +40,4 @@ mod route;
 #[path = "../../../sidecar/tests/ship/common.rs"]
 mod ship;
 mod shutdown_and_neighbours;
+mod stdout;

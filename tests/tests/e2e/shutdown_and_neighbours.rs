@@ -51,7 +51,7 @@ fn tail_of(log: &str) -> &str {
 }
 
 /// The log without terminal colour codes (the text format may colour field names).
-fn strip_ansi(log: &str) -> String {
+pub(crate) fn strip_ansi(log: &str) -> String {
     let mut out = String::with_capacity(log.len());
     let mut chars = log.chars();
     while let Some(c) = chars.next() {
@@ -75,7 +75,7 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 }
 
 /// Where the sidecar serves `/metrics` (it binds port 0 and logs the address).
-async fn metrics_addr(sidecar: &ChildGuard) -> SocketAddr {
+pub(crate) async fn metrics_addr(sidecar: &ChildGuard) -> SocketAddr {
     let start = Instant::now();
     loop {
         let log = strip_ansi(&sidecar.stderr());
@@ -92,7 +92,7 @@ async fn metrics_addr(sidecar: &ChildGuard) -> SocketAddr {
 }
 
 /// `GET path`, or `None` if the server did not answer within 3 s.
-async fn get(addr: SocketAddr, path: &str) -> Option<String> {
+pub(crate) async fn get(addr: SocketAddr, path: &str) -> Option<String> {
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.ok()?;
         s.write_all(
