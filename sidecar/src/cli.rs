@@ -264,6 +264,15 @@ pub struct ShipArgs {
     #[arg(long, env = "FIRETAIL_STDOUT_POLL_INTERVAL_MS", default_value_t = 2000)]
     pub stdout_poll_interval_ms: u64,
 
+    /// Reopen a followed stream that delivered nothing for this long, from its last line (the
+    /// API sends no heartbeat: a half-dead connection looks like a quiet container).
+    #[arg(
+        long,
+        env = "FIRETAIL_STDOUT_IDLE_RECONNECT_MS",
+        default_value_t = 300_000
+    )]
+    pub stdout_idle_reconnect_ms: u64,
+
     /// Log format on stderr; the level comes from `FIRETAIL_LOG` (e.g. `info`, `firetail=debug`).
     #[arg(long, env = "FIRETAIL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Json)]
     pub log_format: LogFormat,
@@ -509,6 +518,7 @@ impl RunArgs {
                 retry_base: Duration::from_millis(s.stdout_retry_base_ms.max(1)),
                 retry_max: Duration::from_millis(s.stdout_retry_max_ms.max(1)),
                 poll_interval: Duration::from_millis(s.stdout_poll_interval_ms.max(10)),
+                idle_reconnect: Duration::from_millis(s.stdout_idle_reconnect_ms.max(100)),
             },
         };
         let tail = self.tail.into_config(s.record_format)?;

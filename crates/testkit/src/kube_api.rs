@@ -64,6 +64,13 @@ pub enum LogFault {
         /// Whole lines served first.
         lines: usize,
     },
+    /// `lines` lines, then nothing more while the connection stays open: a half-dead
+    /// connection (a proxy or load balancer that lost the kubelet's side), which the API's
+    /// follow stream, having no heartbeat, cannot tell from a quiet container.
+    StallAfter {
+        /// Whole lines served first.
+        lines: usize,
+    },
 }
 
 #[derive(Debug)]
@@ -517,7 +524,11 @@ fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>, changed: Arc<Notify>
             );
         }
         Some(LogFault::CutAfter { lines }) => Some(lines),
-        None => None,
+        Some(LogFault::StallAfter { .. }) | None => None,
+    };
+    let stall_after = match fault {
+        Some(LogFault::StallAfter { lines }) => Some(lines),
+        _ => None,
     };
     let container = query.get("container").cloned().unwrap_or_default();
     let flag = |k: &str| query.get(k).is_some_and(|v| v == "true");
@@ -580,6 +591,9 @@ fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>, changed: Arc<Notify>
                     } else {
                         format!("{line}\n")
                     };
+                    if stall_after.is_some_and(|n| served >= n) {
+                        break;
+                    }
                     if cut_after.is_some_and(|n| served >= n) {
                         chunk.extend_from_slice(&text.as_bytes()[..text.len() / 2]);
                         cut = true;
@@ -601,6 +615,11 @@ fn handle(req: Request<Incoming>, state: Arc<Mutex<State>>, changed: Arc<Notify>
                 )
             };
             if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
+                return;
+            }
+            if stall_after.is_some_and(|n| served >= n) {
+                // Hold the connection open, send nothing, until the client gives up on it.
+                tx.closed().await;
                 return;
             }
             match done {

@@ -151,7 +151,7 @@ pub const HTTP_ACCEPT_ERRORS: Def = Def {
 /// Errors of the stdout source's Kubernetes API requests, by reason.
 pub const STDOUT_ERRORS: Def = Def {
     name: "stdout_errors",
-    help: "Errors following container logs through the Kubernetes API, by reason: forbidden (RBAC denies pods/log), throttled (429), server_error (5xx), waiting (container not started yet), bad_request (other 400), previous_gone (the previous instance's log is no longer available: its unread lines are lost), not_found, client_error (other 4xx), connect (no answer), disconnect (stream cut mid-way), pod (pod status lookup failed), checkpoint_load, checkpoint_write",
+    help: "Errors following container logs through the Kubernetes API, by reason: forbidden (RBAC denies pods/log), throttled (429), server_error (5xx), waiting (container not started yet), bad_request (other 400), previous_gone (the previous instance's log is no longer available: its unread lines are lost), not_found, client_error (other 4xx), connect (no answer), disconnect (stream cut mid-way, or no answer to the request within the idle time), idle_reconnect (a stream silent for --stdout-idle-reconnect-ms reopened from its last line), pod (pod status lookup failed), checkpoint_load, checkpoint_write",
 };
 /// Lines a resumed log stream repeated and the stdout source skipped.
 pub const STDOUT_LINES_SKIPPED: Def = Def {

@@ -96,6 +96,8 @@ enum End {
     Deadline,
     /// The run loop is gone.
     Gone,
+    /// Nothing arrived for `idle_reconnect`: reopen from the last line read.
+    Idle,
 }
 
 /// Why a read failed.
@@ -257,6 +259,7 @@ impl Follower {
                     }
                     match self.read(r, true, false).await {
                         Ok(End::Closed { .. }) => r.finished = true,
+                        Ok(End::Idle) => self.idle_reconnect(),
                         Ok(End::Deadline) => break true,
                         Ok(End::Gone) => break false,
                         // 400: the kubelet no longer has the previous instance's log.
@@ -304,6 +307,7 @@ impl Follower {
                         self.backoff.reset();
                     }
                 }
+                Ok(End::Idle) => self.idle_reconnect(),
                 Ok(End::Deadline) => break true,
                 Ok(End::Gone) => break false,
                 Err(error) => self.on_error(&error).await,
@@ -335,6 +339,13 @@ impl Follower {
     }
 
     /// Counts, logs and waits after `error`.
+    /// Counts and logs a reopen after silence (no backoff: the next read resumes at once).
+    fn idle_reconnect(&self) {
+        self.ctx.obs.metrics.stdout_error("idle_reconnect");
+        tracing::info!(container = %self.container, idle_ms = self.ctx.settings.idle_reconnect.as_millis() as u64,
+            "nothing arrived on the log stream for a while; reopening it from the last line read");
+    }
+
     async fn on_error(&mut self, error: &ReadError) {
         let (reason, delay) = match error {
             ReadError::Cut(_) => ("disconnect", self.backoff.next(None)),
@@ -397,9 +408,13 @@ impl Follower {
         let api = &self.ctx.api;
         let open = api.client.log_stream(&api.namespace, &api.name, &query);
         let deadline = self.deadline();
+        let idle = self.ctx.settings.idle_reconnect;
         let mut body = tokio::select! {
             opened = open => opened.map_err(ReadError::Kube)?,
             () = sleep_until(deadline) => return Ok(End::Deadline),
+            () = tokio::time::sleep(idle) => {
+                return Err(ReadError::Cut(format!("no answer to the log request in {} ms", idle.as_millis())));
+            }
         };
         let obs = Arc::clone(&self.ctx.obs);
         obs.metrics.stdout_streams_open.inc();
@@ -448,6 +463,11 @@ impl Follower {
                 }
                 () = sleep_until(deadline) => break Ok(End::Deadline),
                 _ = self.drain.changed() => continue,
+                () = tokio::time::sleep(idle), if !holding => {
+                    state.cutter.abandon();
+                    state.flush(r);
+                    break Ok(End::Idle);
+                }
             };
             match frame {
                 None => {

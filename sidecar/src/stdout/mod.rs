@@ -88,6 +88,11 @@ pub struct StdoutSettings {
     pub retry_max: Duration,
     /// How often the pod is looked at while a container waits to start or restart.
     pub poll_interval: Duration,
+    /// A follow stream that delivered nothing for this long is closed and reopened from the
+    /// last line read (`sinceTime` + skip, so nothing is read twice): the API sends no
+    /// heartbeat, so a half-dead connection looks like a quiet container and would otherwise
+    /// stall that container's logs until the drain.
+    pub idle_reconnect: Duration,
 }
 
 impl Default for StdoutSettings {
@@ -97,6 +102,7 @@ impl Default for StdoutSettings {
             retry_base: Duration::from_millis(500),
             retry_max: Duration::from_secs(30),
             poll_interval: Duration::from_secs(2),
+            idle_reconnect: Duration::from_secs(300),
         }
     }
 }

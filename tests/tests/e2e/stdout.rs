@@ -240,6 +240,26 @@ async fn cut_streams_500_and_429_recover_without_loss_or_duplicates() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_stalled_stream_is_reopened_after_the_idle_time_without_loss_or_duplicates() {
+    let rig = Rig::new(&["app"], &[]).await;
+    rig.write("app", 0..500);
+    // The first follow delivers 200 lines, then stays open and silent while the container
+    // goes on writing: only the idle reconnect gets the rest.
+    rig.kube.push_fault(LogFault::StallAfter { lines: 200 });
+    let mut sidecar = rig.sidecar("app", &[("FIRETAIL_STDOUT_IDLE_RECONNECT_MS", "1500")]);
+    rig.write("app", 500..1000);
+    rig.wait_for("all lines", || (0..1000).collect(), &sidecar)
+        .await;
+    let addr = metrics_addr(&sidecar).await;
+    let metrics = get(addr, "/metrics").await.unwrap();
+    let series = "firetail_stdout_errors_total{reason=\"idle_reconnect\"}";
+    assert!(labelled(&metrics, series) >= 1.0, "{series}\n{metrics}");
+    rig.kube.terminate("app");
+    stop_cleanly(&mut sidecar).await;
+    rig.tally().exactly_once(0..1000).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_then_restart_resumes_by_since_time_with_bounded_duplicates() {
     let rig = Rig::new(&["app"], &[]).await;
     let budget = ("FIRETAIL_MAX_INFLIGHT_BYTES", "262144");
