@@ -796,7 +796,8 @@ async fn copytruncate_with_tailed_copies_delivers_every_line_exactly_once() {
     );
     assert_eq!(counts.len(), 2_000, "{stats:?}");
     assert!(stats.truncations >= 1, "{stats:?}");
-    assert!(stats.copies_continued >= 1, "{stats:?}");
+    // Continuation from the copy happens only when a truncation finds unread bytes, which
+    // depends on timing (see the untailed variant below); exactly once is the claim here.
 }
 
 #[tokio::test]
@@ -805,7 +806,10 @@ async fn copytruncate_with_untailed_copies_loses_nothing_unread_at_truncation() 
     assert_eq!(counts.len(), 2_000, "lines lost: {stats:?}");
     assert!(counts.values().all(|c| *c == 1), "{stats:?}");
     assert!(stats.truncations >= 1, "{stats:?}");
-    assert!(stats.copies_continued >= 1, "{stats:?}");
+    // Whether a truncation finds unread bytes to continue from the copy depends on whether the
+    // engine had caught up with the writer (on a loaded CI machine it may have every time), so
+    // this run cannot promise the continuation path; `copytruncate_while_down_resumes_from_the_
+    // checkpoint_in_the_copy` exercises it deterministically. Lossless either way is the claim.
 }
 
 #[tokio::test]
