@@ -3,7 +3,9 @@
 //! MB/s of uncompressed event bytes per core of the function's own CPU time, and peak RSS
 //! after 1 MB and 6 MB invocations; and the byte floor of the same records (base64 decode +
 //! decompress + gzip level 1 + base64 encode, no parsing, in this process on one thread: the
-//! work no transform of these records can skip). Prints Markdown for docs/BENCHMARKS.md.
+//! work no transform of these records can skip), and the output floor (the same inputs
+//! decoded, but the bytes deflated and encoded are the outputs the transform delivered: the
+//! work no transform writing these outputs can skip). Prints Markdown for docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod workload;
@@ -63,6 +65,56 @@ fn median(mut v: Vec<f64>) -> f64 {
     v[v.len() / 2]
 }
 
+/// The uncompressed text and the bytes of every output the plan delivered.
+fn delivered_outputs(plan: &firetail_transform::plan::Plan) -> Vec<(Vec<u8>, Vec<u8>)> {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    plan.records
+        .iter()
+        .filter_map(|r| r.data.as_deref())
+        .map(|data| {
+            let bytes = b64.decode(data).unwrap();
+            let text = firetail_wire::gzip::maybe_gunzip(&bytes, usize::MAX)
+                .unwrap()
+                .into_owned();
+            (text, bytes)
+        })
+        .collect()
+}
+
+/// CPU-seconds per pass of the output floor: every input record decoded and decompressed as
+/// in [`floor_secs`], every delivered output's text deflated at level 1 and its bytes base64
+/// encoded; repeated for at least `min_cpu`.
+fn output_floor_secs(
+    records: &[firetail_transform::invocation::InputRecord],
+    outputs: &[(Vec<u8>, Vec<u8>)],
+    min_cpu: f64,
+) -> f64 {
+    use base64::Engine as _;
+    let b64 = base64::engine::general_purpose::STANDARD;
+    let mut raw = Vec::new();
+    let mut gz = Vec::new();
+    let mut gzipper = firetail_wire::gzip::Gzipper::new(flate2::Compression::fast());
+    let (start, mut passes) = (thread_cpu_secs(), 0u32);
+    while passes < 3 || thread_cpu_secs() - start < min_cpu {
+        for r in records {
+            let bytes = b64.decode(&r.data).unwrap();
+            if let Some(codec) = firetail_wire::codec::Codec::of(&bytes) {
+                firetail_wire::codec::decompress_into(codec, &bytes, usize::MAX, &mut raw).unwrap();
+            }
+            std::hint::black_box(&raw);
+        }
+        for (text, bytes) in outputs {
+            gz.clear();
+            gzipper.gzip_into(text, &mut gz);
+            std::hint::black_box(&gz);
+            std::hint::black_box(b64.encode(bytes));
+        }
+        passes += 1;
+    }
+    (thread_cpu_secs() - start) / f64::from(passes)
+}
+
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let quick = std::env::args().any(|a| a == "--quick");
@@ -87,14 +139,19 @@ async fn main() {
     );
 
     println!(
-        "| records | invocation | records/inv | uncompressed MB | median ms (wall) | MB/s per core | events/s per core | re-ingested | peak RSS MiB | us/event | floor us/event | / floor |"
+        "| records | invocation | records/inv | uncompressed MB | median ms (wall) | MB/s per core | events/s per core | re-ingested | peak RSS MiB | us/event | floor us/event | / floor | output floor us/event | / output floor |"
     );
-    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|");
     // Overflow is re-ingested for real, into a local PutRecordBatch endpoint.
     let mut endpoint = FirehoseEndpoint::start(FaultPlan::none()).await.unwrap();
     let min_cpu = if quick { 0.3 } else { 2.0 };
+    // FIRETAIL_BENCH_FILTER=<substring of "<records> <invocation>"> runs only matching rows.
+    let filter = std::env::var("FIRETAIL_BENCH_FILTER").unwrap_or_default();
     for kind in Kind::ALL {
         for (label, size) in [("1 MB", 1_000_000), ("6 MB", 6_000_000)] {
+            if !format!("{} {label}", kind.name()).contains(&filter) {
+                continue;
+            }
             let event = invocation(kind, size);
             let body = serde_json::to_vec(&event).unwrap();
             let plan = firetail_transform::plan::plan(&event, &Config::default(), 0);
@@ -118,8 +175,10 @@ async fn main() {
             let mb = plan.stats().bytes_in as f64 / 1e6;
             let events = plan.stats().events_out as f64;
             let floor = floor_secs(&event.records, min_cpu / 2.0);
+            let output_floor =
+                output_floor_secs(&event.records, &delivered_outputs(&plan), min_cpu / 2.0);
             println!(
-                "| {} | {label} | {} | {mb:.1} | {:.0} | {:.0} | {:.0}k | {} of {} | {:.1} | {:.2} | {:.2} | {:.2}x |",
+                "| {} | {label} | {} | {mb:.1} | {:.0} | {:.0} | {:.0}k | {} of {} | {:.1} | {:.2} | {:.2} | {:.2}x | {:.2} | {:.2}x |",
                 kind.name(),
                 event.records.len(),
                 median(walls) * 1e3,
@@ -131,6 +190,8 @@ async fn main() {
                 cpu * 1e6 / events,
                 floor * 1e6 / events,
                 cpu / floor,
+                output_floor * 1e6 / events,
+                cpu / output_floor,
             );
         }
     }

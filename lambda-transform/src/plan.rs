@@ -22,6 +22,8 @@
 //! is padded with stored white space to the size its events must cost, and the densify pass
 //! never makes a record denser than that.
 
+use std::ops::Range;
+
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_wire::codec::{self as wire_codec, Codec, Zstder};
@@ -35,7 +37,7 @@ use tracing::warn;
 use crate::config::{Config, Destination, S3Compression};
 use crate::decode::{self, CwlEnvelope, CwlEvent, Payload, RecordHeader};
 use crate::invocation::{FirehoseEvent, OutputRecord, RecordResult};
-use crate::render::datadog::Envelope;
+use crate::render::datadog::{Envelope, EscapedHead, LogObject};
 use crate::render::{CloudWatchOrigin, EventContext, Rendered, Renderer};
 
 /// The decision for one input record, before re-ingest.
@@ -177,20 +179,25 @@ fn data_budget(event: &FirehoseEvent, config: &Config) -> usize {
     config.response_limit_bytes.saturating_sub(skeleton)
 }
 
-/// Pass 1: every record decoded and rendered, until [`SHAPE_BUDGETS`] responses' worth of
-/// output is shaped; the records after that are re-ingested unshaped.
+/// Pass 1: every record decoded and rendered, until a response's worth of output is shaped
+/// ([`SHAPE_BUDGETS`] of what densify may shrink); the records after that are re-ingested
+/// unshaped.
 fn shape_all(
     event: &FirehoseEvent,
     shaper: &mut Shaper<'_>,
     now_ms: i64,
     budget: usize,
 ) -> Vec<Shaped> {
-    let mut shaped_cost = 0usize;
+    // Only fast-level gzip outputs can shrink in the densify pass; the rest (padded Datadog
+    // records, plain or passed-through ones) already cost what they will, so shaping more
+    // than a response of them would be work thrown away (it was half of a 6 MB invocation
+    // of version 2 records, whose Datadog records are padded).
+    let (mut shrinkable, mut fixed) = (0usize, 0usize);
     event
         .records
         .iter()
         .map(|record| {
-            if shaped_cost > budget.saturating_mul(SHAPE_BUDGETS) {
+            if fixed.saturating_add(shrinkable / SHAPE_BUDGETS) > budget {
                 return match decode::raw_bytes(&record.data) {
                     Ok(raw) => Shaped::Deferred(raw),
                     Err(error) => Shaped::Failed(error.to_string()),
@@ -207,7 +214,12 @@ fn shape_all(
             if let Shaped::Failed(reason) = &shaped {
                 warn!(record_id = %record.record_id, reason, "record cannot be transformed; Firehose keeps the original in the backup bucket");
             }
-            shaped_cost += shaped.cost();
+            match &shaped {
+                Shaped::Output(out) if out.kind == OutputKind::Compressed => {
+                    shrinkable += shaped.cost();
+                }
+                _ => fixed += shaped.cost(),
+            }
             shaped
         })
         .collect()
@@ -374,11 +386,18 @@ struct Scratch {
     /// For the remainder of a zstd record (made on first use).
     zstder: Option<Zstder>,
     text: Vec<u8>,
+    /// The escaped shared members of the last pod's Datadog logs.
+    heads: EscapedHead,
+    /// Whether the last Datadog record needed padding: the records of one invocation are
+    /// alike, so the next one is deflated once, ready to pad, instead of twice.
+    padding_expected: bool,
 }
 
 struct RenderedEvent {
     end: usize,
     time_ms: i64,
+    /// Where the pod's shared members are in the rendered object.
+    head: Range<usize>,
     /// Where the event starts in its source: a byte offset into NDJSON text, an index into a
     /// CloudWatch envelope's events.
     source_pos: usize,
@@ -441,6 +460,8 @@ impl<'c> Shaper<'c> {
                 gzipper: Gzipper::new(Compression::fast()),
                 zstder: None,
                 text: Vec::new(),
+                heads: EscapedHead::default(),
+                padding_expected: false,
             },
             inflated: Vec::new(),
             counts: ShapingCounts::default(),
@@ -628,9 +649,10 @@ impl<'c> Shaper<'c> {
                 }
                 counts.events_in += 1;
                 match renderer.render(bytes, ctx, &mut scratch.buf) {
-                    Rendered::Written { time_ms } => scratch.events.push(RenderedEvent {
+                    Rendered::Written { time_ms, head } => scratch.events.push(RenderedEvent {
                         end: scratch.buf.len(),
                         time_ms,
+                        head,
                         source_pos: pos,
                     }),
                     Rendered::Filtered => counts.events_filtered += 1,
@@ -722,6 +744,8 @@ impl<'c> Shaper<'c> {
             events,
             gzipper,
             text,
+            heads,
+            padding_expected,
             ..
         } = &mut self.scratch;
         let events = &events[..count];
@@ -730,30 +754,42 @@ impl<'c> Shaper<'c> {
         let objects = events.iter().map(|e| {
             let object = &buf[start..e.end];
             start = e.end;
-            (object, e.time_ms)
+            LogObject {
+                object,
+                time_ms: e.time_ms,
+                head: e.head.clone(),
+            }
         });
         match config.destination {
             Destination::Datadog => {
-                envelope.write(objects, text);
+                envelope.write(objects, heads, text);
                 let mut out = Vec::new();
-                gzipper.gzip_into(text, &mut out);
                 let floor = count.saturating_mul(bytes_per_event);
-                if out.len() >= floor {
-                    return (out, OutputKind::Compressed);
+                if !*padding_expected {
+                    gzipper.gzip_into(text, &mut out);
+                    if out.len() >= floor {
+                        return (out, OutputKind::Compressed);
+                    }
+                    out.clear();
                 }
                 // Compresses too well for Datadog's per-request event limit: as many bytes
                 // as its events must cost, white space before the envelope's last brace
                 // (more than a record can hold, the caller shrinks the count).
-                out.clear();
                 let (head, tail) = text.split_at(text.len() - 1);
-                gzipper.gzip_padded_into(head, tail, floor, &mut out);
-                (out, OutputKind::Padded)
+                let padded = gzipper.gzip_padded_into(head, tail, floor, &mut out);
+                *padding_expected = padded;
+                let kind = if padded {
+                    OutputKind::Padded
+                } else {
+                    OutputKind::Compressed
+                };
+                (out, kind)
             }
             Destination::OpenSearch => (buf[..total_len].to_vec(), OutputKind::Plain),
             Destination::S3 => {
                 text.clear();
-                for (object, _) in objects {
-                    text.extend_from_slice(object);
+                for log in objects {
+                    text.extend_from_slice(log.object);
                     text.push(b'\n');
                 }
                 match config.s3_compression {

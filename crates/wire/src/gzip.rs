@@ -153,14 +153,17 @@ impl Gzipper {
     ///
     /// For a receiver that counts events per byte of compressed data (Datadog's intake behind
     /// Firehose's size-based buffer): the record costs exactly the bytes it must, not the
-    /// several times more that storing all of it uncompressed would.
+    /// several times more that storing all of it uncompressed would. Returns whether any
+    /// padding was needed; with none, the member is a valid gzip of `head` + `tail` a few
+    /// bytes longer than [`Gzipper::gzip_into`]'s, so a caller expecting to pad can deflate
+    /// once instead of trying without padding first.
     pub fn gzip_padded_into(
         &mut self,
         head: &[u8],
         tail: &[u8],
         min_len: usize,
         out: &mut Vec<u8>,
-    ) {
+    ) -> bool {
         let start = out.len();
         out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
         self.deflate.reset();
@@ -226,6 +229,7 @@ impl Gzipper {
         out.extend_from_slice(&crc.sum().to_le_bytes());
         let total = head.len() + stored_len;
         out.extend_from_slice(&(total as u32).to_le_bytes());
+        pad > 0
     }
 }
 
@@ -272,8 +276,10 @@ mod tests {
             1_000_000,
         ] {
             let mut out = b"prefix".to_vec();
-            g.gzip_padded_into(&head, b"]}", min_len, &mut out);
+            let padded = g.gzip_padded_into(&head, b"]}", min_len, &mut out);
             let member = &out[6..];
+            // Padding only where the deflated text alone would be too short.
+            assert_eq!(padded, min_len > plain.len() + 2 + 5 + 4, "{min_len}");
             assert!(member.len() >= min_len, "{min_len}: {}", member.len());
             // Exactly what was asked, or the unpadded size (a block header more than gzip's).
             let unpadded = plain.len() + 2 + 5;

@@ -80,7 +80,7 @@ pub fn encode_cut(
 ) {
     out.push(b'{');
     key(out, TIME);
-    out.extend_from_slice(epoch_ms(ev.time).to_string().as_bytes());
+    crate::json::write_int(out, epoch_ms(ev.time));
     out.push(b',');
     write_log(ev.line, out);
     if this.stream != record.stream {

@@ -22,9 +22,13 @@ pub(super) fn write_head(tags: &TagSet, head: &mut Vec<u8>) -> &'static [&'stati
 }
 
 /// `"@timestamp":…,"message":…`.
-pub(super) fn write_message_and_time(w: &mut ObjectWriter<'_>, message: &str, time_ms: i64) {
+pub(super) fn write_message_and_time(
+    w: &mut ObjectWriter<'_>,
+    message: &super::Message<'_>,
+    time_ms: i64,
+) {
     w.key("@timestamp");
     write_str(w.out, &time::format_rfc3339_ms(time_ms));
     w.key("message");
-    write_str(w.out, message);
+    message.write(w.out);
 }

@@ -26,6 +26,7 @@ pub mod document;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
+use std::ops::Range;
 
 use base64::Engine as _;
 use serde::Deserialize;
@@ -77,8 +78,10 @@ pub struct CloudWatchOrigin {
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rendered {
-    /// Appended to the output; the event's time in epoch milliseconds.
-    Written { time_ms: i64 },
+    /// Appended to the output; the event's time in epoch milliseconds, and where in the
+    /// object (offsets from its first byte) its pod's shared members are: the same bytes for
+    /// every event of a pod, so a writer that escapes objects can escape them once.
+    Written { time_ms: i64, head: Range<usize> },
     /// Matched `FIRETAIL_DROP_REGEX`; nothing was appended.
     Filtered,
 }
@@ -156,16 +159,18 @@ impl<'c> Renderer<'c> {
             return Rendered::Filtered;
         };
         let time_ms = ctx.default_time_ms;
+        let start = out.len();
         let mut w = ObjectWriter::start(out);
-        write_message_and_time(&mut w, self.config.destination, message, time_ms);
-        w.raw(&prepared.head);
+        let message = Message::Text(Cow::Borrowed(message));
+        write_message_and_time(&mut w, self.config.destination, &message, time_ms);
+        let head = w.raw(&prepared.head, start);
         if let Some(b64) = exact_base64 {
             w.key(MESSAGE_BASE64);
             write_str(w.out, b64);
         }
         write_cloudwatch(&mut w, ctx.cloudwatch);
         w.finish();
-        Rendered::Written { time_ms }
+        Rendered::Written { time_ms, head }
     }
 
     fn render_object<'a>(
@@ -174,7 +179,7 @@ impl<'c> Renderer<'c> {
         ctx: EventContext<'a>,
         out: &mut Vec<u8>,
     ) -> Rendered {
-        let mut log: Option<Cow<'a, str>> = None;
+        let mut log_raw: Option<&'a RawValue> = None;
         let mut log_base64: Option<Cow<'a, str>> = None;
         let mut part: Option<(PartMark, Option<wire::Cut>)> = None;
         let mut top_message: Option<Cow<'a, str>> = None;
@@ -183,10 +188,9 @@ impl<'c> Renderer<'c> {
         let mut rest: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(fields.len());
         for (key, value) in fields {
             match key.as_ref() {
-                wire::LOG if log.is_none() => match string_of(value) {
-                    Some(s) => log = Some(s),
-                    None => rest.push((key, value)),
-                },
+                wire::LOG if log_raw.is_none() && value.get().starts_with('"') => {
+                    log_raw = Some(value);
+                }
                 wire::LOG_BASE64 if log_base64.is_none() => match string_of(value) {
                     Some(s) => log_base64 = Some(s),
                     None => rest.push((key, value)),
@@ -228,10 +232,7 @@ impl<'c> Renderer<'c> {
             };
             let stream = own(wire::STREAM, header.stream);
             let file = own(wire::FILE, header.file);
-            let mut lead: Vec<(Cow<'a, str>, &'a RawValue)> =
-                stream.into_iter().chain(file).collect();
-            lead.append(&mut rest);
-            rest = lead;
+            rest.splice(0..0, stream.into_iter().chain(file));
             match kube {
                 // `{}`: the event's pod has no metadata, where the header's has.
                 Some(k) if k.get() == "{}" => kube = None,
@@ -239,6 +240,24 @@ impl<'c> Renderer<'c> {
                 None => kube = header.kubernetes,
             }
         }
+
+        // The line is unescaped only if something reads its text: the drop filter, or the
+        // merge of a line that may be a JSON object. Otherwise its JSON string is copied into
+        // the output as it came (unescaping and escaping again every line showed in `perf`).
+        let (log, log_literal) = match log_raw {
+            Some(raw) if self.config.drop_regex.is_none() && is_plain_literal(raw.get()) => {
+                (None, Some(raw.get()))
+            }
+            Some(raw) => match string_of(raw) {
+                Some(text) => (Some(text), None),
+                // Not a string serde can read (a lone surrogate): an app field like any other.
+                None => {
+                    rest.push((Cow::Borrowed(wire::LOG), raw));
+                    (None, None)
+                }
+            },
+            None => (None, None),
+        };
 
         // Merge_Log: a JSON object in `log` contributes its fields.
         let merged_source = log.as_deref().filter(|s| s.trim_start().starts_with('{'));
@@ -250,18 +269,23 @@ impl<'c> Renderer<'c> {
         // The message: the app's own message field, else the line, else a top-level message.
         // A top-level `message` that loses to another source is kept as `app.message`.
         let mut displaced: Option<Cow<'_, str>> = None;
-        let message: Cow<'_, str> = if let Some(m) = take_string(&mut merged, &["message", "msg"]) {
+        let message = if let Some(m) = take_string(&mut merged, &["message", "msg"]) {
             displaced = top_message.take();
-            m
+            Message::Text(m)
         } else if let Some(l) = log.as_deref() {
             displaced = top_message.take();
-            Cow::Borrowed(l)
+            Message::Text(Cow::Borrowed(l))
+        } else if let Some(literal) = log_literal {
+            displaced = top_message.take();
+            Message::Literal(literal)
         } else if let Some(t) = top_message.take() {
-            t
+            Message::Text(t)
         } else {
-            take_string(&mut rest, &["msg"]).unwrap_or(Cow::Borrowed(""))
+            Message::Text(take_string(&mut rest, &["msg"]).unwrap_or(Cow::Borrowed("")))
         };
-        if self.filtered(&message) {
+        if let Message::Text(text) = &message
+            && self.filtered(text)
+        {
             return Rendered::Filtered;
         }
 
@@ -275,6 +299,7 @@ impl<'c> Renderer<'c> {
             return Rendered::Filtered;
         };
         let destination = self.config.destination;
+        let start = out.len();
         let mut w = ObjectWriter::start(out);
         write_message_and_time(&mut w, destination, &message, time_ms);
         if destination == Destination::Datadog
@@ -283,7 +308,7 @@ impl<'c> Renderer<'c> {
             w.key(datadog::STATUS);
             write_str(w.out, &level.to_ascii_lowercase());
         }
-        w.raw(&prepared.head);
+        let head = w.raw(&prepared.head, start);
         if let Some(exact) = &log_base64 {
             w.key(MESSAGE_BASE64);
             write_str(w.out, exact);
@@ -316,7 +341,7 @@ impl<'c> Renderer<'c> {
             w.field(key, value, rename(key));
         }
         w.finish();
-        Rendered::Written { time_ms }
+        Rendered::Written { time_ms, head }
     }
 
     fn filtered(&self, message: &str) -> bool {
@@ -379,10 +404,35 @@ fn write_member(head: &mut Vec<u8>, key: &str, value: &str) {
     write_str(head, value);
 }
 
+/// An event's message: its text, or the JSON string literal it came in when nothing needed
+/// its text (written as it is: the same string, not unescaped and escaped again).
+pub(crate) enum Message<'a> {
+    Text(Cow<'a, str>),
+    Literal(&'a str),
+}
+
+impl Message<'_> {
+    /// The message as a JSON string literal.
+    fn write(&self, out: &mut Vec<u8>) {
+        match self {
+            Message::Text(text) => write_str(out, text),
+            Message::Literal(literal) => out.extend_from_slice(literal.as_bytes()),
+        }
+    }
+}
+
+/// Whether a JSON string literal can be copied as the message: its text cannot start a JSON
+/// object (the merge reads it then; white space or an escape first could hide a `{`), and it
+/// has no `\u` escape (which the text path would refuse when it is a lone surrogate).
+fn is_plain_literal(raw: &str) -> bool {
+    matches!(raw.as_bytes().get(1), Some(&b) if b.is_ascii_graphic() && b != b'{' && b != b'\\')
+        && memchr::memmem::find(raw.as_bytes(), b"\\u").is_none()
+}
+
 fn write_message_and_time(
     w: &mut ObjectWriter<'_>,
     destination: Destination,
-    message: &str,
+    message: &Message<'_>,
     time_ms: i64,
 ) {
     match destination {
@@ -400,7 +450,7 @@ fn write_part(w: &mut ObjectWriter<'_>, part: PartMark, cut: Option<wire::Cut>) 
     w.out.push(b'{');
     write_str(w.out, wire::PART_INDEX);
     w.out.push(b':');
-    w.out.extend_from_slice(part.index.to_string().as_bytes());
+    firetail_wire::json::write_int(w.out, i64::from(part.index));
     w.out.push(b',');
     write_str(w.out, wire::PART_LAST);
     w.out
@@ -449,9 +499,12 @@ impl<'o> ObjectWriter<'o> {
         self.out.push(b':');
     }
 
-    /// Pre-rendered members that start with a comma.
-    fn raw(&mut self, members: &[u8]) {
+    /// Pre-rendered members that start with a comma; returns where they are in the object
+    /// that starts at `object_start` of the buffer.
+    fn raw(&mut self, members: &[u8], object_start: usize) -> Range<usize> {
+        let at = self.out.len() - object_start;
         self.out.extend_from_slice(members);
+        at..at + members.len()
     }
 
     /// A copied app field, as `app.<key>` when `rename` (its name is taken).
@@ -471,12 +524,18 @@ impl<'o> ObjectWriter<'o> {
 }
 
 fn string_of(value: &RawValue) -> Option<Cow<'_, str>> {
-    if !value.get().starts_with('"') {
+    let raw = value.get();
+    if !raw.starts_with('"') {
         return None;
     }
-    serde_json::from_str::<Text<'_>>(value.get())
-        .ok()
-        .and_then(|t| t.0)
+    // A raw value is valid JSON: a string without a backslash is the text between its
+    // quotes, borrowed as it is (most values; parsing each again showed in `perf`).
+    if let Some(inner) = raw.get(1..raw.len() - 1)
+        && !inner.contains('\\')
+    {
+        return Some(Cow::Borrowed(inner));
+    }
+    serde_json::from_str::<Text<'_>>(raw).ok().and_then(|t| t.0)
 }
 
 /// A sidecar piece mark: exactly `{"index": <u32>, "last": <bool>}`, or that with
@@ -573,6 +632,74 @@ mod tests {
 
     fn raw(json: &str) -> Box<RawValue> {
         RawValue::from_string(json.to_owned()).unwrap()
+    }
+
+    /// Renders `line` for `destination`, with or without a drop filter that matches nothing
+    /// (which makes the renderer read every line's text).
+    fn rendered(line: &str, destination: Destination, read_text: bool) -> serde_json::Value {
+        let config = Config {
+            destination,
+            drop_regex: read_text.then(|| regex::Regex::new("^never matches$").unwrap()),
+            ..Config::default()
+        };
+        let mut renderer = Renderer::new(&config);
+        let ctx = EventContext {
+            default_time_ms: 7,
+            cloudwatch: None,
+            header: None,
+        };
+        let mut out = Vec::new();
+        assert!(matches!(
+            renderer.render(line.as_bytes(), ctx, &mut out),
+            Rendered::Written { .. }
+        ));
+        serde_json::from_slice(&out).unwrap()
+    }
+
+    #[test]
+    fn a_line_copied_as_its_literal_renders_as_the_line_read() {
+        let kube =
+            r#""kubernetes":{"namespace_name":"shop","pod_name":"a","container_name":"app"}"#;
+        for log in [
+            r#""GET /a?q=\"x\" HTTP/1.1\" 200 \\ tab\tend""#,
+            r#""""#,
+            r#""plain""#,
+            r#""é 日本 \ud83c\udf89""#,
+            r#""  {\"message\":\"merged after white space\",\"level\":\"warn\"}""#,
+            r#""\n{\"message\":\"merged after an escape\"}""#,
+            r#""{\"message\":\"merged\",\"user\":\"u1\"}""#,
+            r#""[1,2]""#,
+            r#""x\u0001y""#,
+        ] {
+            let line = format!(
+                r#"{{"time":"2026-12-02T10:00:00.123Z","stream":"stdout","log":{log},{kube}}}"#
+            );
+            for destination in [Destination::Datadog, Destination::S3] {
+                let copied = rendered(&line, destination, false);
+                let read = rendered(&line, destination, true);
+                assert_eq!(copied, read, "{line}");
+            }
+            let text: String = serde_json::from_str(log).unwrap();
+            let got = rendered(&line, Destination::Datadog, false);
+            if !text.trim_start().starts_with('{') {
+                assert_eq!(got["message"], text.as_str(), "{line}");
+            }
+        }
+    }
+
+    #[test]
+    fn which_literals_are_copied() {
+        assert!(is_plain_literal(r#""GET / \"x\"""#));
+        assert!(is_plain_literal(r#""""#));
+        for read in [
+            r#""{\"a\":1}""#,
+            r#"" {""#,
+            r#""\n{""#,
+            r#""\u007b""#,
+            r#""a\u0001""#,
+        ] {
+            assert!(!is_plain_literal(read), "{read}");
+        }
     }
 
     #[test]
