@@ -143,6 +143,9 @@ pub(crate) struct Engine {
     failed: HashSet<PathBuf>,
     /// Symlinks pointing outside every root, skipped (and already logged).
     skipped_links: HashSet<PathBuf>,
+    /// New files held back as possibly a copy still being written ([`Engine::may_become_copy`]),
+    /// with when they were first held back.
+    held_back: HashMap<FileId, Instant>,
     last_poll: Instant,
     last_checkpoint: Instant,
     checkpointed_ack_seq: u64,
@@ -204,6 +207,7 @@ impl Engine {
             saved_unreadable,
             failed: HashSet::new(),
             skipped_links: HashSet::new(),
+            held_back: HashMap::new(),
             last_poll: now,
             last_checkpoint: now,
             checkpointed_ack_seq: 0,
@@ -327,12 +331,13 @@ impl Engine {
             Wake::Drain(mode, reply) => {
                 let now = Instant::now();
                 tracing::info!(?mode, files = self.files.len(), "tail engine draining");
+                // Set first: a draining scan holds no new file back.
+                self.drain = Some(DrainState { mode, reply });
                 self.scan(now, false);
                 for t in self.files.values_mut() {
                     t.dirty = true;
                 }
                 self.ctx.last_progress = now;
-                self.drain = Some(DrainState { mode, reply });
                 true
             }
             Wake::Abort => false,
@@ -401,8 +406,11 @@ impl Engine {
             match find_copy(&lost, &self.files, &self.matcher) {
                 Some((path, meta)) => {
                     let id = FileId::of(&meta);
-                    tracing::info!(path = %lost.path.display(), copy = %path.display(), from = lost.read_to, "reading the truncated file's unread rest from its copy");
-                    self.open_at(path, &meta, id, now, Some(lost.read_to), true);
+                    // A copy the globs match is tailed from here on, like a shadow that took
+                    // over; one they do not match is read to its end and released.
+                    let tailed = self.matcher.is_match(&path);
+                    tracing::info!(path = %lost.path.display(), copy = %path.display(), from = lost.read_to, tailed, "reading the truncated file's unread rest from its copy");
+                    self.open_at(path, &meta, id, now, Some(lost.read_to), !tailed);
                     if self.files.contains_key(&id) {
                         Counters::add(&self.ctx.counters.copies_continued, 1);
                     }
@@ -650,6 +658,7 @@ impl Engine {
         // Checkpointed files that still exist but could not be opened yet keep their saved
         // position (it is written back with every checkpoint); the rest are gone for good.
         self.saved.retain(|id, _| seen.contains(id));
+        self.held_back.retain(|id, _| seen.contains(id));
         self.by_path = by_path;
         for t in self.files.values_mut() {
             if !seen.contains(&t.id) && t.orphaned_since.is_none() {
@@ -675,8 +684,8 @@ impl Engine {
         self.open_with(path, meta, id, now, startup, None, false);
     }
 
-    /// Opens a copy of a truncated file found outside the globs, at `start`, to be read to its
-    /// end and released (unless a scan finds it matching after all).
+    /// Opens a copy of a truncated file at `start`: `orphaned` when found outside the globs,
+    /// to be read to its end and released (unless a scan finds it matching after all).
     fn open_at(
         &mut self,
         path: PathBuf,
@@ -704,7 +713,7 @@ impl Engine {
             let fp = Fingerprint::read(&file, FINGERPRINT_BYTES)?;
             Ok((file, fp))
         });
-        let (mut file, fp) = match opened {
+        let (mut file, mut fp) = match opened {
             Ok(opened) => opened,
             Err(error) => {
                 if self.failed.insert(path.clone()) {
@@ -715,7 +724,33 @@ impl Engine {
             }
         };
         self.failed.remove(&path);
-        let size = meta.len();
+        let mut size = meta.len();
+        let held_since = self.held_back.remove(&id);
+        if forced_start.is_none() && !fp.is_complete() && !startup && !self.saved.contains_key(&id)
+        {
+            // `cp` creates the copy, then fills it: a new file named like a copy whose bytes
+            // so far are a tailed file's head may be its copy still being written. Read from
+            // 0 now, it would send that file's content again; decide on a later scan, once it
+            // holds a whole fingerprint or stops looking like that head — or after
+            // `rotate_grace` (a copy is written much faster), or when draining, so that a file
+            // which merely starts like another is late, never left unread.
+            let since = held_since.unwrap_or(now);
+            let may_wait = self.drain.is_none()
+                && now.saturating_duration_since(since) < self.ctx.cfg.rotate_grace;
+            if may_wait && self.may_become_copy(&path, &fp, id) {
+                tracing::debug!(path = %path.display(), len = fp.len, "new file starts like a tailed one but is shorter than a fingerprint (a copy being written?); looking again on the next scan");
+                self.held_back.insert(id, since);
+                return;
+            }
+            // Not (or no longer) a head: it may have been completed meanwhile, and its
+            // original truncated after that; judge it by what it holds now.
+            if let (Ok(current), Ok(current_meta)) =
+                (Fingerprint::read(&file, FINGERPRINT_BYTES), file.metadata())
+            {
+                fp = current;
+                size = current_meta.len();
+            }
+        }
         let fresh_start =
             if startup && self.ctx.cfg.read_from == ReadFrom::End && !self.saved_unreadable {
                 size
@@ -754,6 +789,14 @@ impl Engine {
                 }
                 CopyOf::Checkpointed(offset) => {
                     tracing::info!(path = %path.display(), offset, "new file starts like a checkpointed one (a copy): continuing from its checkpoint");
+                    Counters::add(&self.ctx.counters.copies_continued, 1);
+                    offset
+                }
+                CopyOf::Truncated(index) => {
+                    // Its head is consumed: `recover_heads` has nothing left to look for.
+                    let lost = self.ctx.lost_heads.swap_remove(index);
+                    let offset = lost.read_to.min(size);
+                    tracing::info!(path = %path.display(), original = %lost.path.display(), offset, "new file starts like a truncated one (its copy): continuing where the original stopped");
                     Counters::add(&self.ctx.counters.copies_continued, 1);
                     offset
                 }
@@ -821,6 +864,13 @@ impl Engine {
         }) {
             return CopyOf::Live(t.id);
         }
+        // A truncation seen in this scan (a checkpointed file found rewritten at start, opened
+        // before its copy): its head no longer identifies any tailed file, the lost head does.
+        if let Some(index) = self.ctx.lost_heads.iter().position(|lost| {
+            lost.original != id && lost.fp == *fp && named_like_copy(path, &lost.path)
+        }) {
+            return CopyOf::Truncated(index);
+        }
         match self.saved.values().find(|e| {
             e.id() != id
                 && e.fingerprint() == *fp
@@ -830,6 +880,21 @@ impl Engine {
             Some(e) => CopyOf::Checkpointed(e.offset),
             None => CopyOf::No,
         }
+    }
+
+    /// Whether a new file at `path`, holding less than a whole fingerprint (`fp`), may be a
+    /// copy of a tailed file that is still being written: everything it holds is the head of
+    /// a tailed file with a whole fingerprint that it is named like a copy of. Such a file is
+    /// only ever held back while it is such a head (its bytes were, or will be, read from
+    /// the original); once it differs or is whole, it is judged like any new file.
+    fn may_become_copy(&self, path: &Path, fp: &Fingerprint, id: FileId) -> bool {
+        self.files.values().any(|t| {
+            t.id != id
+                && t.shadow_of.is_none()
+                && t.fp.is_complete()
+                && named_like_copy(path, &t.source.path)
+                && Fingerprint::read(&t.file, fp.len as usize).is_ok_and(|head| head == *fp)
+        })
     }
 
     /// Persists acknowledged positions if they changed and the interval passed (or `force`).
@@ -1185,11 +1250,15 @@ enum CopyOf {
     Live(FileId),
     /// A copy of a checkpointed file, acknowledged up to this offset.
     Checkpointed(u64),
+    /// A copy of the file whose truncation `lost_heads[index]` records.
+    Truncated(usize),
 }
 
-/// The file next to `lost.path` (not tailed, not the data directory) that starts with the
-/// truncated file's old head and holds more than was read from it; the most recently modified
-/// if several do.
+/// The file next to `lost.path` (not tailed yet, not the data directory) that starts with the
+/// truncated file's old head and holds more than was read from it — or that the globs match,
+/// whatever it holds: a tailed copy must be claimed now, at where the original stopped, or the
+/// next scan would take it for a new file (the original's fingerprint has changed) and read it
+/// from 0. The most recently modified if several qualify.
 fn find_copy(
     lost: &LostHead,
     files: &HashMap<FileId, Tracked>,
@@ -1208,7 +1277,9 @@ fn find_copy(
         let Ok(meta) = entry.metadata() else {
             continue;
         };
-        if meta.len() <= lost.read_to || files.contains_key(&FileId::of(&meta)) {
+        if files.contains_key(&FileId::of(&meta))
+            || (meta.len() <= lost.read_to && !matcher.is_match(&path))
+        {
             continue;
         }
         let same_head = File::open(&path)
@@ -1239,4 +1310,341 @@ fn named_like_copy(copy: &Path, original: &Path) -> bool {
         .strip_prefix(stem)
         .is_some_and(|rest| rest.starts_with(['.', '-', '_']));
     copy != original && copy.parent() == original.parent() && !stem.is_empty() && after_stem
+}
+
+#[cfg(test)]
+mod tests {
+    //! The copytruncate windows replayed step by step: the engine's scan and read phases are
+    //! called directly, with the rotation's file operations between them, so orderings that a
+    //! loaded machine produces only by chance happen every time.
+    #![allow(clippy::unwrap_used)]
+
+    use std::collections::BTreeMap;
+    use std::fs::OpenOptions;
+    use std::io::Write;
+    use std::sync::Mutex;
+    use std::sync::atomic::{AtomicBool, AtomicU64};
+
+    use super::*;
+    use crate::emit::NoEmitter;
+
+    /// An engine driven by hand (no thread, no inotify, no timers) on a temporary directory.
+    struct Rig {
+        engine: Engine,
+        out: mpsc::Receiver<Vec<LogEvent>>,
+        root: PathBuf,
+        /// Every event received: the file it was read from and its text.
+        got: Vec<(PathBuf, String)>,
+        _dir: tempfile::TempDir,
+    }
+
+    fn temp_root() -> (tempfile::TempDir, PathBuf) {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("app");
+        fs::create_dir_all(&root).unwrap();
+        (dir, root)
+    }
+
+    impl Rig {
+        /// An engine tailing `root/app.log*`, as the copytruncate tests configure it.
+        fn start(dir: tempfile::TempDir, root: PathBuf) -> Self {
+            let cfg = TailConfig {
+                paths: vec![format!("{}/app.log*", root.display())],
+                data_dir: root.join(".firetail"),
+                use_inotify: false,
+                ..TailConfig::default()
+            };
+            let matcher = Matcher::new(&cfg.paths, &cfg.data_dir).unwrap();
+            let (wake_tx, wake_rx) = std::sync::mpsc::channel();
+            let acks = Arc::new(AckShared {
+                inflight: AtomicU64::new(0),
+                ack_seq: AtomicU64::new(0),
+                ignored: AtomicU64::new(0),
+                wake_on_ack: AtomicBool::new(false),
+                waker: Mutex::new(wake_tx),
+            });
+            let (out_tx, out) = mpsc::channel(OUT_BATCHES);
+            let engine = Engine::new(
+                cfg,
+                matcher,
+                Arc::new(Counters::new(Arc::new(NoEmitter))),
+                acks,
+                Arc::new(FsSignals::default()),
+                None,
+                out_tx,
+                wake_rx,
+                None,
+            );
+            Self {
+                engine,
+                out,
+                root,
+                got: Vec::new(),
+                _dir: dir,
+            }
+        }
+
+        fn path(&self, name: &str) -> PathBuf {
+            self.root.join(name)
+        }
+
+        /// The first half of a poll (`Engine::step`): rescan, mark every file to be looked at.
+        fn scan(&mut self) {
+            self.engine.scan(Instant::now(), false);
+            self.dirty();
+        }
+
+        fn dirty(&mut self) {
+            for t in self.engine.files.values_mut() {
+                t.dirty = true;
+            }
+        }
+
+        /// The second half: read every file marked, collect what was emitted.
+        fn read(&mut self) {
+            self.engine.read_pass(Instant::now()).unwrap();
+            while let Ok(batch) = self.out.try_recv() {
+                for ev in batch {
+                    let text = String::from_utf8_lossy(&ev.bytes).into_owned();
+                    self.got.push((ev.source.path.clone(), text));
+                }
+            }
+        }
+
+        fn poll(&mut self) {
+            self.scan();
+            self.read();
+        }
+
+        fn stats(&self) -> crate::TailStats {
+            self.engine.ctx.counters.snapshot()
+        }
+
+        /// Asserts every line of `range` arrived exactly once and nothing else did.
+        fn assert_once(&self, range: std::ops::Range<usize>) {
+            let mut counts: BTreeMap<String, Vec<&Path>> = BTreeMap::new();
+            for (path, text) in &self.got {
+                counts.entry(text.clone()).or_default().push(path);
+            }
+            let twice: Vec<_> = counts.iter().filter(|(_, from)| from.len() > 1).collect();
+            assert!(
+                twice.is_empty(),
+                "{} lines read more than once, first {:?}: {:?}",
+                twice.len(),
+                twice.first(),
+                self.stats()
+            );
+            let want: Vec<String> = range.map(line).collect();
+            let have: Vec<String> = counts.into_keys().collect();
+            assert_eq!(have, want, "{:?}", self.stats());
+        }
+
+        /// Lines read from `name`.
+        fn from(&self, name: &str) -> usize {
+            let path = self.path(name);
+            self.got.iter().filter(|(p, _)| *p == path).count()
+        }
+    }
+
+    fn line(i: usize) -> String {
+        format!("line {i:05} {}", "x".repeat(20))
+    }
+
+    fn lines(range: std::ops::Range<usize>) -> String {
+        range.map(|i| line(i) + "\n").collect()
+    }
+
+    fn append(path: &Path, text: &str) {
+        let mut f = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .unwrap();
+        f.write_all(text.as_bytes()).unwrap();
+    }
+
+    fn truncate(path: &Path) {
+        OpenOptions::new()
+            .write(true)
+            .open(path)
+            .unwrap()
+            .set_len(0)
+            .unwrap();
+    }
+
+    #[test]
+    fn a_copy_first_seen_after_its_truncation_continues_where_the_original_stopped() {
+        let (dir, root) = temp_root();
+        let app = root.join("app.log");
+        append(&app, &lines(0..100));
+        let mut rig = Rig::start(dir, root);
+        rig.engine.scan(Instant::now(), true);
+        rig.read();
+        rig.assert_once(0..100);
+
+        // A poll's scan looks just before `cp app.log app.log.1; truncate app.log`, its read
+        // just after: the truncation is seen before the copy ever was, with nothing unread.
+        rig.scan();
+        fs::copy(&app, rig.path("app.log.1")).unwrap();
+        truncate(&app);
+        append(&app, &lines(100..110));
+        rig.read();
+        rig.poll();
+        rig.poll();
+        rig.assert_once(0..110);
+        assert_eq!(rig.from("app.log.1"), 0);
+        assert_eq!(rig.stats().copies_continued, 1, "{:?}", rig.stats());
+
+        // Again, with lines written between copy and truncation and read from the original
+        // before the truncation is seen: the copy holds less than was read, and nothing new.
+        rig.scan();
+        fs::copy(&app, rig.path("app.log.2")).unwrap();
+        append(&app, &lines(110..115));
+        rig.read();
+        truncate(&app);
+        append(&app, &lines(115..120));
+        rig.dirty();
+        rig.read();
+        rig.poll();
+        rig.poll();
+        rig.assert_once(0..120);
+        assert_eq!(rig.from("app.log.2"), 0);
+        let stats = rig.stats();
+        assert_eq!(
+            (stats.truncations, stats.copies_continued),
+            (2, 2),
+            "{stats:?}"
+        );
+
+        // Both copies stay tailed from where they were claimed.
+        append(&rig.path("app.log.1"), &lines(120..121));
+        append(&rig.path("app.log.2"), &lines(121..122));
+        rig.poll();
+        rig.assert_once(0..122);
+    }
+
+    #[test]
+    fn a_copy_first_seen_while_being_written_continues_where_the_original_stopped() {
+        let (dir, root) = temp_root();
+        let app = root.join("app.log");
+        append(&app, &lines(0..100));
+        let mut rig = Rig::start(dir, root);
+        rig.engine.scan(Instant::now(), true);
+        rig.read();
+        let head = fs::read(&app).unwrap();
+
+        // `cp` has created the copy, then written part of its first 256 bytes, when polls
+        // look at it; then it finishes and the original is truncated before the next poll.
+        let copy = rig.path("app.log.1");
+        fs::write(&copy, b"").unwrap();
+        rig.poll();
+        fs::write(&copy, &head[..100]).unwrap();
+        rig.poll();
+        fs::write(&copy, &head).unwrap();
+        truncate(&app);
+        append(&app, &lines(100..110));
+        rig.poll();
+        rig.poll();
+        rig.assert_once(0..110);
+        assert_eq!(rig.from("app.log.1"), 0);
+        assert_eq!(rig.stats().copies_continued, 1, "{:?}", rig.stats());
+
+        // Seen while being written, then finished and its original truncated between the scan
+        // and the read of one poll.
+        let head = fs::read(&app).unwrap();
+        let copy = rig.path("app.log.2");
+        fs::write(&copy, &head[..10]).unwrap();
+        rig.scan();
+        fs::write(&copy, &head).unwrap();
+        truncate(&app);
+        // Fewer bytes than before, or the truncation would look like no change at all.
+        append(&app, &lines(110..115));
+        rig.read();
+        rig.poll();
+        rig.poll();
+        rig.assert_once(0..115);
+        assert_eq!(rig.from("app.log.2"), 0);
+        let stats = rig.stats();
+        assert_eq!(
+            (stats.truncations, stats.copies_continued),
+            (2, 2),
+            "{stats:?}"
+        );
+    }
+
+    #[test]
+    fn short_new_files_named_like_copies_are_held_back_only_while_they_are_a_tailed_head() {
+        let (dir, root) = temp_root();
+        let app = root.join("app.log");
+        append(&app, &lines(0..100));
+        let mut rig = Rig::start(dir, root);
+        rig.engine.scan(Instant::now(), true);
+        rig.read();
+        rig.got.clear();
+
+        // Not the head of any tailed file: read at once.
+        append(&rig.path("app.log.other"), "something else\n");
+        rig.poll();
+        assert_eq!(rig.got.len(), 1);
+        assert_eq!(rig.got[0].1, "something else");
+
+        // The head of app.log so far: held back; read from 0 once it differs.
+        let bak = rig.path("app.log.bak");
+        append(&bak, "line 000");
+        rig.poll();
+        assert_eq!(rig.got.len(), 1);
+        append(&bak, "-not-a-copy\n");
+        rig.poll();
+        assert_eq!(rig.got.len(), 2, "{:?}", rig.got);
+        assert_eq!(rig.got[1].1, "line 000-not-a-copy");
+
+        // Still that head after `rotate_grace`: no copy is written that slowly, read it.
+        append(&rig.path("app.log.head"), &lines(0..1));
+        rig.poll();
+        assert_eq!(rig.got.len(), 2, "{:?}", rig.got);
+        rig.engine.ctx.cfg.rotate_grace = Duration::ZERO;
+        rig.poll();
+        assert_eq!(rig.got.len(), 3, "{:?}", rig.got);
+        assert_eq!(rig.got[2], (rig.path("app.log.head"), line(0)));
+        assert_eq!(rig.stats().copies_continued, 0);
+    }
+
+    #[test]
+    fn a_copy_opened_after_its_checkpointed_original_was_found_rewritten_continues_it() {
+        let (dir, root) = temp_root();
+        let app = root.join("app.log");
+        append(&app, &lines(0..100));
+        // Checkpointed up to line 50, then copytruncated while the sidecar was down.
+        let meta = fs::metadata(&app).unwrap();
+        let fp = Fingerprint::read(&File::open(&app).unwrap(), FINGERPRINT_BYTES).unwrap();
+        let acked = lines(0..50).len() as u64;
+        CheckpointStore::new(root.join(".firetail"))
+            .save(&[Entry {
+                dev: FileId::of(&meta).dev,
+                ino: FileId::of(&meta).ino,
+                fp_len: fp.len,
+                fp_hash: fp.hash,
+                offset: acked,
+                path: app.to_string_lossy().into_owned(),
+            }])
+            .unwrap();
+        fs::copy(&app, root.join("app.log.1")).unwrap();
+        truncate(&app);
+        append(&app, &lines(100..110));
+
+        // The startup scan meets the original before its copy (directory order decides).
+        let mut rig = Rig::start(dir, root);
+        let now = Instant::now();
+        for name in ["app.log", "app.log.1"] {
+            let path = rig.path(name);
+            let meta = fs::metadata(&path).unwrap();
+            rig.engine.open(path, &meta, FileId::of(&meta), now, true);
+        }
+        rig.engine.scan(now, true);
+        rig.read();
+        rig.poll();
+        rig.assert_once(50..110);
+        assert_eq!(rig.from("app.log.1"), 50);
+        assert_eq!(rig.stats().copies_continued, 1, "{:?}", rig.stats());
+    }
 }

@@ -76,14 +76,20 @@
 //!   changed, is read again from 0; its copy is recognised by a whole 256-byte fingerprint
 //!   equal to the original's and a name like a rotated copy's (same directory, same name up to
 //!   the first dot, then `.`/`-`/`_`). A tailed copy waits while its original is read and
-//!   continues where the original stopped (truncation or release), never from 0; at a
-//!   truncation — or at start, for a checkpointed file found rewritten — the unread rest is
-//!   read from such a copy even when no glob matches it ([`TailStats::copies_continued`]).
+//!   continues where the original stopped (truncation or release), never from 0 — also when the
+//!   engine first sees it only after the truncation, and when it first sees it while the copy
+//!   is still being written (a new file shorter than a fingerprint whose bytes are a tailed
+//!   file's head is looked at again on later scans, for up to `rotate_grace` and not while
+//!   draining); at a truncation — or at start, for a checkpointed file found rewritten — the
+//!   unread rest is read from such a copy even when no glob matches it
+//!   ([`TailStats::copies_continued`]).
 //!   Residual window: lines written between copy and truncation; a generation written and
 //!   rotated away between two looks (with polling only, faster than `poll_interval`); files
-//!   under 256 bytes at rotation (their copies are read from 0); and a truncated file
-//!   refilled past the old position with identical first 256 bytes before the engine looks is
-//!   indistinguishable from growth. Deleted files are read to EOF through the open descriptor.
+//!   under 256 bytes at rotation (their copies are read from 0); a copy the engine finds at
+//!   start still shorter than a fingerprint (read as any file found at start); and a truncated
+//!   file refilled past the old position with identical first 256 bytes before the engine looks
+//!   is indistinguishable from growth. Deleted files are read to EOF through the open
+//!   descriptor.
 //! - **Symlinks.** A matching symlink is tailed only when its target lies inside a glob root
 //!   (roots and target resolved), unless `follow_symlinks_outside_roots`; others are skipped
 //!   with a WARN and [`Fault::SymlinkOutsideRoots`] ([`TailStats::symlinks_skipped`]).
