@@ -29,6 +29,24 @@ fn thread_cpu_secs() -> f64 {
     ns as f64 / 1e9
 }
 
+/// The floors' share of reading a record: base64 decode, then decompress into `raw` (plain
+/// records, one event each, have nothing to decompress and are copied).
+fn decode_input(record: &firetail_transform::invocation::InputRecord, raw: &mut Vec<u8>) {
+    use base64::Engine as _;
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&record.data)
+        .unwrap();
+    match firetail_wire::codec::Codec::of(&bytes) {
+        Some(codec) => {
+            firetail_wire::codec::decompress_into(codec, &bytes, usize::MAX, raw).unwrap();
+        }
+        None => {
+            raw.clear();
+            raw.extend_from_slice(&bytes);
+        }
+    }
+}
+
 /// CPU-seconds per pass of the byte floor over `records`, repeated for at least `min_cpu`.
 fn floor_secs(records: &[firetail_transform::invocation::InputRecord], min_cpu: f64) -> f64 {
     use base64::Engine as _;
@@ -39,18 +57,7 @@ fn floor_secs(records: &[firetail_transform::invocation::InputRecord], min_cpu: 
     let (start, mut passes) = (thread_cpu_secs(), 0u32);
     while passes < 3 || thread_cpu_secs() - start < min_cpu {
         for r in records {
-            let bytes = b64.decode(&r.data).unwrap();
-            // Plain records (one event each) have nothing to decompress.
-            match firetail_wire::codec::Codec::of(&bytes) {
-                Some(codec) => {
-                    firetail_wire::codec::decompress_into(codec, &bytes, usize::MAX, &mut raw)
-                        .unwrap();
-                }
-                None => {
-                    raw.clear();
-                    raw.extend_from_slice(&bytes);
-                }
-            }
+            decode_input(r, &mut raw);
             gz.clear();
             gzipper.gzip_into(&raw, &mut gz);
             std::hint::black_box(b64.encode(&gz));
@@ -98,10 +105,7 @@ fn output_floor_secs(
     let (start, mut passes) = (thread_cpu_secs(), 0u32);
     while passes < 3 || thread_cpu_secs() - start < min_cpu {
         for r in records {
-            let bytes = b64.decode(&r.data).unwrap();
-            if let Some(codec) = firetail_wire::codec::Codec::of(&bytes) {
-                firetail_wire::codec::decompress_into(codec, &bytes, usize::MAX, &mut raw).unwrap();
-            }
+            decode_input(r, &mut raw);
             std::hint::black_box(&raw);
         }
         for (text, bytes) in outputs {

@@ -104,16 +104,11 @@ impl State {
         self.containers.iter_mut().find(|c| c.name == name)
     }
 
-    /// Three lines per stamp, 1 ms apart: trimmed fractions (`.001`, `.01`, `.1`) and whole
-    /// seconds all occur, and several lines share a timestamp.
+    /// See [`line_stamp`].
     fn next_stamp(&mut self) -> (i64, u32) {
-        let step = self.clock.1 / 3;
+        let stamp = line_stamp(self.clock.0, self.clock.1);
         self.clock.1 += 1;
-        let ms = step;
-        (
-            self.clock.0 + i64::try_from(ms / 1000).unwrap_or(0),
-            u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
-        )
+        stamp
     }
 
     fn pod_object(&self) -> Value {
@@ -160,6 +155,21 @@ impl State {
             "status": {"phase": "Running", "containerStatuses": statuses}
         })
     }
+}
+
+/// The stand-in's clock starts here (2026-12-02T19:00:00Z).
+pub const FIRST_STAMP_SECS: i64 = 1_796_238_000;
+
+/// The time (seconds, nanoseconds) the stand-in gives the `n`-th line written to it (across
+/// all containers, from 0), its clock started at `first_secs`: three lines per stamp, 1 ms
+/// apart, so trimmed fractions (`.001`, `.01`, `.1`) and whole seconds all occur and several
+/// lines share a timestamp. Tests use it to tell which lines a checkpointed stamp covers.
+pub fn line_stamp(first_secs: i64, n: u64) -> (i64, u32) {
+    let ms = n / 3;
+    (
+        first_secs + i64::try_from(ms / 1000).unwrap_or(0),
+        u32::try_from(ms % 1000).unwrap_or(0) * 1_000_000,
+    )
 }
 
 /// A time as the kubelet writes it with `timestamps=true` (Go's `time.RFC3339Nano`, UTC).
@@ -287,7 +297,7 @@ impl KubeApiStandIn {
             uid: pod.uid.clone(),
             containers,
             // 2026-12-02T19:00:00Z
-            clock: (1_796_238_000, 0),
+            clock: (FIRST_STAMP_SECS, 0),
             faults: VecDeque::new(),
             forbidden: false,
             log_requests: Vec::new(),
