@@ -2,8 +2,8 @@
 //! Kubernetes API STAND-IN ([`KubeApiStandIn`]: chunked follow streams with RFC3339Nano
 //! timestamps, `sinceTime`, `previous`, restarts, injected faults) and ships them to the
 //! FAULT-INJECTING Firehose endpoint stand-in; every line carries a sequence number and is
-//! counted at the endpoint: nothing lost, ever; duplicates only within the in-flight bound
-//! after `kill -9`.
+//! counted at the endpoint: nothing lost, ever; after `kill -9`, duplicates only of what the
+//! killed run delivered past its last checkpoint.
 
 use std::time::{Duration, Instant};
 
