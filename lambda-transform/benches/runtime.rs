@@ -47,6 +47,16 @@ fn decode_input(record: &firetail_transform::invocation::InputRecord, raw: &mut 
     }
 }
 
+/// CPU-seconds per call of `pass`, called at least three times and for at least `min_cpu`.
+fn cpu_per_pass(min_cpu: f64, mut pass: impl FnMut()) -> f64 {
+    let (start, mut passes) = (thread_cpu_secs(), 0u32);
+    while passes < 3 || thread_cpu_secs() - start < min_cpu {
+        pass();
+        passes += 1;
+    }
+    (thread_cpu_secs() - start) / f64::from(passes)
+}
+
 /// CPU-seconds per pass of the byte floor over `records`, repeated for at least `min_cpu`.
 fn floor_secs(records: &[firetail_transform::invocation::InputRecord], min_cpu: f64) -> f64 {
     use base64::Engine as _;
@@ -54,17 +64,14 @@ fn floor_secs(records: &[firetail_transform::invocation::InputRecord], min_cpu: 
     let mut raw = Vec::new();
     let mut gz = Vec::new();
     let mut gzipper = firetail_wire::gzip::Gzipper::new(flate2::Compression::fast());
-    let (start, mut passes) = (thread_cpu_secs(), 0u32);
-    while passes < 3 || thread_cpu_secs() - start < min_cpu {
+    cpu_per_pass(min_cpu, || {
         for r in records {
             decode_input(r, &mut raw);
             gz.clear();
             gzipper.gzip_into(&raw, &mut gz);
             std::hint::black_box(b64.encode(&gz));
         }
-        passes += 1;
-    }
-    (thread_cpu_secs() - start) / f64::from(passes)
+    })
 }
 
 fn median(mut v: Vec<f64>) -> f64 {
@@ -102,8 +109,7 @@ fn output_floor_secs(
     let mut raw = Vec::new();
     let mut gz = Vec::new();
     let mut gzipper = firetail_wire::gzip::Gzipper::new(flate2::Compression::fast());
-    let (start, mut passes) = (thread_cpu_secs(), 0u32);
-    while passes < 3 || thread_cpu_secs() - start < min_cpu {
+    cpu_per_pass(min_cpu, || {
         for r in records {
             decode_input(r, &mut raw);
             std::hint::black_box(&raw);
@@ -114,9 +120,7 @@ fn output_floor_secs(
             std::hint::black_box(&gz);
             std::hint::black_box(b64.encode(bytes));
         }
-        passes += 1;
-    }
-    (thread_cpu_secs() - start) / f64::from(passes)
+    })
 }
 
 #[tokio::main(flavor = "current_thread")]
