@@ -186,7 +186,7 @@ pub(crate) fn write_part(part: Option<PartMark>, cut: Option<Cut>, out: &mut Vec
     key(out, PART);
     out.push(b'{');
     key(out, PART_INDEX);
-    crate::json::write_int(out, i64::from(part.index));
+    crate::json::write_uint(out, u64::from(part.index));
     out.push(b',');
     key(out, PART_LAST);
     out.extend_from_slice(if part.last { b"true" } else { b"false" });

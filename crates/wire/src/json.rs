@@ -54,7 +54,12 @@ pub fn write_int(out: &mut Vec<u8>, n: i64) {
     if n < 0 {
         out.push(b'-');
     }
-    let mut v = n.unsigned_abs();
+    write_uint(out, n.unsigned_abs());
+}
+
+/// Appends `n` in decimal ([`write_int`] for counts and indexes, which are never negative).
+pub fn write_uint(out: &mut Vec<u8>, n: u64) {
+    let mut v = n;
     let mut digits = [0u8; 20];
     let mut at = digits.len();
     loop {
@@ -171,6 +176,14 @@ mod tests {
         for n in [0, 1, -1, 9, 10, -10, 1_795_341_600_123, i64::MAX, i64::MIN] {
             let mut out = Vec::new();
             write_int(&mut out, n);
+            assert_eq!(
+                String::from_utf8(out).unwrap(),
+                serde_json::to_string(&n).unwrap()
+            );
+        }
+        for n in [0, 7, 10, 4_294_967_296, u64::MAX] {
+            let mut out = Vec::new();
+            write_uint(&mut out, n);
             assert_eq!(
                 String::from_utf8(out).unwrap(),
                 serde_json::to_string(&n).unwrap()

@@ -33,7 +33,7 @@ pub fn marker_version(payload: &[u8]) -> Option<u32> {
 /// Appends `"firetail_transform":1` (the caller writes the `{` and what follows).
 pub fn write_marker(out: &mut Vec<u8>) {
     out.extend_from_slice(&MARKER_PREFIX[1..]);
-    crate::json::write_int(out, i64::from(MARKER_VERSION));
+    crate::json::write_uint(out, u64::from(MARKER_VERSION));
 }
 
 /// The Datadog record: always a gzip CloudWatch-Logs-style envelope of Datadog logs.

@@ -16,7 +16,7 @@
 
 use std::ops::Range;
 
-use firetail_wire::json::{write_escaped, write_int, write_str};
+use firetail_wire::json::{write_escaped, write_int, write_str, write_uint};
 use firetail_wire::output::{self, datadog as names};
 
 use super::{ObjectWriter, write_member};
@@ -177,7 +177,7 @@ impl EscapedHead {
 /// One CloudWatch Logs event whose message is the rendered log object.
 fn write_log_event(json: &mut Vec<u8>, id: usize, log: LogObject<'_>, heads: &mut EscapedHead) {
     json.extend_from_slice(b"{\"id\":\"");
-    write_int(json, i64::try_from(id).unwrap_or(i64::MAX));
+    write_uint(json, id as u64);
     json.extend_from_slice(b"\",\"timestamp\":");
     write_int(json, log.time_ms);
     json.extend_from_slice(b",\"message\":\"");

@@ -450,7 +450,7 @@ fn write_part(w: &mut ObjectWriter<'_>, part: PartMark, cut: Option<wire::Cut>) 
     w.out.push(b'{');
     write_str(w.out, wire::PART_INDEX);
     w.out.push(b':');
-    firetail_wire::json::write_int(w.out, i64::from(part.index));
+    firetail_wire::json::write_uint(w.out, u64::from(part.index));
     w.out.push(b',');
     write_str(w.out, wire::PART_LAST);
     w.out
