@@ -22,8 +22,6 @@
 //! is padded with stored white space to the size its events must cost, and the densify pass
 //! never makes a record denser than that.
 
-use std::ops::Range;
-
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use firetail_wire::codec::{self as wire_codec, Codec, Zstder};
@@ -37,8 +35,8 @@ use tracing::warn;
 use crate::config::{Config, Destination, S3Compression};
 use crate::decode::{self, CwlEnvelope, CwlEvent, Payload, RecordHeader};
 use crate::invocation::{FirehoseEvent, OutputRecord, RecordResult};
-use crate::render::datadog::{Envelope, EscapedHead, LogObject};
-use crate::render::{CloudWatchOrigin, EventContext, Rendered, Renderer};
+use crate::render::datadog::{Envelope, LogObject};
+use crate::render::{CloudWatchOrigin, EventContext, Form, Rendered, Renderer};
 
 /// The decision for one input record, before re-ingest.
 #[derive(Debug)]
@@ -375,8 +373,9 @@ enum Shaping {
     Failed(String),
 }
 
-/// Reused buffers: rendered events back to back, with their ends, times and source indexes,
-/// the uncompressed text of an output record, and the gzip state.
+/// Reused buffers: rendered events back to back (Datadog's already in the form its envelope
+/// carries them), with their ends, times and source indexes, the uncompressed text of an
+/// output record, and the gzip state.
 struct Scratch {
     buf: Vec<u8>,
     events: Vec<RenderedEvent>,
@@ -386,8 +385,6 @@ struct Scratch {
     /// For the remainder of a zstd record (made on first use).
     zstder: Option<Zstder>,
     text: Vec<u8>,
-    /// The escaped shared members of the last pod's Datadog logs.
-    heads: EscapedHead,
     /// Whether the last Datadog record needed padding: the records of one invocation are
     /// alike, so the next one is deflated once, ready to pad, instead of twice.
     padding_expected: bool,
@@ -396,8 +393,6 @@ struct Scratch {
 struct RenderedEvent {
     end: usize,
     time_ms: i64,
-    /// Where the pod's shared members are in the rendered object.
-    head: Range<usize>,
     /// Where the event starts in its source: a byte offset into NDJSON text, an index into a
     /// CloudWatch envelope's events.
     source_pos: usize,
@@ -452,7 +447,14 @@ impl<'c> Shaper<'c> {
             config,
             account,
             bytes_per_event: datadog_bytes_per_event(config.datadog_buffer_mib),
-            renderer: Renderer::new(config),
+            // A Datadog log is a string of its envelope: written so from the start.
+            renderer: Renderer::with_form(
+                config,
+                match config.destination {
+                    Destination::Datadog => Form::Escaped,
+                    Destination::OpenSearch | Destination::S3 => Form::Object,
+                },
+            ),
             scratch: Scratch {
                 buf: Vec::new(),
                 events: Vec::new(),
@@ -460,7 +462,6 @@ impl<'c> Shaper<'c> {
                 gzipper: Gzipper::new(Compression::fast()),
                 zstder: None,
                 text: Vec::new(),
-                heads: EscapedHead::default(),
                 padding_expected: false,
             },
             inflated: Vec::new(),
@@ -649,10 +650,9 @@ impl<'c> Shaper<'c> {
                 }
                 counts.events_in += 1;
                 match renderer.render(bytes, ctx, &mut scratch.buf) {
-                    Rendered::Written { time_ms, head } => scratch.events.push(RenderedEvent {
+                    Rendered::Written { time_ms } => scratch.events.push(RenderedEvent {
                         end: scratch.buf.len(),
                         time_ms,
-                        head,
                         source_pos: pos,
                     }),
                     Rendered::Filtered => counts.events_filtered += 1,
@@ -744,7 +744,6 @@ impl<'c> Shaper<'c> {
             events,
             gzipper,
             text,
-            heads,
             padding_expected,
             ..
         } = &mut self.scratch;
@@ -755,14 +754,13 @@ impl<'c> Shaper<'c> {
             let object = &buf[start..e.end];
             start = e.end;
             LogObject {
-                object,
+                rendered: object,
                 time_ms: e.time_ms,
-                head: e.head.clone(),
             }
         });
         match config.destination {
             Destination::Datadog => {
-                envelope.write(objects, heads, text);
+                envelope.write(objects, text);
                 let mut out = Vec::new();
                 let floor = count.saturating_mul(bytes_per_event);
                 if !*padding_expected {
@@ -789,7 +787,7 @@ impl<'c> Shaper<'c> {
             Destination::S3 => {
                 text.clear();
                 for log in objects {
-                    text.extend_from_slice(log.object);
+                    text.extend_from_slice(log.rendered);
                     text.push(b'\n');
                 }
                 match config.s3_compression {

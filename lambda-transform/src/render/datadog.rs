@@ -14,9 +14,7 @@
 //! as an attribute of its own name (`kube_namespace`, `pod_name`, `kube_container_name`,
 //! `container_id`, ...), then the app's fields.
 
-use std::ops::Range;
-
-use firetail_wire::json::{write_escaped, write_int, write_str, write_uint};
+use firetail_wire::json::{write_int, write_str, write_uint};
 use firetail_wire::output::{self, datadog as names};
 
 use super::{ObjectWriter, write_member};
@@ -61,9 +59,9 @@ pub(super) fn write_message_and_time(
     time_ms: i64,
 ) {
     w.key("message");
-    message.write(w.out);
+    message.write(w);
     w.key("timestamp");
-    write_int(w.out, time_ms);
+    w.int(time_ms);
 }
 
 /// How a packed record is named when it is not a CloudWatch message already.
@@ -123,161 +121,83 @@ impl Envelope {
     }
 
     /// Writes the envelope of `logs` into `text`.
-    pub fn write<'a>(
-        &self,
-        logs: impl Iterator<Item = LogObject<'a>>,
-        heads: &mut EscapedHead,
-        text: &mut Vec<u8>,
-    ) {
+    pub fn write<'a>(&self, logs: impl Iterator<Item = LogObject<'a>>, text: &mut Vec<u8>) {
         text.clear();
         self.write_head(text);
         for (i, log) in logs.enumerate() {
             if i > 0 {
                 text.push(b',');
             }
-            write_log_event(text, i, log, heads);
+            write_log_event(text, i, log);
         }
         text.extend_from_slice(b"]}");
     }
 }
 
-/// A rendered log object, its time, and where its pod's shared members are in it.
+/// A rendered log and its time.
 #[derive(Debug, Clone)]
 pub struct LogObject<'a> {
-    pub object: &'a [u8],
+    /// As the renderer wrote it; for an envelope in [`Form::Escaped`](super::Form::Escaped),
+    /// the inside of its `message` string.
+    pub rendered: &'a [u8],
     pub time_ms: i64,
-    /// [`Rendered::Written`](super::Rendered::Written)'s `head`.
-    pub head: Range<usize>,
-}
-
-/// The shared members of the last pod's logs, escaped as the inside of a JSON string.
-///
-/// Each log travels as a string in its envelope, so every byte of it is escaped once more;
-/// the members its pod's logs share (tags twice over, as `ddtags` and as attributes) are most
-/// of its bytes and were most of the transform's time in `perf`, escaped anew for every log.
-#[derive(Debug, Default)]
-pub struct EscapedHead {
-    raw: Vec<u8>,
-    escaped: Vec<u8>,
-}
-
-impl EscapedHead {
-    /// Appends `head` escaped, escaping it only if it differs from the last one.
-    fn write(&mut self, head: &[u8], out: &mut Vec<u8>) {
-        if self.raw != head {
-            self.raw.clear();
-            self.raw.extend_from_slice(head);
-            self.escaped.clear();
-            escape_piece(&mut self.escaped, head);
-        }
-        out.extend_from_slice(&self.escaped);
-    }
 }
 
 /// One CloudWatch Logs event whose message is the rendered log object.
-fn write_log_event(json: &mut Vec<u8>, id: usize, log: LogObject<'_>, heads: &mut EscapedHead) {
+fn write_log_event(json: &mut Vec<u8>, id: usize, log: LogObject<'_>) {
     json.extend_from_slice(b"{\"id\":\"");
     write_uint(json, id as u64);
     json.extend_from_slice(b"\",\"timestamp\":");
     write_int(json, log.time_ms);
     json.extend_from_slice(b",\"message\":\"");
-    let LogObject { object, head, .. } = log;
-    match object.get(head.clone()) {
-        Some(shared) => {
-            escape_piece(json, &object[..head.start]);
-            heads.write(shared, json);
-            escape_piece(json, &object[head.end..]);
-        }
-        None => escape_piece(json, object),
-    }
+    json.extend_from_slice(log.rendered);
     json.extend_from_slice(b"\"}");
-}
-
-/// Escapes a piece of a rendered object. Rendered objects are built from `&str` pieces and
-/// the head is cut at member boundaries, so the check never fails; if it did, the piece is
-/// still written, with U+FFFD for what is not UTF-8, rather than as invalid JSON.
-fn escape_piece(json: &mut Vec<u8>, piece: &[u8]) {
-    match std::str::from_utf8(piece) {
-        Ok(s) => write_escaped(json, s),
-        Err(_) => write_escaped(json, &String::from_utf8_lossy(piece)),
-    }
 }
 
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    /// An object as the renderer lays it out: own members, the pod's head, own members.
-    fn object(message: &str, head: &str) -> (Vec<u8>, Range<usize>) {
-        let mut o = Vec::new();
-        o.extend_from_slice(b"{\"message\":");
-        write_str(&mut o, message);
-        let at = o.len();
-        o.extend_from_slice(head.as_bytes());
-        let span = at..o.len();
-        o.extend_from_slice(b",\"file\":\"/var/log/app/a \\\"b\\\".log\"}");
-        (o, span)
-    }
+    use firetail_wire::json::write_escaped;
 
     #[test]
-    fn each_log_is_its_object_as_a_string_whichever_pods_alternate() {
-        // Heads with something to escape, alternating and repeating, so the escaped-head
-        // cache is hit, missed and refilled; the same cache across two envelopes.
-        let heads = [
-            r#","ddtags":"kube_namespace:shop,pod_name:a","kube_namespace":"shop","pod_name":"a""#,
-            r#","ddtags":"kube_namespace:ops,pod_name:b\\c","pod_name":"b\\c","note":"\"q\"""#,
-        ];
-        let objects: Vec<(Vec<u8>, Range<usize>)> = [0, 0, 1, 0, 1, 1]
+    fn each_log_is_its_object_as_a_string_of_the_envelope() {
+        let objects: Vec<String> = (0..4)
+            .map(|i| {
+                let mut o = Vec::new();
+                o.extend_from_slice(b"{\"message\":");
+                write_str(&mut o, &format!("line {i} \"quoted\" \\ é\n"));
+                o.extend_from_slice(b",\"file\":\"/var/log/app/a \\\"b\\\".log\"}");
+                String::from_utf8(o).unwrap()
+            })
+            .collect();
+        let escaped: Vec<Vec<u8>> = objects
             .iter()
-            .enumerate()
-            .map(|(i, &h)| object(&format!("line {i} \"quoted\" \\ é\n"), heads[h]))
+            .map(|o| {
+                let mut e = Vec::new();
+                write_escaped(&mut e, o);
+                e
+            })
             .collect();
         let envelope = Envelope {
             owner: "123456789012".into(),
             log_group: names::LOG_GROUP.into(),
             log_stream: "shop/a/app".into(),
         };
-        let mut cache = EscapedHead::default();
-        for _ in 0..2 {
-            let mut text = Vec::new();
-            let logs = objects.iter().enumerate().map(|(i, (o, head))| LogObject {
-                object: o,
-                time_ms: 1_000 + i as i64,
-                head: head.clone(),
-            });
-            envelope.write(logs, &mut cache, &mut text);
-            let parsed: serde_json::Value = serde_json::from_slice(&text).unwrap();
-            let events = parsed["logEvents"].as_array().unwrap();
-            assert_eq!(events.len(), objects.len());
-            for (i, (event, (o, _))) in events.iter().zip(&objects).enumerate() {
-                assert_eq!(event["id"], i.to_string());
-                assert_eq!(event["timestamp"], 1_000 + i as i64);
-                assert_eq!(event["message"].as_str().unwrap().as_bytes(), o.as_slice());
-                // And the message is the object itself, valid JSON.
-                let log: serde_json::Value =
-                    serde_json::from_str(event["message"].as_str().unwrap()).unwrap();
-                assert_eq!(log["message"], format!("line {i} \"quoted\" \\ é\n"));
-            }
-        }
-    }
-
-    #[test]
-    fn a_head_span_outside_the_object_writes_the_object_whole() {
-        let (o, _) = object("x", r#","a":"b""#);
         let mut text = Vec::new();
-        let mut cache = EscapedHead::default();
-        write_log_event(
-            &mut text,
-            0,
-            LogObject {
-                object: &o,
-                time_ms: 1,
-                head: 5..o.len() + 10,
-            },
-            &mut cache,
-        );
-        let event: serde_json::Value = serde_json::from_slice(&text).unwrap();
-        assert_eq!(event["message"].as_str().unwrap().as_bytes(), o.as_slice());
+        let logs = escaped.iter().enumerate().map(|(i, e)| LogObject {
+            rendered: e,
+            time_ms: 1_000 + i as i64,
+        });
+        envelope.write(logs, &mut text);
+        let parsed: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        assert_eq!(parsed["logStream"], "shop/a/app");
+        let events = parsed["logEvents"].as_array().unwrap();
+        assert_eq!(events.len(), objects.len());
+        for (i, (event, o)) in events.iter().zip(&objects).enumerate() {
+            assert_eq!(event["id"], i.to_string());
+            assert_eq!(event["timestamp"], 1_000 + i as i64);
+            assert_eq!(event["message"].as_str().unwrap(), o);
+        }
     }
 }

@@ -3,7 +3,6 @@
 //! OpenSearch takes one document per record; S3 gets newline-delimited documents, one gzip
 //! member per record by default (`FIRETAIL_S3_COMPRESSION`).
 
-use firetail_wire::json::write_str;
 use firetail_wire::time;
 
 use super::{ObjectWriter, write_member};
@@ -28,7 +27,7 @@ pub(super) fn write_message_and_time(
     time_ms: i64,
 ) {
     w.key("@timestamp");
-    write_str(w.out, &time::format_rfc3339_ms(time_ms));
+    w.string(&time::format_rfc3339_ms(time_ms));
     w.key("message");
-    message.write(w.out);
+    message.write(w);
 }

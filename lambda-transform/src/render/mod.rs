@@ -26,15 +26,18 @@ pub mod document;
 use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
-use std::ops::Range;
 
 use base64::Engine as _;
 use serde::Deserialize;
 use serde::de::{Deserializer, MapAccess, Visitor};
 use serde_json::value::RawValue;
 
+/// JSON text of one value, as it came (valid JSON: read by serde, or checked by
+/// [`plain_v2_event`]).
+type Json<'a> = &'a str;
+
 use firetail_wire::event::{self as wire, PartMark};
-use firetail_wire::json::write_str;
+use firetail_wire::json::{write_escaped, write_escaped_twice, write_str, write_uint};
 use firetail_wire::output;
 use firetail_wire::time;
 
@@ -78,10 +81,8 @@ pub struct CloudWatchOrigin {
 /// What became of one event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rendered {
-    /// Appended to the output; the event's time in epoch milliseconds, and where in the
-    /// object (offsets from its first byte) its pod's shared members are: the same bytes for
-    /// every event of a pod, so a writer that escapes objects can escape them once.
-    Written { time_ms: i64, head: Range<usize> },
+    /// Appended to the output; the event's time in epoch milliseconds.
+    Written { time_ms: i64 },
     /// Matched `FIRETAIL_DROP_REGEX`; nothing was appended.
     Filtered,
 }
@@ -90,10 +91,22 @@ pub enum Rendered {
 #[derive(Debug)]
 struct Prepared {
     tags: TagSet,
-    /// `,"hostname":…,"ddtags":…,"kube_namespace":…` — everything after the message/time.
+    /// `,"hostname":…,"ddtags":…,"kube_namespace":…` — everything after the message/time
+    /// (escaped when the renderer writes [`Form::Escaped`]).
     head: Vec<u8>,
     /// Keys the renderer owns; app fields with these names are written as `app.<key>`.
     reserved: HashSet<String>,
+}
+
+/// How an object is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    /// As a JSON object.
+    Object,
+    /// As the inside of a JSON string whose text is the object (without the quotes): a
+    /// Datadog log travels as its envelope's `message`. Written so directly, in one pass:
+    /// writing the object and escaping it afterwards was a sixth of the transform's time.
+    Escaped,
 }
 
 /// Renders events for one destination, remembering the tags of the last pod seen (packed
@@ -101,14 +114,22 @@ struct Prepared {
 #[derive(Debug)]
 pub struct Renderer<'c> {
     config: &'c Config,
+    form: Form,
     cache_key: String,
     cache: Option<Prepared>,
 }
 
 impl<'c> Renderer<'c> {
+    /// A renderer of JSON objects.
     pub fn new(config: &'c Config) -> Self {
+        Renderer::with_form(config, Form::Object)
+    }
+
+    /// A renderer writing each object in `form`.
+    pub fn with_form(config: &'c Config, form: Form) -> Self {
         Renderer {
             config,
+            form,
             cache_key: String::new(),
             cache: None,
         }
@@ -136,6 +157,11 @@ impl<'c> Renderer<'c> {
                 return self.render_text(&lossy, Some(&exact), ctx, out);
             }
         };
+        if ctx.header.is_some()
+            && let Some(fields) = plain_v2_event(text)
+        {
+            return self.render_object(fields, ctx, out);
+        }
         if text.starts_with('{')
             && let Ok(fields) = serde_json::from_str::<Fields<'_>>(text)
         {
@@ -159,36 +185,35 @@ impl<'c> Renderer<'c> {
             return Rendered::Filtered;
         };
         let time_ms = ctx.default_time_ms;
-        let start = out.len();
-        let mut w = ObjectWriter::start(out);
+        let mut w = ObjectWriter::start(out, self.form);
         let message = Message::Text(Cow::Borrowed(message));
         write_message_and_time(&mut w, self.config.destination, &message, time_ms);
-        let head = w.raw(&prepared.head, start);
+        w.members(&prepared.head);
         if let Some(b64) = exact_base64 {
             w.key(MESSAGE_BASE64);
-            write_str(w.out, b64);
+            w.string(b64);
         }
         write_cloudwatch(&mut w, ctx.cloudwatch);
         w.finish();
-        Rendered::Written { time_ms, head }
+        Rendered::Written { time_ms }
     }
 
     fn render_object<'a>(
         &mut self,
-        fields: Vec<(Cow<'a, str>, &'a RawValue)>,
+        fields: Vec<(Cow<'a, str>, Json<'a>)>,
         ctx: EventContext<'a>,
         out: &mut Vec<u8>,
     ) -> Rendered {
-        let mut log_raw: Option<&'a RawValue> = None;
+        let mut log_raw: Option<Json<'a>> = None;
         let mut log_base64: Option<Cow<'a, str>> = None;
         let mut part: Option<(PartMark, Option<wire::Cut>)> = None;
         let mut top_message: Option<Cow<'a, str>> = None;
         let mut time_ms: Option<i64> = None;
-        let mut kube: Option<&'a RawValue> = None;
-        let mut rest: Vec<(Cow<'a, str>, &'a RawValue)> = Vec::with_capacity(fields.len());
+        let mut kube: Option<Json<'a>> = None;
+        let mut rest: Vec<(Cow<'a, str>, Json<'a>)> = Vec::with_capacity(fields.len());
         for (key, value) in fields {
             match key.as_ref() {
-                wire::LOG if log_raw.is_none() && value.get().starts_with('"') => {
+                wire::LOG if log_raw.is_none() && value.starts_with('"') => {
                     log_raw = Some(value);
                 }
                 wire::LOG_BASE64 if log_base64.is_none() => match string_of(value) {
@@ -206,7 +231,7 @@ impl<'c> Renderer<'c> {
                 wire::KUBERNETES if kube.is_none() => kube = Some(value),
                 // Version 2 writes epoch milliseconds exactly: no guessing of the unit.
                 wire::TIME if time_ms.is_none() && ctx.header.is_some() => {
-                    match value.get().parse::<i64>().ok().or_else(|| time_of(value)) {
+                    match value.parse::<i64>().ok().or_else(|| time_of(value)) {
                         Some(ms) => time_ms = Some(ms),
                         None => rest.push((key, value)),
                     }
@@ -225,19 +250,19 @@ impl<'c> Renderer<'c> {
             // Version 2: what the event does not carry is the header's. `stream` and `file`
             // lead the copied fields, in the order version 1 writes them, so the same events
             // render the same in both versions.
-            let mut own = |name: &'static str, default: Option<&'a RawValue>| {
+            let mut own = |name: &'static str, default: Option<Json<'a>>| {
                 let i = rest.iter().position(|(k, _)| k == name);
                 i.map(|i| rest.remove(i))
                     .or_else(|| default.map(|v| (Cow::Borrowed(name), v)))
             };
-            let stream = own(wire::STREAM, header.stream);
-            let file = own(wire::FILE, header.file);
+            let stream = own(wire::STREAM, header.stream.map(RawValue::get));
+            let file = own(wire::FILE, header.file.map(RawValue::get));
             rest.splice(0..0, stream.into_iter().chain(file));
             match kube {
                 // `{}`: the event's pod has no metadata, where the header's has.
-                Some(k) if k.get() == "{}" => kube = None,
+                Some("{}") => kube = None,
                 Some(_) => {}
-                None => kube = header.kubernetes,
+                None => kube = header.kubernetes.map(RawValue::get),
             }
         }
 
@@ -245,8 +270,8 @@ impl<'c> Renderer<'c> {
         // merge of a line that may be a JSON object. Otherwise its JSON string is copied into
         // the output as it came (unescaping and escaping again every line showed in `perf`).
         let (log, log_literal) = match log_raw {
-            Some(raw) if self.config.drop_regex.is_none() && is_plain_literal(raw.get()) => {
-                (None, Some(raw.get()))
+            Some(raw) if self.config.drop_regex.is_none() && is_plain_literal(raw) => {
+                (None, Some(raw))
             }
             Some(raw) => match string_of(raw) {
                 Some(text) => (Some(text), None),
@@ -261,7 +286,7 @@ impl<'c> Renderer<'c> {
 
         // Merge_Log: a JSON object in `log` contributes its fields.
         let merged_source = log.as_deref().filter(|s| s.trim_start().starts_with('{'));
-        let mut merged: Vec<(Cow<'_, str>, &RawValue)> = merged_source
+        let mut merged: Vec<(Cow<'_, str>, Json<'_>)> = merged_source
             .and_then(|s| serde_json::from_str::<Fields<'_>>(s).ok())
             .map(|f| f.0)
             .unwrap_or_default();
@@ -294,24 +319,23 @@ impl<'c> Renderer<'c> {
             .find_map(|k| find_string(&merged, k).or_else(|| find_string(&rest, k)));
         let time_ms = time_ms.unwrap_or(ctx.default_time_ms);
 
-        self.prepare(kube.map_or("", RawValue::get));
+        self.prepare(kube.unwrap_or(""));
         let Some(prepared) = self.cache.as_ref() else {
             return Rendered::Filtered;
         };
         let destination = self.config.destination;
-        let start = out.len();
-        let mut w = ObjectWriter::start(out);
+        let mut w = ObjectWriter::start(out, self.form);
         write_message_and_time(&mut w, destination, &message, time_ms);
         if destination == Destination::Datadog
             && let Some(level) = level
         {
             w.key(datadog::STATUS);
-            write_str(w.out, &level.to_ascii_lowercase());
+            w.string(&level.to_ascii_lowercase());
         }
-        let head = w.raw(&prepared.head, start);
+        w.members(&prepared.head);
         if let Some(exact) = &log_base64 {
             w.key(MESSAGE_BASE64);
-            write_str(w.out, exact);
+            w.string(exact);
         }
         if let Some((p, cut)) = part {
             write_part(&mut w, p, cut);
@@ -321,11 +345,11 @@ impl<'c> Renderer<'c> {
             && let Some(k) = kube
         {
             w.key(wire::KUBERNETES);
-            w.out.extend_from_slice(k.get().as_bytes());
+            w.json(k);
         }
         if let Some(m) = &displaced {
             w.key("app.message");
-            write_str(w.out, m);
+            w.string(m);
         }
         // `part` belongs to the sidecar only when it marked this event as a piece.
         let rename =
@@ -341,7 +365,7 @@ impl<'c> Renderer<'c> {
             w.field(key, value, rename(key));
         }
         w.finish();
-        Rendered::Written { time_ms, head }
+        Rendered::Written { time_ms }
     }
 
     fn filtered(&self, message: &str) -> bool {
@@ -358,7 +382,7 @@ impl<'c> Renderer<'c> {
         }
         let meta = KubeMeta::parse(kube_raw);
         let tags = tags::derive(&meta, &self.config.tags);
-        self.cache = Some(prepare_tags(tags, self.config.destination));
+        self.cache = Some(prepare_tags(tags, self.config.destination, self.form));
         self.cache_key.clear();
         self.cache_key.push_str(kube_raw);
     }
@@ -376,7 +400,7 @@ const RESERVED: [&str; 5] = [
 /// The exact bytes of a line that is not UTF-8, standard base64 (the sidecar's `log_base64`).
 pub const MESSAGE_BASE64: &str = "message_base64";
 
-fn prepare_tags(tags: TagSet, destination: Destination) -> Prepared {
+fn prepare_tags(tags: TagSet, destination: Destination, form: Form) -> Prepared {
     let mut reserved: HashSet<String> = RESERVED.into_iter().map(str::to_owned).collect();
     let mut head = Vec::with_capacity(256);
     let owned = match destination {
@@ -388,6 +412,12 @@ fn prepare_tags(tags: TagSet, destination: Destination) -> Prepared {
         if reserved.insert(key.clone()) {
             write_member(&mut head, key, value);
         }
+    }
+    if form == Form::Escaped {
+        // Built from `&str` pieces, so always UTF-8; escaped once per pod, not per event.
+        let mut escaped = Vec::with_capacity(head.len() + head.len() / 4);
+        write_escaped(&mut escaped, &String::from_utf8_lossy(&head));
+        head = escaped;
     }
     Prepared {
         tags,
@@ -413,10 +443,10 @@ pub(crate) enum Message<'a> {
 
 impl Message<'_> {
     /// The message as a JSON string literal.
-    fn write(&self, out: &mut Vec<u8>) {
+    fn write(&self, w: &mut ObjectWriter<'_>) {
         match self {
-            Message::Text(text) => write_str(out, text),
-            Message::Literal(literal) => out.extend_from_slice(literal.as_bytes()),
+            Message::Text(text) => w.string(text),
+            Message::Literal(literal) => w.json(literal),
         }
     }
 }
@@ -447,75 +477,119 @@ fn write_message_and_time(
 /// sidecar's own spelling.
 fn write_part(w: &mut ObjectWriter<'_>, part: PartMark, cut: Option<wire::Cut>) {
     w.key(wire::PART);
-    w.out.push(b'{');
-    write_str(w.out, wire::PART_INDEX);
-    w.out.push(b':');
-    firetail_wire::json::write_uint(w.out, u64::from(part.index));
-    w.out.push(b',');
-    write_str(w.out, wire::PART_LAST);
-    w.out
-        .extend_from_slice(if part.last { b":true" } else { b":false" });
+    w.punct(b"{");
+    w.string(wire::PART_INDEX);
+    w.punct(b":");
+    w.uint(u64::from(part.index));
+    w.punct(b",");
+    w.string(wire::PART_LAST);
+    w.punct(if part.last { b":true" } else { b":false" });
     if let Some(cut) = cut {
-        w.out.push(b',');
-        write_str(w.out, wire::PART_CUT);
-        w.out.push(b':');
-        write_str(w.out, cut.as_str());
+        w.punct(b",");
+        w.string(wire::PART_CUT);
+        w.punct(b":");
+        w.string(cut.as_str());
     }
-    w.out.push(b'}');
+    w.punct(b"}");
 }
 
 fn write_cloudwatch(w: &mut ObjectWriter<'_>, origin: Option<&CloudWatchOrigin>) {
     let Some(o) = origin else { return };
     w.key("aws");
-    w.out.extend_from_slice(b"{\"awslogs\":{\"owner\":");
-    write_str(w.out, &o.owner);
-    w.out.extend_from_slice(b",\"logGroup\":");
-    write_str(w.out, &o.log_group);
-    w.out.extend_from_slice(b",\"logStream\":");
-    write_str(w.out, &o.log_stream);
-    w.out.extend_from_slice(b"}}");
+    w.punct(b"{");
+    w.string("awslogs");
+    w.punct(b":{");
+    w.string("owner");
+    w.punct(b":");
+    w.string(&o.owner);
+    w.key("logGroup");
+    w.string(&o.log_group);
+    w.key("logStream");
+    w.string(&o.log_stream);
+    w.punct(b"}}");
 }
 
-/// Appends `{"firetail_transform":1,"k":v,...}` members to a buffer (the marker is always
-/// first, so every later member starts with a comma).
+/// Appends `{"firetail_transform":1,"k":v,...}` members to a buffer, in its [`Form`] (the
+/// marker is always first, so every later member starts with a comma).
 pub(crate) struct ObjectWriter<'o> {
-    /// The buffer; after [`ObjectWriter::key`], the caller writes the value here.
-    pub out: &'o mut Vec<u8>,
+    out: &'o mut Vec<u8>,
+    form: Form,
 }
 
 impl<'o> ObjectWriter<'o> {
     /// `{"firetail_transform":1` — every object the transform writes starts with its marker
     /// (see `firetail_wire::output`).
-    fn start(out: &'o mut Vec<u8>) -> Self {
+    fn start(out: &'o mut Vec<u8>, form: Form) -> Self {
         out.push(b'{');
-        output::write_marker(out);
-        ObjectWriter { out }
+        let mut w = ObjectWriter { out, form };
+        match form {
+            Form::Object => output::write_marker(w.out),
+            Form::Escaped => {
+                w.string(output::MARKER_KEY);
+                w.punct(b":");
+                w.uint(u64::from(output::MARKER_VERSION));
+            }
+        }
+        w
     }
 
-    /// Starts a member: separator, key, colon.
+    /// Starts a member: separator, key, colon; the caller writes the value.
     pub fn key(&mut self, key: &str) {
         self.out.push(b',');
-        write_str(self.out, key);
+        self.string(key);
         self.out.push(b':');
     }
 
-    /// Pre-rendered members that start with a comma; returns where they are in the object
-    /// that starts at `object_start` of the buffer.
-    fn raw(&mut self, members: &[u8], object_start: usize) -> Range<usize> {
-        let at = self.out.len() - object_start;
+    /// A JSON string of `s`.
+    pub fn string(&mut self, s: &str) {
+        match self.form {
+            Form::Object => write_str(self.out, s),
+            Form::Escaped => {
+                self.out.extend_from_slice(b"\\\"");
+                write_escaped_twice(self.out, s);
+                self.out.extend_from_slice(b"\\\"");
+            }
+        }
+    }
+
+    /// JSON text copied as it came (a value of the event, a string literal).
+    pub fn json(&mut self, text: &str) {
+        match self.form {
+            Form::Object => self.out.extend_from_slice(text.as_bytes()),
+            Form::Escaped => write_escaped(self.out, text),
+        }
+    }
+
+    /// Structure that reads the same in both forms: brackets, separators, `true`/`false`.
+    pub fn punct(&mut self, text: &[u8]) {
+        debug_assert!(!text.iter().any(|&b| b == b'"' || b == b'\\' || b < 0x20));
+        self.out.extend_from_slice(text);
+    }
+
+    /// An integer (the same in both forms).
+    pub fn int(&mut self, n: i64) {
+        firetail_wire::json::write_int(self.out, n);
+    }
+
+    /// A count or index (the same in both forms).
+    pub fn uint(&mut self, n: u64) {
+        write_uint(self.out, n);
+    }
+
+    /// Pre-rendered members that start with a comma, already in this writer's form.
+    fn members(&mut self, members: &[u8]) {
         self.out.extend_from_slice(members);
-        at..at + members.len()
     }
 
     /// A copied app field, as `app.<key>` when `rename` (its name is taken).
-    fn field(&mut self, key: &str, value: &RawValue, rename: bool) {
+    fn field(&mut self, key: &str, value: Json<'_>, rename: bool) {
         if rename {
             let renamed = format!("app.{key}");
             self.key(&renamed);
         } else {
             self.key(key);
         }
-        self.out.extend_from_slice(value.get().as_bytes());
+        self.json(value);
     }
 
     fn finish(self) {
@@ -523,8 +597,7 @@ impl<'o> ObjectWriter<'o> {
     }
 }
 
-fn string_of(value: &RawValue) -> Option<Cow<'_, str>> {
-    let raw = value.get();
+fn string_of(raw: Json<'_>) -> Option<Cow<'_, str>> {
     if !raw.starts_with('"') {
         return None;
     }
@@ -540,11 +613,11 @@ fn string_of(value: &RawValue) -> Option<Cow<'_, str>> {
 
 /// A sidecar piece mark: exactly `{"index": <u32>, "last": <bool>}`, or that with
 /// `"cut": <reason>`; anything else is an app's own field and is copied through.
-fn part_of(value: &RawValue) -> Option<(PartMark, Option<wire::Cut>)> {
-    if !value.get().starts_with('{') {
+fn part_of(value: Json<'_>) -> Option<(PartMark, Option<wire::Cut>)> {
+    if !value.starts_with('{') {
         return None;
     }
-    let fields = serde_json::from_str::<Fields<'_>>(value.get()).ok()?.0;
+    let fields = serde_json::from_str::<Fields<'_>>(value).ok()?.0;
     if !(2..=3).contains(&fields.len()) {
         return None;
     }
@@ -553,8 +626,8 @@ fn part_of(value: &RawValue) -> Option<(PartMark, Option<wire::Cut>)> {
     let mut cut = None;
     for (key, v) in fields {
         match key.as_ref() {
-            wire::PART_INDEX => index = v.get().parse::<u32>().ok(),
-            wire::PART_LAST => last = v.get().parse::<bool>().ok(),
+            wire::PART_INDEX => index = v.parse::<u32>().ok(),
+            wire::PART_LAST => last = v.parse::<bool>().ok(),
             wire::PART_CUT => {
                 cut = Some(string_of(v).and_then(|c| wire::Cut::from_name(&c))?);
             }
@@ -568,16 +641,15 @@ fn part_of(value: &RawValue) -> Option<(PartMark, Option<wire::Cut>)> {
     Some((mark, cut))
 }
 
-fn time_of(value: &RawValue) -> Option<i64> {
-    let raw = value.get();
+fn time_of(raw: Json<'_>) -> Option<i64> {
     if raw.starts_with('"') {
-        string_of(value).and_then(|s| time::parse_rfc3339_ms(&s))
+        string_of(raw).and_then(|s| time::parse_rfc3339_ms(&s))
     } else {
         raw.parse::<f64>().ok().and_then(time::epoch_number_to_ms)
     }
 }
 
-fn find_string<'v>(fields: &'v [(Cow<'_, str>, &'v RawValue)], key: &str) -> Option<Cow<'v, str>> {
+fn find_string<'v>(fields: &'v [(Cow<'_, str>, Json<'v>)], key: &str) -> Option<Cow<'v, str>> {
     fields
         .iter()
         .find(|(k, _)| k == key)
@@ -586,13 +658,13 @@ fn find_string<'v>(fields: &'v [(Cow<'_, str>, &'v RawValue)], key: &str) -> Opt
 
 /// Removes and returns the first string-valued field named one of `keys`.
 fn take_string<'a>(
-    fields: &mut Vec<(Cow<'_, str>, &'a RawValue)>,
+    fields: &mut Vec<(Cow<'_, str>, Json<'a>)>,
     keys: &[&str],
 ) -> Option<Cow<'a, str>> {
     for key in keys {
         if let Some(i) = fields
             .iter()
-            .position(|(k, v)| k == key && v.get().starts_with('"'))
+            .position(|(k, v)| k == key && v.starts_with('"'))
         {
             let (_, value) = fields.remove(i);
             return string_of(value);
@@ -601,8 +673,31 @@ fn take_string<'a>(
     None
 }
 
+/// The members of a version 2 event of the sidecar's usual shape, `{"time":<ms>,"log":"…"}`
+/// exactly, read without serde's map reader (the largest part of rendering such an event in
+/// `perf`); `None` for any other line, which serde reads. It accepts only what serde reads
+/// the same way: an integer of at most 18 digits without sign or leading zero, and a string
+/// literal with valid escapes.
+fn plain_v2_event(text: &str) -> Option<Vec<(Cow<'_, str>, Json<'_>)>> {
+    let rest = text.strip_prefix(r#"{"time":"#)?;
+    let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+    if !(1..=18).contains(&digits) || (digits > 1 && rest.starts_with('0')) {
+        return None;
+    }
+    let (time, rest) = rest.split_at(digits);
+    let rest = rest.strip_prefix(r#","log":"#)?;
+    let len = firetail_wire::json::string_literal_len(rest.as_bytes())?;
+    let (log, rest) = rest.split_at(len);
+    (rest == "}").then(|| {
+        vec![
+            (Cow::Borrowed(wire::TIME), time),
+            (Cow::Borrowed(wire::LOG), log),
+        ]
+    })
+}
+
 /// The members of a JSON object in input order, values left as raw JSON text.
-struct Fields<'a>(Vec<(Cow<'a, str>, &'a RawValue)>);
+struct Fields<'a>(Vec<(Cow<'a, str>, Json<'a>)>);
 
 impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -616,7 +711,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
                 let mut fields = Vec::with_capacity(map.size_hint().unwrap_or(8));
                 while let Some(key) = map.next_key::<Text<'de>>()? {
                     let value: &'de RawValue = map.next_value()?;
-                    fields.push((key.0.unwrap_or(Cow::Borrowed("")), value));
+                    fields.push((key.0.unwrap_or(Cow::Borrowed("")), value.get()));
                 }
                 Ok(Fields(fields))
             }
@@ -629,10 +724,6 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-
-    fn raw(json: &str) -> Box<RawValue> {
-        RawValue::from_string(json.to_owned()).unwrap()
-    }
 
     /// Renders `line` for `destination`, with or without a drop filter that matches nothing
     /// (which makes the renderer read every line's text).
@@ -687,6 +778,183 @@ mod tests {
         }
     }
 
+    /// Renders `line` in both forms with one configuration and context; the escaped form must
+    /// be exactly the object form escaped once (what the envelope used to do after rendering).
+    fn assert_forms_agree(line: &[u8], config: &Config, ctx: EventContext<'_>) {
+        let (mut object, mut escaped) = (Vec::new(), Vec::new());
+        let a = Renderer::with_form(config, Form::Object).render(line, ctx, &mut object);
+        let b = Renderer::with_form(config, Form::Escaped).render(line, ctx, &mut escaped);
+        assert_eq!(a, b, "{}", String::from_utf8_lossy(line));
+        let mut expected = Vec::new();
+        write_escaped(&mut expected, std::str::from_utf8(&object).unwrap());
+        assert_eq!(
+            String::from_utf8_lossy(&escaped),
+            String::from_utf8_lossy(&expected),
+            "{}",
+            String::from_utf8_lossy(line)
+        );
+        if matches!(a, Rendered::Written { .. }) {
+            // And the object form is valid JSON: the escaped form is the string of valid JSON.
+            serde_json::from_slice::<serde_json::Value>(&object).unwrap();
+        }
+    }
+
+    /// Lines that take every path of the renderer: copied literals and read text, merged
+    /// logs, displaced messages, levels, pieces, bytes that are not UTF-8, app fields with
+    /// reserved names, escapes and control bytes in keys and values, v1 and v2 shapes.
+    fn path_lines() -> Vec<Vec<u8>> {
+        let kube = r#""kubernetes":{"namespace_name":"sh\"op","pod_name":"a\\b","container_name":"app\u0001","labels":{"app":"x\ny"}}"#;
+        let mut lines: Vec<Vec<u8>> = [
+            format!(r#"{{"time":"2026-12-02T10:00:00.123Z","stream":"stdout","log":"GET /a?q=\"x\" \\ tab\tend","file":"/var/log/app/a \"b\".log",{kube}}}"#),
+            format!(r#"{{"time":1795341600123,"log":"{{\"message\":\"merged \\\"q\\\"\",\"level\":\"WARN\",\"user\":\"u\\u0002\"}}",{kube}}}"#),
+            format!(r#"{{"log":"plain","message":"top \"level\"","status":"kept as app","ddtags":"x:y",{kube}}}"#),
+            format!(r#"{{"log":"piece","part":{{"index":2,"last":false,"cut":"drain"}},{kube}}}"#),
+            format!(r#"{{"log":"not a piece","part":{{"index":"x"}},{kube}}}"#),
+            format!(r#"{{"log_base64":"/w==","log":"\ufffd","stream":"stderr",{kube}}}"#),
+            format!(r#"{{"time":"2026-12-02T10:00:00Z","log":"x\u0001y \ud83c\udf89",{kube}}}"#),
+            format!(r#"{{"lo\"g":"odd key","n":[1,{{"a":"\\"}}],"b":true,"z":null,{kube}}}"#),
+            r#"{"time":1795341600123,"log":"GET /a \"x\" \\ \/ \u00e9 end"}"#.to_owned(),
+            r#"{"time":1795341600124,"log":"{\"message\":\"merged\",\"level\":\"error\"}"}"#.to_owned(),
+            r#"{"message":"no metadata","level":"debug"}"#.to_owned(),
+            r#"{"time":"x","kubernetes":{}}"#.to_owned(),
+            "a plain \"text\" line \\ with\ttab".to_owned(),
+            "{ not json \"at all\"".to_owned(),
+            String::new(),
+        ]
+        .into_iter()
+        .map(String::into_bytes)
+        .collect();
+        lines.push(b"bytes \xff\xfe that are \"not\" UTF-8".to_vec());
+        lines
+    }
+
+    #[test]
+    fn the_escaped_form_is_the_object_escaped_on_every_path() {
+        let header_json = r#"{"v":2,"stream":"stdout","file":"/var/log/app/\"h\".log","kubernetes":{"namespace_name":"ns","pod_name":"p\\q","container_name":"c"}}"#;
+        let header: RecordHeader<'_> = serde_json::from_str(header_json).unwrap();
+        let origin = CloudWatchOrigin {
+            owner: "123456789012".into(),
+            log_group: "/aws/\"eks\"".into(),
+            log_stream: "s\\t".into(),
+        };
+        let contexts = [
+            EventContext {
+                default_time_ms: 7,
+                cloudwatch: None,
+                header: None,
+            },
+            EventContext {
+                default_time_ms: 7,
+                cloudwatch: None,
+                header: Some(&header),
+            },
+            EventContext {
+                default_time_ms: 7,
+                cloudwatch: Some(&origin),
+                header: None,
+            },
+        ];
+        for destination in [Destination::Datadog, Destination::S3] {
+            for (keep_kubernetes, drop) in [(false, None), (true, Some("^never$"))] {
+                let config = Config {
+                    destination,
+                    keep_kubernetes,
+                    drop_regex: drop.map(|d| regex::Regex::new(d).unwrap()),
+                    ..Config::default()
+                };
+                for line in path_lines() {
+                    for ctx in contexts {
+                        assert_forms_agree(&line, &config, ctx);
+                    }
+                }
+            }
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn the_escaped_form_is_the_object_escaped_for_any_text(
+            log in proptest::prelude::any::<String>(),
+            key in proptest::prelude::any::<String>(),
+            value in proptest::prelude::any::<String>(),
+            pod in proptest::prelude::any::<String>(),
+        ) {
+            let s = |t: &str| serde_json::to_string(t).unwrap();
+            let line = format!(
+                r#"{{"log":{},{}:{},"kubernetes":{{"namespace_name":"ns","pod_name":{}}}}}"#,
+                s(&log), s(&key), s(&value), s(&pod)
+            );
+            let config = Config::default();
+            let ctx = EventContext { default_time_ms: 7, cloudwatch: None, header: None };
+            assert_forms_agree(line.as_bytes(), &config, ctx);
+            assert_forms_agree(log.as_bytes(), &config, ctx);
+        }
+    }
+
+    /// serde's reading of `line`'s members, for comparison with [`plain_v2_event`]'s.
+    fn serde_fields(line: &str) -> Option<Vec<(String, String)>> {
+        let fields = serde_json::from_str::<Fields<'_>>(line).ok()?.0;
+        Some(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+
+    fn plain_fields(line: &str) -> Option<Vec<(String, String)>> {
+        let fields = plain_v2_event(line)?;
+        Some(
+            fields
+                .into_iter()
+                .map(|(k, v)| (k.into_owned(), v.to_owned()))
+                .collect(),
+        )
+    }
+
+    #[test]
+    fn the_usual_v2_event_is_read_as_serde_reads_it() {
+        for line in [
+            r#"{"time":1795341600123,"log":"GET /a \"x\" \\ \/ \t \u00e9 \ud83c\udf89"}"#,
+            r#"{"time":0,"log":""}"#,
+            r#"{"time":7,"log":"\ud800 lone"}"#,
+        ] {
+            assert_eq!(plain_fields(line), serde_fields(line), "{line}");
+            assert!(plain_fields(line).is_some(), "{line}");
+        }
+        // Anything else is serde's: other shapes, and what serde reads differently or not at
+        // all (a leading zero, a sign, a bad escape, a raw control byte, trailing text).
+        for line in [
+            r#"{"time":1,"log":"x","file":"f"}"#,
+            r#"{"log":"x","time":1}"#,
+            r#"{"time":01,"log":"x"}"#,
+            r#"{"time":-1,"log":"x"}"#,
+            r#"{"time":1.5,"log":"x"}"#,
+            r#"{"time":12345678901234567890,"log":"x"}"#,
+            r#"{"time":1,"log":"\x"}"#,
+            r#"{"time":1,"log":"\u12"}"#,
+            "{\"time\":1,\"log\":\"a\u{1}b\"}",
+            r#"{"time":1,"log":"x"} "#,
+            r#"{"time":1,"log":"x"}}"#,
+            r#"{"time":1,"log":"x"#,
+            r#"{"time":1, "log":"x"}"#,
+        ] {
+            assert_eq!(plain_fields(line), None, "{line}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_line_the_v2_reader_takes_renders_as_serde_would_have_it(
+            time in 0u64..10_000_000_000_000,
+            log in proptest::prelude::any::<String>(),
+        ) {
+            let line = format!(r#"{{"time":{time},"log":{}}}"#, serde_json::to_string(&log).unwrap());
+            proptest::prop_assert!(plain_fields(&line).is_some());
+            proptest::prop_assert_eq!(plain_fields(&line), serde_fields(&line));
+        }
+    }
+
     #[test]
     fn which_literals_are_copied() {
         assert!(is_plain_literal(r#""GET / \"x\"""#));
@@ -708,12 +976,9 @@ mod tests {
             index: 3,
             last: true,
         };
+        assert_eq!(part_of(r#"{"index":3,"last":true}"#), Some((mark, None)));
         assert_eq!(
-            part_of(&raw(r#"{"index":3,"last":true}"#)),
-            Some((mark, None))
-        );
-        assert_eq!(
-            part_of(&raw(r#"{"index":3,"last":true,"cut":"drain"}"#)),
+            part_of(r#"{"index":3,"last":true,"cut":"drain"}"#),
             Some((mark, Some(wire::Cut::Drain)))
         );
         for other in [
@@ -726,7 +991,7 @@ mod tests {
             r#""part""#,
             "7",
         ] {
-            assert_eq!(part_of(&raw(other)), None, "{other}");
+            assert_eq!(part_of(other), None, "{other}");
         }
     }
 }
