@@ -15,12 +15,7 @@ pub fn write_str(out: &mut Vec<u8>, s: &str) {
 /// string written in pieces (the transform writes a log object as a string of its
 /// envelope a member at a time).
 pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = next_escape(bytes, 0);
-    while i < bytes.len() {
-        let b = bytes[i];
-        out.extend_from_slice(&bytes[start..i]);
+    copy_escaping(out, s, |out, b| {
         // Two pushes rather than a slice copy: in a log object written as a string every
         // eighth byte or so is a quote, and a call to copy two bytes cost more than them.
         let short = match b {
@@ -41,6 +36,18 @@ pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
         } else {
             out.push(short);
         }
+    });
+}
+
+/// Copies `s` to `out`, writing each byte a JSON string must escape with `escape` instead.
+#[inline(always)]
+fn copy_escaping(out: &mut Vec<u8>, s: &str, mut escape: impl FnMut(&mut Vec<u8>, u8)) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    let mut i = next_escape(bytes, 0);
+    while i < bytes.len() {
+        out.extend_from_slice(&bytes[start..i]);
+        escape(out, bytes[i]);
         start = i + 1;
         i = next_escape(bytes, start);
     }
@@ -52,12 +59,7 @@ pub fn write_escaped(out: &mut Vec<u8>, s: &str) {
 /// that is itself a string (a Datadog log travels as the `message` of its envelope): the
 /// transform writes such a log already escaped instead of writing it and escaping it again.
 pub fn write_escaped_twice(out: &mut Vec<u8>, s: &str) {
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    let mut i = next_escape(bytes, 0);
-    while i < bytes.len() {
-        let b = bytes[i];
-        out.extend_from_slice(&bytes[start..i]);
+    copy_escaping(out, s, |out, b| {
         // Once: `\` and a letter (or `u00XX`). Twice: that backslash escaped (`\\`), the
         // letter as it is, except a quote or backslash, which needs its own backslash again.
         out.push(b'\\');
@@ -78,10 +80,7 @@ pub fn write_escaped_twice(out: &mut Vec<u8>, s: &str) {
                 out.push(HEX[usize::from(b & 0xf)]);
             }
         }
-        start = i + 1;
-        i = next_escape(bytes, start);
-    }
-    out.extend_from_slice(&bytes[start..]);
+    });
 }
 
 /// The length of the JSON string literal at the start of `bytes`, quotes included, if one is
