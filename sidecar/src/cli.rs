@@ -149,7 +149,7 @@ pub struct ShipArgs {
     pub record_format: RecordFormat,
 
     /// Compression level of `v2-zstd` (1-19; default: the measured `auto` profile, level 6
-    /// with 6-byte minimum matches, level 3 for records of events over 512 bytes), `v2-gzip`
+    /// with 6-byte minimum matches, level 5 for records of events over 512 bytes), `v2-gzip`
     /// (1-9, default 6) or `ndjson-gzip` (1-9, default 1) records. Higher levels bill less and
     /// cost the sidecar more CPU (docs/BENCHMARKS.md, "Choosing the compression").
     #[arg(long, env = "FIRETAIL_COMPRESSION_LEVEL")]

@@ -40,6 +40,9 @@ pub const STREAM: &str = "stream";
 pub const LOG: &str = "log";
 /// The exact bytes of a line that is not valid UTF-8 (standard base64).
 pub const LOG_BASE64: &str = "log_base64";
+/// Format version 2 only, in place of [`LOG`]: a whole line that is exactly one JSON object,
+/// as that JSON text itself rather than escaped into a string ([`crate::v2`]).
+pub const LOG_JSON: &str = "log_json";
 /// The file the line was read from.
 pub const FILE: &str = "file";
 /// The piece mark of a split line.

@@ -114,6 +114,15 @@ pub fn string_literal_len(bytes: &[u8]) -> Option<usize> {
     }
 }
 
+/// Whether `text` is exactly one JSON object: `{` first, `}` last (no white space around it),
+/// valid JSON in between as serde_json reads it (nesting at most 128 deep). Format version 2
+/// carries such a line as JSON rather than as an escaped string ([`crate::v2`]).
+pub fn is_one_object(text: &str) -> bool {
+    text.starts_with('{')
+        && text.ends_with('}')
+        && serde_json::from_str::<&serde_json::value::RawValue>(text).is_ok()
+}
+
 /// Appends `n` in decimal, as JSON writes an integer: without the allocation and formatting
 /// machinery of `to_string`, which showed in the transform's profile (two integers per
 /// Datadog log, besides the ones in the log itself).

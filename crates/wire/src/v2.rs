@@ -6,6 +6,7 @@
 //! {"time":1795341600123,"log":"GET /cart 200"}
 //! {"time":1795341600124,"log":"GET /pay 500","file":"/var/log/app/web/error.log"}
 //! {"time":1795341600125,"log":"aaaa…","part":{"index":0,"last":false}}
+//! {"time":1795341600126,"log_json":{"level":"info","msg":"paid","order":1234}}
 //! ```
 //!
 //! - The **header** is the first line: [`VERSION_KEY`](crate::format::VERSION_KEY) first (so a
@@ -14,7 +15,9 @@
 //! - Each **event** has [`TIME`] as epoch **milliseconds** (an integer: every destination keeps
 //!   milliseconds, and it is a third of the RFC 3339 text), [`LOG`], [`LOG_BASE64`] when the
 //!   line is not UTF-8, [`PART`] for a piece of a split line — the same meanings as in version 1
-//!   ([`crate::event`]) — and [`STREAM`], [`FILE`] or [`KUBERNETES`] only where the event's
+//!   ([`crate::event`]) — or, instead of [`LOG`], [`LOG_JSON`] when the whole line is exactly
+//!   one JSON object ([`crate::json::is_one_object`]; never for a piece): the line's bytes
+//!   themselves, so its text is the JSON text of that value, byte for byte; and [`STREAM`], [`FILE`] or [`KUBERNETES`] only where the event's
 //!   value differs from the header's (a record packs lines of several files or containers). A
 //!   field an event does not carry is the header's. Each event is self-contained given the
 //!   header, so any run of events after the header is a valid record again (what the
@@ -29,8 +32,10 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::event::{Cut, EventRef, FILE, KUBERNETES, STREAM, TIME, key, write_log, write_part};
-use crate::json::write_str;
+use crate::event::{
+    Cut, EventRef, FILE, KUBERNETES, LOG_JSON, STREAM, TIME, key, write_log, write_part,
+};
+use crate::json::{is_one_object, write_str};
 
 /// What a record's header states for all of its events.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,7 +87,7 @@ pub fn encode_cut(
     key(out, TIME);
     crate::json::write_int(out, epoch_ms(ev.time));
     out.push(b',');
-    write_log(ev.line, out);
+    write_line(ev.line, ev.part.is_some() || cut.is_some(), out);
     if this.stream != record.stream {
         out.push(b',');
         key(out, STREAM);
@@ -106,6 +111,23 @@ pub fn encode_cut(
     }
     write_part(ev.part, cut, out);
     out.push(b'}');
+}
+
+/// `"log_json":<the line>` when the whole line is one JSON object, else `"log":…` as in
+/// version 1. An app that logs JSON writes lines that are JSON text already: escaping each of
+/// their quotes made such a record ~1 % bigger once compressed, and cost the transform an
+/// unescape before it merges the object. A piece of a split line is never read as an object.
+fn write_line(line: &[u8], piece: bool, out: &mut Vec<u8>) {
+    if !piece
+        && line.first() == Some(&b'{')
+        && let Ok(text) = std::str::from_utf8(line)
+        && is_one_object(text)
+    {
+        key(out, LOG_JSON);
+        out.extend_from_slice(line);
+    } else {
+        write_log(line, out);
+    }
 }
 
 /// Epoch milliseconds of `t` (negative before 1970).
@@ -204,6 +226,75 @@ mod tests {
             serde_json::json!({TIME: 1_795_341_600_123i64, LOG: "ok \u{fffd}", LOG_BASE64: "b2sg/w==",
                 FILE: "/var/log/app/app/b.log", KUBERNETES: {}, PART: {PART_INDEX: 1, PART_LAST: true}})
         );
+    }
+
+    fn encoded(line: &[u8], part: Option<PartMark>, cut: Option<Cut>) -> Vec<u8> {
+        let h = header("/var/log/app/app/a.log", KUBE);
+        let ev = EventRef {
+            line,
+            time: UNIX_EPOCH + Duration::from_millis(7),
+            file: h.file,
+            part,
+        };
+        let mut out = Vec::new();
+        encode_cut(&ev, cut, &h, &h, &mut out);
+        out
+    }
+
+    #[test]
+    fn a_line_that_is_one_json_object_is_carried_as_json() {
+        // Nesting deeper than serde_json builds values for is still one object: its raw
+        // reader does not recurse (nor does the transform's, which reads one level).
+        let deep = format!("{}1{}", r#"{"a":["#.repeat(300), "]}".repeat(300));
+        for line in [
+            r#"{"level":"info","msg":"paid","order":1234}"#,
+            r#"{}"#,
+            r#"{"a":{"b":[1,2,{"c":"\u00e9 \" \ud800"}]},"é":"ü"}"#,
+            &deep,
+        ] {
+            let out = encoded(line.as_bytes(), None, None);
+            let mut want = br#"{"time":7,"log_json":"#.to_vec();
+            want.extend_from_slice(line.as_bytes());
+            want.push(b'}');
+            assert_eq!(out, want, "{line}");
+            // Whatever reads it sees the line's own text as that member's JSON text.
+            let raw: std::collections::HashMap<String, &serde_json::value::RawValue> =
+                serde_json::from_slice(&out).unwrap();
+            assert_eq!(raw[LOG_JSON].get(), line);
+        }
+    }
+
+    #[test]
+    fn anything_else_stays_an_escaped_string() {
+        let piece = Some(PartMark {
+            index: 0,
+            last: false,
+        });
+        for (line, part, cut) in [
+            (&br#"{"a":1} "#[..], None, None),
+            (br#" {"a":1}"#, None, None),
+            (br#"{"a":1}{"b":2}"#, None, None),
+            (br#"{"a":1,}"#, None, None),
+            (br#"{"a":"tab	in a string"}"#, None, None),
+            (br#"["a"]"#, None, None),
+            (b"{\"a\":\"\xff\"}", None, None),
+            (br#"{"a":1}"#, piece, None),
+            (br#"{"a":1}"#, None, Some(Cut::Timeout)),
+        ] {
+            let out = encoded(line, part, cut);
+            let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+            assert!(
+                v.get(LOG_JSON).is_none(),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+            assert_eq!(
+                v[LOG].as_str().unwrap(),
+                String::from_utf8_lossy(line),
+                "{}",
+                String::from_utf8_lossy(line)
+            );
+        }
     }
 
     #[test]

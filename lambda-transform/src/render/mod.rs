@@ -4,8 +4,9 @@
 //! Events are parsed one level deep: the keys the sidecar and Fluent Bit write (names from
 //! `firetail_wire::event`) and an app's own `message`/time keys are interpreted, every other
 //! value is copied through as raw JSON text without being rebuilt. `log` holding a JSON object
-//! is merged like Fluent Bit's `Merge_Log`, and nothing an app logs can overwrite the tags: a
-//! colliding key is kept under `app.<key>`.
+//! (or version 2's `log_json`, the line carried as JSON) is merged like Fluent Bit's
+//! `Merge_Log`, and nothing an app logs can overwrite the tags: a colliding key is kept under
+//! `app.<key>`.
 //!
 //! # Layout
 //! - [`Renderer`]: reads an event, derives its tags (cached per distinct `kubernetes` map) and
@@ -205,6 +206,7 @@ impl<'c> Renderer<'c> {
         out: &mut Vec<u8>,
     ) -> Rendered {
         let mut log_raw: Option<Json<'a>> = None;
+        let mut log_json: Option<Json<'a>> = None;
         let mut log_base64: Option<Cow<'a, str>> = None;
         let mut part: Option<(PartMark, Option<wire::Cut>)> = None;
         let mut top_message: Option<Cow<'a, str>> = None;
@@ -215,6 +217,12 @@ impl<'c> Renderer<'c> {
             match key.as_ref() {
                 wire::LOG if log_raw.is_none() && value.starts_with('"') => {
                     log_raw = Some(value);
+                }
+                // Version 2's line that is a JSON object: its text is this JSON text.
+                wire::LOG_JSON
+                    if log_json.is_none() && ctx.header.is_some() && value.starts_with('{') =>
+                {
+                    log_json = Some(value);
                 }
                 wire::LOG_BASE64 if log_base64.is_none() => match string_of(value) {
                     Some(s) => log_base64 = Some(s),
@@ -266,10 +274,18 @@ impl<'c> Renderer<'c> {
             }
         }
 
+        if log_raw.is_some()
+            && let Some(json) = log_json.take()
+        {
+            // Both: not what a sidecar writes; the string is the line, the object a field.
+            rest.push((Cow::Borrowed(wire::LOG_JSON), json));
+        }
         // The line is unescaped only if something reads its text: the drop filter, or the
         // merge of a line that may be a JSON object. Otherwise its JSON string is copied into
         // the output as it came (unescaping and escaping again every line showed in `perf`).
+        // A line carried as JSON is its own text already.
         let (log, log_literal) = match log_raw {
+            None if log_json.is_some() => (log_json.map(Cow::Borrowed), None),
             Some(raw) if self.config.drop_regex.is_none() && is_plain_literal(raw) => {
                 (None, Some(raw))
             }
@@ -673,11 +689,13 @@ fn take_string<'a>(
     None
 }
 
-/// The members of a version 2 event of the sidecar's usual shape, `{"time":<ms>,"log":"…"}`
-/// exactly, read without serde's map reader (the largest part of rendering such an event in
-/// `perf`); `None` for any other line, which serde reads. It accepts only what serde reads
-/// the same way: an integer of at most 18 digits without sign or leading zero, and a string
-/// literal with valid escapes.
+/// The members of a version 2 event of the sidecar's usual shapes, `{"time":<ms>,"log":"…"}`
+/// or `{"time":<ms>,"log_json":{…}}` exactly, read without serde's map reader (the largest
+/// part of rendering such an event in `perf`); `None` for any other line, which serde reads.
+/// It accepts only what serde reads the same way: an integer of at most 18 digits without
+/// sign or leading zero, then a string literal with valid escapes, or an object that is valid
+/// JSON (which serde checks: a line that the sidecar carries as JSON is merged, so parsed,
+/// anyway).
 fn plain_v2_event(text: &str) -> Option<Vec<(Cow<'_, str>, Json<'_>)>> {
     let rest = text.strip_prefix(r#"{"time":"#)?;
     let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
@@ -685,15 +703,15 @@ fn plain_v2_event(text: &str) -> Option<Vec<(Cow<'_, str>, Json<'_>)>> {
         return None;
     }
     let (time, rest) = rest.split_at(digits);
-    let rest = rest.strip_prefix(r#","log":"#)?;
-    let len = firetail_wire::json::string_literal_len(rest.as_bytes())?;
-    let (log, rest) = rest.split_at(len);
-    (rest == "}").then(|| {
-        vec![
-            (Cow::Borrowed(wire::TIME), time),
-            (Cow::Borrowed(wire::LOG), log),
-        ]
-    })
+    let time = (Cow::Borrowed(wire::TIME), time);
+    if let Some(rest) = rest.strip_prefix(r#","log":"#) {
+        let len = firetail_wire::json::string_literal_len(rest.as_bytes())?;
+        let (log, rest) = rest.split_at(len);
+        return (rest == "}").then(|| vec![time, (Cow::Borrowed(wire::LOG), log)]);
+    }
+    let object = rest.strip_prefix(r#","log_json":"#)?.strip_suffix('}')?;
+    firetail_wire::json::is_one_object(object)
+        .then(|| vec![time, (Cow::Borrowed(wire::LOG_JSON), object)])
 }
 
 /// The members of a JSON object in input order, values left as raw JSON text.
@@ -724,6 +742,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use proptest::strategy::Strategy as _;
 
     /// Renders `line` for `destination`, with or without a drop filter that matches nothing
     /// (which makes the renderer read every line's text).
@@ -815,6 +834,10 @@ mod tests {
             format!(r#"{{"lo\"g":"odd key","n":[1,{{"a":"\\"}}],"b":true,"z":null,{kube}}}"#),
             r#"{"time":1795341600123,"log":"GET /a \"x\" \\ \/ \u00e9 end"}"#.to_owned(),
             r#"{"time":1795341600124,"log":"{\"message\":\"merged\",\"level\":\"error\"}"}"#.to_owned(),
+            r#"{"time":1795341600125,"log_json":{"message":"merged \"q\"","level":"WARN","user":"u\u0002","n":{"a":[1]}}}"#.to_owned(),
+            r#"{"time":1795341600126,"log_json":{"no":"message"},"file":"/var/log/app/b.log"}"#.to_owned(),
+            r#"{"time":1795341600127,"log":"the string","log_json":{"message":"an app field"}}"#.to_owned(),
+            r#"{"time":1795341600128,"log_json":{"unclosed":1}"#.to_owned(),
             r#"{"message":"no metadata","level":"debug"}"#.to_owned(),
             r#"{"time":"x","kubernetes":{}}"#.to_owned(),
             "a plain \"text\" line \\ with\ttab".to_owned(),
@@ -918,6 +941,8 @@ mod tests {
             r#"{"time":1795341600123,"log":"GET /a \"x\" \\ \/ \t \u00e9 \ud83c\udf89"}"#,
             r#"{"time":0,"log":""}"#,
             r#"{"time":7,"log":"\ud800 lone"}"#,
+            r#"{"time":8,"log_json":{"a":"\"}","b":[{}],"c":"\ud800"}}"#,
+            r#"{"time":9,"log_json":{}}"#,
         ] {
             assert_eq!(plain_fields(line), serde_fields(line), "{line}");
             assert!(plain_fields(line).is_some(), "{line}");
@@ -938,6 +963,12 @@ mod tests {
             r#"{"time":1,"log":"x"}}"#,
             r#"{"time":1,"log":"x"#,
             r#"{"time":1, "log":"x"}"#,
+            r#"{"time":1,"log_json":{"a":1}"#,
+            r#"{"time":1,"log_json":{"a":1,}}"#,
+            r#"{"time":1,"log_json":{"a":1}}}"#,
+            r#"{"time":1,"log_json":{"a":1} }"#,
+            r#"{"time":1,"log_json":{"a":1},"file":"f"}"#,
+            r#"{"time":1,"log_json":["a"]}"#,
         ] {
             assert_eq!(plain_fields(line), None, "{line}");
         }
@@ -952,6 +983,122 @@ mod tests {
             let line = format!(r#"{{"time":{time},"log":{}}}"#, serde_json::to_string(&log).unwrap());
             proptest::prop_assert!(plain_fields(&line).is_some());
             proptest::prop_assert_eq!(plain_fields(&line), serde_fields(&line));
+        }
+    }
+
+    /// The version 2 event the sidecar writes for `line` (its own encoder: `log_json` for a
+    /// JSON object), and the same event with the line as a `log` string.
+    fn v2_both_ways(line: &str) -> (Vec<u8>, Vec<u8>) {
+        use std::time::{Duration, UNIX_EPOCH};
+        let header = firetail_wire::v2::Header {
+            stream: "stdout",
+            file: "/var/log/app/a.log",
+            kubernetes: br#"{"namespace_name":"ns","pod_name":"p","container_name":"c"}"#,
+        };
+        let ev = firetail_wire::event::EventRef {
+            line: line.as_bytes(),
+            time: UNIX_EPOCH + Duration::from_millis(1_795_341_600_123),
+            file: header.file,
+            part: None,
+        };
+        let mut sidecar = Vec::new();
+        firetail_wire::v2::encode(&ev, &header, &header, &mut sidecar);
+        let string = format!(
+            r#"{{"time":1795341600123,"log":{}}}"#,
+            serde_json::to_string(line).unwrap()
+        );
+        (sidecar, string.into_bytes())
+    }
+
+    /// Renders both events of [`v2_both_ways`] with every configuration and form; the outputs
+    /// must be the same bytes.
+    fn assert_json_line_renders_as_its_string(line: &str) {
+        let header_json = r#"{"firetail_format":2,"stream":"stdout","file":"/var/log/app/a.log","kubernetes":{"namespace_name":"ns","pod_name":"p","container_name":"c"}}"#;
+        let header: RecordHeader<'_> = serde_json::from_str(header_json).unwrap();
+        let ctx = EventContext {
+            default_time_ms: 7,
+            cloudwatch: None,
+            header: Some(&header),
+        };
+        let (as_json, as_string) = v2_both_ways(line);
+        for destination in [
+            Destination::Datadog,
+            Destination::S3,
+            Destination::OpenSearch,
+        ] {
+            for (keep_kubernetes, drop) in [(false, None), (true, Some("^never$"))] {
+                let config = Config {
+                    destination,
+                    keep_kubernetes,
+                    drop_regex: drop.map(|d| regex::Regex::new(d).unwrap()),
+                    ..Config::default()
+                };
+                for form in [Form::Object, Form::Escaped] {
+                    let (mut a, mut b) = (Vec::new(), Vec::new());
+                    let ra = Renderer::with_form(&config, form).render(&as_json, ctx, &mut a);
+                    let rb = Renderer::with_form(&config, form).render(&as_string, ctx, &mut b);
+                    assert_eq!(ra, rb, "{line}");
+                    assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_json_line_renders_the_same_carried_as_json_or_as_a_string() {
+        for line in [
+            r#"{"message":"paid","level":"INFO","order":1234,"ok":true,"tags":["a","b"]}"#,
+            r#"{"msg":"m \"q\" \\ \/ \u00e9 \ud800","severity":"warn","nested":{"a":{"b":null}}}"#,
+            r#"{"level":"error","message":7,"status":"app's","ddtags":"x:y","kubernetes":{"a":1}}"#,
+            r#"{"time":"2026-12-02T10:00:00Z","log":"an app's log key","part":{"index":0,"last":true}}"#,
+            r#"{"firetail_transform":9,"message_base64":"x","aws":1,"":""}"#,
+            r#"{"a":1,"a":2}"#,
+            r#"{}"#,
+            "{\"日本\":\"🎉\",\"k\":-1.5e3}",
+        ] {
+            let (as_json, _) = v2_both_ways(line);
+            assert!(
+                std::str::from_utf8(&as_json)
+                    .unwrap()
+                    .contains(r#""log_json":{"#),
+                "{line}"
+            );
+            assert_json_line_renders_as_its_string(line);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn any_json_line_renders_the_same_carried_as_json_or_as_a_string(
+            fields in proptest::collection::vec(
+                (
+                    proptest::prop_oneof![
+                        proptest::prelude::Just("message".to_owned()),
+                        proptest::prelude::Just("level".to_owned()),
+                        proptest::prelude::Just("hostname".to_owned()),
+                        proptest::prelude::any::<String>(),
+                    ],
+                    proptest::prop_oneof![
+                        proptest::prelude::any::<String>().prop_map(serde_json::Value::from),
+                        proptest::prelude::any::<i64>().prop_map(serde_json::Value::from),
+                        proptest::prelude::any::<String>()
+                            .prop_map(|s| serde_json::json!({ "inner": s, "list": [s] })),
+                    ],
+                ),
+                0..6,
+            ),
+        ) {
+            let mut line = String::from("{");
+            for (i, (key, value)) in fields.iter().enumerate() {
+                if i > 0 {
+                    line.push(',');
+                }
+                line.push_str(&serde_json::to_string(key).unwrap());
+                line.push(':');
+                line.push_str(&value.to_string());
+            }
+            line.push('}');
+            assert_json_line_renders_as_its_string(&line);
         }
     }
 

@@ -234,6 +234,9 @@ async fn partial_failures_surface_per_entry_and_only_successes_are_recorded() {
 
 #[tokio::test]
 async fn throttled_calls_are_retried_by_the_sdk_until_the_dead_window_ends() {
+    // The window opens when the endpoint starts, so the clock starts before it (taken after
+    // building the client, the call could end less than 150 ms later on a fast machine).
+    let started = Instant::now();
     let endpoint = FirehoseEndpoint::start(FaultPlan {
         dead_for: Duration::from_millis(150),
         ..FaultPlan::none()
@@ -241,7 +244,6 @@ async fn throttled_calls_are_retried_by_the_sdk_until_the_dead_window_ends() {
     .await
     .unwrap();
     let client = patient_client(&endpoint.url());
-    let started = Instant::now();
     let data = records("t", 20);
     let out = put_batch(&client, &data).await.unwrap();
     assert_eq!(out.failed_put_count(), 0);
