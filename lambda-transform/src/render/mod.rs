@@ -818,6 +818,23 @@ mod tests {
         }
     }
 
+    /// Each destination as configured by default, and with the original `kubernetes` kept and
+    /// a drop filter that matches nothing (which makes the renderer read every line's text).
+    fn configs(destinations: &[Destination]) -> Vec<Config> {
+        let mut configs = Vec::new();
+        for &destination in destinations {
+            for (keep_kubernetes, drop) in [(false, None), (true, Some("^never$"))] {
+                configs.push(Config {
+                    destination,
+                    keep_kubernetes,
+                    drop_regex: drop.map(|d| regex::Regex::new(d).unwrap()),
+                    ..Config::default()
+                });
+            }
+        }
+        configs
+    }
+
     /// Lines that take every path of the renderer: copied literals and read text, merged
     /// logs, displaced messages, levels, pieces, bytes that are not UTF-8, app fields with
     /// reserved names, escapes and control bytes in keys and values, v1 and v2 shapes.
@@ -877,18 +894,10 @@ mod tests {
                 header: None,
             },
         ];
-        for destination in [Destination::Datadog, Destination::S3] {
-            for (keep_kubernetes, drop) in [(false, None), (true, Some("^never$"))] {
-                let config = Config {
-                    destination,
-                    keep_kubernetes,
-                    drop_regex: drop.map(|d| regex::Regex::new(d).unwrap()),
-                    ..Config::default()
-                };
-                for line in path_lines() {
-                    for ctx in contexts {
-                        assert_forms_agree(&line, &config, ctx);
-                    }
+        for config in configs(&[Destination::Datadog, Destination::S3]) {
+            for line in path_lines() {
+                for ctx in contexts {
+                    assert_forms_agree(&line, &config, ctx);
                 }
             }
         }
@@ -1021,25 +1030,18 @@ mod tests {
             header: Some(&header),
         };
         let (as_json, as_string) = v2_both_ways(line);
-        for destination in [
+        let all = [
             Destination::Datadog,
             Destination::S3,
             Destination::OpenSearch,
-        ] {
-            for (keep_kubernetes, drop) in [(false, None), (true, Some("^never$"))] {
-                let config = Config {
-                    destination,
-                    keep_kubernetes,
-                    drop_regex: drop.map(|d| regex::Regex::new(d).unwrap()),
-                    ..Config::default()
-                };
-                for form in [Form::Object, Form::Escaped] {
-                    let (mut a, mut b) = (Vec::new(), Vec::new());
-                    let ra = Renderer::with_form(&config, form).render(&as_json, ctx, &mut a);
-                    let rb = Renderer::with_form(&config, form).render(&as_string, ctx, &mut b);
-                    assert_eq!(ra, rb, "{line}");
-                    assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
-                }
+        ];
+        for config in configs(&all) {
+            for form in [Form::Object, Form::Escaped] {
+                let (mut a, mut b) = (Vec::new(), Vec::new());
+                let ra = Renderer::with_form(&config, form).render(&as_json, ctx, &mut a);
+                let rb = Renderer::with_form(&config, form).render(&as_string, ctx, &mut b);
+                assert_eq!(ra, rb, "{line}");
+                assert_eq!(String::from_utf8_lossy(&a), String::from_utf8_lossy(&b));
             }
         }
     }
