@@ -30,8 +30,9 @@ Modes:
 - fb-default-k8s: Fluent Bit's default, one event per record, no compression, metadata as in
   fb-agg-gzip-k8s.
 - ft-v2-zstd (the default), ft-ndjson-gzip (format version 1), ft-json: the release `firetail`
-  with Downward API env/files (pod name, namespace, uid, node, two labels) and
-  FIRETAIL_RECORD_FORMAT.
+  with Downward API env/files (pod name, namespace, uid, node, two labels),
+  FIRETAIL_RECORD_FORMAT, and MALLOC_ARENA_MAX=2 as its image sets it (override by setting
+  MALLOC_ARENA_MAX for the script).
 - ft-v2-zstd-lN (N in 1, 3-9; only when named in --modes): v2-zstd at FIRETAIL_COMPRESSION_LEVEL=N,
   to choose the default level side by side with Fluent Bit.
 """
@@ -293,6 +294,8 @@ def start_firetail(args, mode, corpus, logs, run_dir, endpoint):
         "POD_UID": POD["uid"],
         "NODE_NAME": POD["node"],
         "FIRETAIL_CONTAINER_NAME": POD["container"],
+        # As the sidecar image sets it (Dockerfile): glibc's malloc arenas capped at two.
+        "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2"),
     })
     if corpus == "stack":
         env["FIRETAIL_MULTILINE"] = "java"

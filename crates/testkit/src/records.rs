@@ -4,6 +4,7 @@
 
 use firetail_wire::Destination;
 use firetail_wire::codec::maybe_decompress;
+use firetail_wire::event::{LOG, LOG_JSON};
 use serde_json::Value;
 
 /// Inflated bytes are capped here: far above any real record, low enough that a broken test
@@ -19,8 +20,9 @@ pub fn inflate(bytes: &[u8]) -> Result<Vec<u8>, String> {
 
 /// The events of one sidecar record (any record format), or of several records concatenated
 /// (a moto S3 object), in version 1's shape: a version 2 event gets the header's `stream`,
-/// `file` and `kubernetes` where it has none of its own, and its millisecond `time` as RFC 3339
-/// text, so tests compare both versions with one reader. The header is not an event.
+/// `file` and `kubernetes` where it has none of its own, its millisecond `time` as RFC 3339
+/// text, and a line carried as `log_json` as the `log` string of its exact bytes, so tests
+/// compare both versions with one reader. The header is not an event.
 pub fn decode_events(record: &[u8]) -> Result<Vec<Value>, String> {
     let text = inflate(record)?;
     let mut header: Option<Value> = None;
@@ -47,6 +49,14 @@ pub fn decode_events(record: &[u8]) -> Result<Vec<Value>, String> {
             if let Some(ms) = map.get("time").and_then(Value::as_i64) {
                 let text = firetail_wire::time::format_rfc3339_ms(ms);
                 map.insert("time".to_owned(), Value::from(text));
+            }
+            // A line carried as JSON is the `log` string it stands for: its own bytes.
+            if !map.contains_key(LOG)
+                && map.contains_key(LOG_JSON)
+                && let Some(text) = log_json_text(line)
+            {
+                map.remove(LOG_JSON);
+                map.insert(LOG.to_owned(), Value::from(text));
             }
         }
         out.push(event);
@@ -97,6 +107,13 @@ fn marked(object: &[u8]) -> Result<&[u8], String> {
         })
 }
 
+/// The exact text of a version 2 event's `log_json` (a parsed `Value` would not keep it).
+fn log_json_text(line: &[u8]) -> Option<String> {
+    let raw: std::collections::HashMap<String, &serde_json::value::RawValue> =
+        serde_json::from_slice(line).ok()?;
+    raw.get(LOG_JSON).map(|v| v.get().to_owned())
+}
+
 fn parse(bytes: &[u8]) -> Result<Value, String> {
     serde_json::from_slice(bytes).map_err(|e| format!("{e}: {}", String::from_utf8_lossy(bytes)))
 }
@@ -129,6 +146,15 @@ mod tests {
         assert_eq!(events[0]["time"], "1970-01-01T00:00:01.000Z");
         assert_eq!(events[1]["file"], "/b");
         assert!(events[1].get("kubernetes").is_none());
+
+        // A line carried as JSON reads back as the string of its exact bytes.
+        let line = r#"{"seq": 1,"msg":"a \"q\"","n":1.50}"#;
+        let v2 = format!(
+            "{{\"firetail_format\":2,\"stream\":\"file\",\"file\":\"/a\"}}\n{{\"time\":1,\"log_json\":{line}}}\n"
+        );
+        let events = decode_events(v2.as_bytes()).unwrap();
+        assert_eq!(events[0]["log"], line);
+        assert!(events[0].get("log_json").is_none());
     }
     #[test]
     fn datadog_envelopes_and_s3_lines_decode() {
