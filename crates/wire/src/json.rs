@@ -115,8 +115,9 @@ pub fn string_literal_len(bytes: &[u8]) -> Option<usize> {
 }
 
 /// Whether `text` is exactly one JSON object: `{` first, `}` last (no white space around it),
-/// valid JSON in between as serde_json reads it (nesting at most 128 deep). Format version 2
-/// carries such a line as JSON rather than as an escaped string ([`crate::v2`]).
+/// valid JSON in between as serde_json's raw-value reader reads it (which does not recurse, so
+/// any nesting depth is accepted). Format version 2 carries such a line as JSON rather than as
+/// an escaped string ([`crate::v2`]).
 pub fn is_one_object(text: &str) -> bool {
     text.starts_with('{')
         && text.ends_with('}')

@@ -13,15 +13,17 @@
 //!   reader knows the layout from the first bytes), then [`STREAM`], [`FILE`] and
 //!   [`KUBERNETES`] of the record's first event. Absent fields are omitted.
 //! - Each **event** has [`TIME`] as epoch **milliseconds** (an integer: every destination keeps
-//!   milliseconds, and it is a third of the RFC 3339 text), [`LOG`], [`LOG_BASE64`] when the
-//!   line is not UTF-8, [`PART`] for a piece of a split line — the same meanings as in version 1
-//!   ([`crate::event`]) — or, instead of [`LOG`], [`LOG_JSON`] when the whole line is exactly
-//!   one JSON object ([`crate::json::is_one_object`]; never for a piece): the line's bytes
-//!   themselves, so its text is the JSON text of that value, byte for byte; and [`STREAM`], [`FILE`] or [`KUBERNETES`] only where the event's
-//!   value differs from the header's (a record packs lines of several files or containers). A
-//!   field an event does not carry is the header's. Each event is self-contained given the
-//!   header, so any run of events after the header is a valid record again (what the
-//!   transform re-ingests when a record's output overflows).
+//!   milliseconds, and it is a third of the RFC 3339 text), [`LOG`](crate::event::LOG),
+//!   [`LOG_BASE64`](crate::event::LOG_BASE64) when the line is not UTF-8,
+//!   [`PART`](crate::event::PART) for a piece of a split line — the same meanings as in
+//!   version 1 ([`crate::event`]) — or, instead of `log`, [`LOG_JSON`] when the whole line is
+//!   exactly one JSON object ([`crate::json::is_one_object`]; never for a piece): the line's
+//!   bytes themselves, so its text is the JSON text of that value, byte for byte; and [`STREAM`],
+//!   [`FILE`] or [`KUBERNETES`] only where the event's value differs from the header's (a
+//!   record packs lines of several files or containers). A field an event does not carry is
+//!   the header's. Each event is self-contained given the header, so any run of events after
+//!   the header is a valid record again (what the transform re-ingests when a record's output
+//!   overflows).
 //! - Readers ignore event fields they do not know, so later additions stay within version 2.
 //!
 //! Why this shape (measured in `crates/wire/benches/compression.rs`, docs/BENCHMARKS.md): one
