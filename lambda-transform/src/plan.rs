@@ -552,6 +552,8 @@ impl<'c> Shaper<'c> {
             Payload::Unsupported(why) => return Shaping::Failed(why.to_string()),
             Payload::BadHeader(why) => return Shaping::Failed(why),
         };
+        // Every event's bytes borrow from `payload`, which outlives their rendering.
+        self.renderer.begin_record(payload);
         let origin = match self.render_source(&source, arrival_ms) {
             Ok(origin) => origin,
             Err(why) => return Shaping::Failed(why),
@@ -674,13 +676,16 @@ impl<'c> Shaper<'c> {
         match source {
             Source::Lines(text) => {
                 let base = text.as_ptr() as usize;
+                let any_cut = crate::rejoin::may_be_cut(text);
                 let mut lines = firetail_wire::format::lines(text).peekable();
                 while let Some(line) = lines.next() {
                     // Lines are slices of `text`: their start is an offset into it.
                     let pos = line.as_ptr() as usize - base;
                     // Pieces of a line cut before its newline, next to each other: one event
                     // (its position is its first piece's, so a remainder keeps them all).
-                    let joined = crate::rejoin::join_cut(line, &mut lines);
+                    let joined = any_cut
+                        .then(|| crate::rejoin::join_cut(line, &mut lines))
+                        .flatten();
                     if stopped(render(joined.as_deref().unwrap_or(line), plain, pos))? {
                         break;
                     }
@@ -693,12 +698,15 @@ impl<'c> Shaper<'c> {
                     ..plain
                 };
                 let base = events.as_ptr() as usize;
+                let any_cut = crate::rejoin::may_be_cut(events);
                 let mut lines = firetail_wire::format::lines(events).peekable();
                 while let Some(line) = lines.next() {
                     let pos = line.as_ptr() as usize - base;
                     // As in version 1: adjacent pieces of a cut line become one event (a
                     // version 2 piece leaves out `file` when it is the header's, on both sides).
-                    let joined = crate::rejoin::join_cut(line, &mut lines);
+                    let joined = any_cut
+                        .then(|| crate::rejoin::join_cut(line, &mut lines))
+                        .flatten();
                     if stopped(render(joined.as_deref().unwrap_or(line), ctx, pos))? {
                         break;
                     }

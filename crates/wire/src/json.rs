@@ -136,18 +136,7 @@ pub fn write_int(out: &mut Vec<u8>, n: i64) {
 
 /// Appends `n` in decimal ([`write_int`] for counts and indexes, which are never negative).
 pub fn write_uint(out: &mut Vec<u8>, n: u64) {
-    let mut v = n;
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
-    }
-    out.extend_from_slice(&digits[at..]);
+    out.extend_from_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// Bytes `s` takes once written by [`write_str`], without the quotes.

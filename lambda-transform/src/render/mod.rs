@@ -118,6 +118,27 @@ pub struct Renderer<'c> {
     form: Form,
     cache_key: String,
     cache: Option<Prepared>,
+    /// The bytes of the record being rendered (address range), from [`Renderer::begin_record`].
+    record: Option<std::ops::Range<usize>>,
+    /// Where in that record the cached metadata's text lies (address, length): the same
+    /// slice of the same record again is the same text, without comparing its ~400 bytes per
+    /// event (which showed in `perf`). Only slices inside the record count: a short-lived
+    /// buffer (a rejoined line) may be freed and its address reused for other bytes.
+    cache_at: Option<(usize, usize)>,
+    /// Bumped whenever `cache` changes (what [`HeaderFields`] was written for).
+    generation: u64,
+    header_fields: HeaderFields,
+}
+
+/// A version 2 header's `stream` and `file` as the members of an event that carries neither
+/// (nearly all of them), written once per record rather than per event: renamed, escaped and
+/// copied per event, they showed in `perf`.
+#[derive(Debug, Default)]
+struct HeaderFields {
+    /// The `Renderer::generation` and the header's raw `stream` and `file` written.
+    written_for: Option<(u64, Option<String>, Option<String>)>,
+    /// `,"stream":…,"file":…` in the renderer's form, with the names the cached tags leave.
+    members: Vec<u8>,
 }
 
 impl<'c> Renderer<'c> {
@@ -133,7 +154,19 @@ impl<'c> Renderer<'c> {
             form,
             cache_key: String::new(),
             cache: None,
+            record: None,
+            cache_at: None,
+            generation: 0,
+            header_fields: HeaderFields::default(),
         }
+    }
+
+    /// Starts the events of one record whose bytes are `record` (they stay borrowed, unchanged,
+    /// until the next call).
+    pub fn begin_record(&mut self, record: &[u8]) {
+        let start = record.as_ptr() as usize;
+        self.record = Some(start..start + record.len());
+        self.cache_at = None;
     }
 
     /// The tags of the event rendered last (used to name CloudWatch-style envelopes).
@@ -254,18 +287,33 @@ impl<'c> Renderer<'c> {
             }
         }
 
+        // Version 2's `stream` and `file` from the header, when the event has neither: written
+        // from `self.header_fields` where the other path puts them first in `rest`.
+        let mut from_header: Option<(Option<Json<'a>>, Option<Json<'a>>)> = None;
         if let Some(header) = ctx.header {
             // Version 2: what the event does not carry is the header's. `stream` and `file`
             // lead the copied fields, in the order version 1 writes them, so the same events
             // render the same in both versions.
+            let (stream, file) = (
+                header.stream.map(RawValue::get),
+                header.file.map(RawValue::get),
+            );
+            if rest
+                .iter()
+                .all(|(k, _)| k != wire::STREAM && k != wire::FILE)
+            {
+                from_header = Some((stream, file));
+            }
             let mut own = |name: &'static str, default: Option<Json<'a>>| {
                 let i = rest.iter().position(|(k, _)| k == name);
                 i.map(|i| rest.remove(i))
                     .or_else(|| default.map(|v| (Cow::Borrowed(name), v)))
             };
-            let stream = own(wire::STREAM, header.stream.map(RawValue::get));
-            let file = own(wire::FILE, header.file.map(RawValue::get));
-            rest.splice(0..0, stream.into_iter().chain(file));
+            if from_header.is_none() {
+                let stream = own(wire::STREAM, stream);
+                let file = own(wire::FILE, file);
+                rest.splice(0..0, stream.into_iter().chain(file));
+            }
             match kube {
                 // `{}`: the event's pod has no metadata, where the header's has.
                 Some("{}") => kube = None,
@@ -336,6 +384,9 @@ impl<'c> Renderer<'c> {
         let time_ms = time_ms.unwrap_or(ctx.default_time_ms);
 
         self.prepare(kube.unwrap_or(""));
+        if let Some((stream, file)) = from_header {
+            self.prepare_header_fields(stream, file);
+        }
         let Some(prepared) = self.cache.as_ref() else {
             return Rendered::Filtered;
         };
@@ -370,12 +421,22 @@ impl<'c> Renderer<'c> {
         // `part` belongs to the sidecar only when it marked this event as a piece.
         let rename =
             |key: &str| prepared.reserved.contains(key) || (part.is_some() && key == wire::PART);
+        if from_header.is_some() {
+            w.members(&self.header_fields.members);
+        }
         for (key, value) in &rest {
             w.field(key, value, rename(key));
         }
+        let in_header = |key: &str| match from_header {
+            Some((stream, file)) => {
+                (key == wire::STREAM && stream.is_some()) || (key == wire::FILE && file.is_some())
+            }
+            None => false,
+        };
         for (key, value) in &merged {
-            // Already at the top level when Fluent Bit merged the log before us.
-            if rest.iter().any(|(k, _)| k == key) {
+            // Already at the top level when Fluent Bit merged the log before us (or, in
+            // version 2, given by the header).
+            if rest.iter().any(|(k, _)| k == key) || in_header(key) {
                 continue;
             }
             w.field(key, value, rename(key));
@@ -391,14 +452,57 @@ impl<'c> Renderer<'c> {
             .is_some_and(|re| re.is_match(message))
     }
 
-    /// Makes the cache hold the tags of `kube_raw`.
-    fn prepare(&mut self, kube_raw: &str) {
-        if self.cache.is_some() && self.cache_key == kube_raw {
+    /// Makes `header_fields` hold the members of a header's `stream` and `file` (raw JSON),
+    /// named as the cached tags leave them.
+    fn prepare_header_fields(&mut self, stream: Option<Json<'_>>, file: Option<Json<'_>>) {
+        let cached = &mut self.header_fields;
+        if let Some((generation, s, f)) = &cached.written_for
+            && *generation == self.generation
+            && s.as_deref() == stream
+            && f.as_deref() == file
+        {
             return;
         }
+        let Some(prepared) = self.cache.as_ref() else {
+            return;
+        };
+        cached.members.clear();
+        let mut w = ObjectWriter {
+            out: &mut cached.members,
+            form: self.form,
+        };
+        for (name, value) in [(wire::STREAM, stream), (wire::FILE, file)] {
+            if let Some(value) = value {
+                w.field(name, value, prepared.reserved.contains(name));
+            }
+        }
+        cached.written_for = Some((
+            self.generation,
+            stream.map(str::to_owned),
+            file.map(str::to_owned),
+        ));
+    }
+
+    /// Makes the cache hold the tags of `kube_raw`.
+    fn prepare(&mut self, kube_raw: &str) {
+        let start = kube_raw.as_ptr() as usize;
+        let at = (start, kube_raw.len());
+        let in_record = self
+            .record
+            .as_ref()
+            .is_some_and(|r| r.start <= start && start + kube_raw.len() <= r.end);
+        if self.cache.is_some() && in_record && self.cache_at == Some(at) {
+            return;
+        }
+        if self.cache.is_some() && self.cache_key == kube_raw {
+            self.cache_at = in_record.then_some(at);
+            return;
+        }
+        self.cache_at = in_record.then_some(at);
         let meta = KubeMeta::parse(kube_raw);
         let tags = tags::derive(&meta, &self.config.tags);
         self.cache = Some(prepare_tags(tags, self.config.destination, self.form));
+        self.generation += 1;
         self.cache_key.clear();
         self.cache_key.push_str(kube_raw);
     }
@@ -472,7 +576,14 @@ impl Message<'_> {
 /// has no `\u` escape (which the text path would refuse when it is a lone surrogate).
 fn is_plain_literal(raw: &str) -> bool {
     matches!(raw.as_bytes().get(1), Some(&b) if b.is_ascii_graphic() && b != b'{' && b != b'\\')
-        && memchr::memmem::find(raw.as_bytes(), b"\\u").is_none()
+        && !has_u_escape(raw.as_bytes())
+}
+
+/// Whether a backslash is followed by `u` anywhere in `bytes` (conservatively: also after an
+/// escaped backslash). A search for the backslash alone: most lines have none, and a
+/// two-byte `memmem` search set up per event showed in `perf`.
+fn has_u_escape(bytes: &[u8]) -> bool {
+    memchr::memchr_iter(b'\\', bytes).any(|i| bytes.get(i + 1) == Some(&b'u'))
 }
 
 fn write_message_and_time(
@@ -541,16 +652,37 @@ impl<'o> ObjectWriter<'o> {
         match form {
             Form::Object => output::write_marker(w.out),
             Form::Escaped => {
-                w.string(output::MARKER_KEY);
-                w.punct(b":");
+                // `\"firetail_transform\":1`: a name of ours, as in `key`.
+                w.out.extend_from_slice(b"\\\"");
+                w.out.extend_from_slice(output::MARKER_KEY.as_bytes());
+                w.out.extend_from_slice(b"\\\":");
                 w.uint(u64::from(output::MARKER_VERSION));
             }
         }
         w
     }
 
-    /// Starts a member: separator, key, colon; the caller writes the value.
-    pub fn key(&mut self, key: &str) {
+    /// Starts a member named by us: separator, key, colon; the caller writes the value. Our
+    /// names need no escaping (checked in debug builds), so neither form escapes them per
+    /// event (which showed in `perf`).
+    pub fn key(&mut self, key: &'static str) {
+        debug_assert!(
+            key.bytes()
+                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        );
+        match self.form {
+            Form::Object => self.out.extend_from_slice(b",\""),
+            Form::Escaped => self.out.extend_from_slice(b",\\\""),
+        }
+        self.out.extend_from_slice(key.as_bytes());
+        match self.form {
+            Form::Object => self.out.extend_from_slice(b"\":"),
+            Form::Escaped => self.out.extend_from_slice(b"\\\":"),
+        }
+    }
+
+    /// Starts a member named by the app (any text, escaped as its form needs).
+    fn app_key(&mut self, key: &str) {
         self.out.push(b',');
         self.string(key);
         self.out.push(b':');
@@ -601,9 +733,9 @@ impl<'o> ObjectWriter<'o> {
     fn field(&mut self, key: &str, value: Json<'_>, rename: bool) {
         if rename {
             let renamed = format!("app.{key}");
-            self.key(&renamed);
+            self.app_key(&renamed);
         } else {
-            self.key(key);
+            self.app_key(key);
         }
         self.json(value);
     }
@@ -742,6 +874,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for Fields<'a> {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::tags::TagRules;
     use proptest::strategy::Strategy as _;
 
     /// Renders `line` for `destination`, with or without a drop filter that matches nothing
@@ -1046,6 +1179,85 @@ mod tests {
         }
     }
 
+    /// A version 2 event without `stream` and `file` (written from the renderer's per-record
+    /// copy of the header's) renders as the same event carrying the header's values itself
+    /// (the general path), across headers, pods, tags that take the names, and forms; the
+    /// same renderer goes on from record to record, as in a plan.
+    #[test]
+    fn header_stream_and_file_render_as_if_the_event_carried_them() {
+        let pod = r#"{"namespace_name":"ns","pod_name":"p","container_name":"c"}"#;
+        let headers = [
+            format!(
+                r#"{{"firetail_format":2,"stream":"stdout","file":"/var/log/app/a.log","kubernetes":{pod}}}"#
+            ),
+            format!(
+                r#"{{"firetail_format":2,"stream":"stderr","file":"/var/log/app/\"b\".log","kubernetes":{pod}}}"#
+            ),
+            format!(r#"{{"firetail_format":2,"stream":"stdout","kubernetes":{pod}}}"#),
+            r#"{"firetail_format":2,"file":"/var/log/app/a.log"}"#.to_owned(),
+        ];
+        let events = [
+            r#"{"time":1795341600123,"log":"GET /a \"x\" 200"}"#,
+            r#"{"time":1795341600124,"log_json":{"message":"m","level":"WARN","stream":"app's","file":"app's"}}"#,
+            r#"{"time":1795341600125,"log":"{\"msg\":\"merged\",\"file\":7}"}"#,
+            r#"{"time":1795341600126,"log":"other pod","kubernetes":{"namespace_name":"o","pod_name":"q","container_name":"d"}}"#,
+            r#"{"time":1795341600127,"log":"no pod","kubernetes":{}}"#,
+            r#"{"time":1795341600128,"log":"piece","part":{"index":0,"last":false,"cut":"drain"}}"#,
+            r#"{"time":1795341600129,"log":"after","extra":[1,{"a":"\\"}]}"#,
+        ];
+        let rules = [
+            TagRules::default(),
+            TagRules {
+                extra_tags: vec![("stream".into(), "s".into()), ("file".into(), "f".into())],
+                ..TagRules::default()
+            },
+        ];
+        let all = [
+            Destination::Datadog,
+            Destination::S3,
+            Destination::OpenSearch,
+        ];
+        for tags in &rules {
+            for mut config in configs(&all) {
+                config.tags = tags.clone();
+                for form in [Form::Object, Form::Escaped] {
+                    let mut fast = Renderer::with_form(&config, form);
+                    let mut general = Renderer::with_form(&config, form);
+                    for header_json in &headers {
+                        // One record: its header and events in one buffer, as a plan sees it.
+                        let record = format!("{header_json}\n{}", events.join("\n"));
+                        let header_line = &record[..header_json.len()];
+                        let header: RecordHeader<'_> = serde_json::from_str(header_line).unwrap();
+                        let carried: String =
+                            [(wire::STREAM, header.stream), (wire::FILE, header.file)]
+                                .iter()
+                                .filter_map(|(k, v)| v.map(|v| format!(r#""{k}":{},"#, v.get())))
+                                .collect();
+                        let ctx = EventContext {
+                            default_time_ms: 7,
+                            cloudwatch: None,
+                            header: Some(&header),
+                        };
+                        fast.begin_record(record.as_bytes());
+                        for line in record[header_json.len() + 1..].split('\n') {
+                            let explicit = format!("{{{carried}{}", &line[1..]);
+                            let (mut a, mut b) = (Vec::new(), Vec::new());
+                            let ra = fast.render(line.as_bytes(), ctx, &mut a);
+                            let rb = general.render(explicit.as_bytes(), ctx, &mut b);
+                            assert_eq!(ra, rb, "{line}");
+                            assert_eq!(
+                                String::from_utf8_lossy(&a),
+                                String::from_utf8_lossy(&b),
+                                "{header_json} {line} {form:?} {:?}",
+                                config.destination
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+
     #[test]
     fn a_json_line_renders_the_same_carried_as_json_or_as_a_string() {
         for line in [
@@ -1108,12 +1320,16 @@ mod tests {
     fn which_literals_are_copied() {
         assert!(is_plain_literal(r#""GET / \"x\"""#));
         assert!(is_plain_literal(r#""""#));
+        assert!(is_plain_literal(r#""a \\ b \" \/ \n u""#));
         for read in [
             r#""{\"a\":1}""#,
             r#"" {""#,
             r#""\n{""#,
             r#""\u007b""#,
             r#""a\u0001""#,
+            // An escaped backslash then `u`: read too (the search does not pair backslashes).
+            r#""a\\u0041""#,
+            r#""x \" y \u00e9""#,
         ] {
             assert!(!is_plain_literal(read), "{read}");
         }
