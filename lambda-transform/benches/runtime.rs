@@ -17,7 +17,7 @@ use firetail_testkit::aws::sdk_env;
 use firetail_testkit::procfs::{cpu_secs, peak_rss_mib};
 use firetail_testkit::runtime_api::{RuntimeApi, spawn_function};
 use firetail_testkit::{FaultPlan, FirehoseEndpoint};
-use firetail_transform::config::Config;
+use firetail_transform::config::{Config, MALLOC_ENV};
 use workload::{Kind, invocation};
 
 const BIN: &str = env!("CARGO_BIN_EXE_firetail-transform");
@@ -167,6 +167,8 @@ async fn main() {
             let api = RuntimeApi::start().await.unwrap();
             let mut env = sdk_env(&endpoint.url());
             env.push(("FIRETAIL_DESTINATION".into(), "datadog".into()));
+            // As template.yaml runs it.
+            env.extend(MALLOC_ENV.map(|(k, v)| (k.to_owned(), v.to_owned())));
             let function = spawn_function(Path::new(BIN), &api, env).unwrap();
             api.invoke(body.clone()).await.unwrap();
             // CPU time of the function only (the Runtime API server is this process), summed
