@@ -35,7 +35,7 @@ use tracing::warn;
 use crate::config::{Config, Destination, S3Compression};
 use crate::decode::{self, CwlEnvelope, CwlEvent, Payload, RecordHeader};
 use crate::invocation::{FirehoseEvent, OutputRecord, RecordResult};
-use crate::render::datadog::{Envelope, LogObject};
+use crate::render::datadog::{ENVELOPE_TAIL, Envelope};
 use crate::render::{CloudWatchOrigin, EventContext, Form, Rendered, Renderer};
 
 /// The decision for one input record, before re-ingest.
@@ -373,9 +373,9 @@ enum Shaping {
     Failed(String),
 }
 
-/// Reused buffers: rendered events back to back (Datadog's already in the form its envelope
-/// carries them), with their ends, times and source indexes, the uncompressed text of an
-/// output record, and the gzip state.
+/// Reused buffers: rendered events back to back (Datadog's already as its envelope's
+/// `logEvents`), with their ends and source indexes, the uncompressed text of an output record
+/// (for Datadog, its envelope's head only), and the gzip state.
 struct Scratch {
     buf: Vec<u8>,
     events: Vec<RenderedEvent>,
@@ -392,7 +392,6 @@ struct Scratch {
 
 struct RenderedEvent {
     end: usize,
-    time_ms: i64,
     /// Where the event starts in its source: a byte offset into NDJSON text, an index into a
     /// CloudWatch envelope's events.
     source_pos: usize,
@@ -451,7 +450,7 @@ impl<'c> Shaper<'c> {
             renderer: Renderer::with_form(
                 config,
                 match config.destination {
-                    Destination::Datadog => Form::Escaped,
+                    Destination::Datadog => Form::LogEvent,
                     Destination::OpenSearch | Destination::S3 => Form::Object,
                 },
             ),
@@ -652,9 +651,8 @@ impl<'c> Shaper<'c> {
                 }
                 counts.events_in += 1;
                 match renderer.render(bytes, ctx, &mut scratch.buf) {
-                    Rendered::Written { time_ms } => scratch.events.push(RenderedEvent {
+                    Rendered::Written { .. } => scratch.events.push(RenderedEvent {
                         end: scratch.buf.len(),
-                        time_ms,
                         source_pos: pos,
                     }),
                     Rendered::Filtered => counts.events_filtered += 1,
@@ -757,22 +755,17 @@ impl<'c> Shaper<'c> {
         } = &mut self.scratch;
         let events = &events[..count];
         let total_len = events.last().map_or(0, |e| e.end);
-        let mut start = 0;
-        let objects = events.iter().map(|e| {
-            let object = &buf[start..e.end];
-            start = e.end;
-            LogObject {
-                rendered: object,
-                time_ms: e.time_ms,
-            }
-        });
         match config.destination {
             Destination::Datadog => {
-                envelope.write(objects, text);
+                // The envelope: its head, the events as rendered, its tail; deflated from
+                // where they are.
+                text.clear();
+                envelope.write_head(text);
+                let log_events = &buf[..total_len];
                 let mut out = Vec::new();
                 let floor = count.saturating_mul(bytes_per_event);
                 if !*padding_expected {
-                    gzipper.gzip_into(text, &mut out);
+                    gzipper.gzip_parts_into(&[text, log_events, ENVELOPE_TAIL], &mut out);
                     if out.len() >= floor {
                         return (out, OutputKind::Compressed);
                     }
@@ -781,8 +774,13 @@ impl<'c> Shaper<'c> {
                 // Compresses too well for Datadog's per-request event limit: as many bytes
                 // as its events must cost, white space before the envelope's last brace
                 // (more than a record can hold, the caller shrinks the count).
-                let (head, tail) = text.split_at(text.len() - 1);
-                let padded = gzipper.gzip_padded_into(head, tail, floor, &mut out);
+                let (close_list, close_object) = ENVELOPE_TAIL.split_at(1);
+                let padded = gzipper.gzip_padded_into(
+                    &[text, log_events, close_list],
+                    close_object,
+                    floor,
+                    &mut out,
+                );
                 *padding_expected = padded;
                 let kind = if padded {
                     OutputKind::Padded
@@ -794,9 +792,11 @@ impl<'c> Shaper<'c> {
             Destination::OpenSearch => (buf[..total_len].to_vec(), OutputKind::Plain),
             Destination::S3 => {
                 text.clear();
-                for log in objects {
-                    text.extend_from_slice(log.rendered);
+                let mut start = 0;
+                for e in events {
+                    text.extend_from_slice(&buf[start..e.end]);
                     text.push(b'\n');
+                    start = e.end;
                 }
                 match config.s3_compression {
                     S3Compression::Gzip => {

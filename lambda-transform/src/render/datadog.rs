@@ -105,8 +105,8 @@ impl Envelope {
     }
 
     /// `{"firetail_transform":1,"messageType":"DATA_MESSAGE",…,"logEvents":[` — the caller
-    /// adds events and `]}`.
-    fn write_head(&self, json: &mut Vec<u8>) {
+    /// adds the events (rendered in [`Form::LogEvent`](super::Form::LogEvent)) and `]}`.
+    pub fn write_head(&self, json: &mut Vec<u8>) {
         json.push(b'{');
         output::write_marker(json);
         json.extend_from_slice(b",\"messageType\":\"DATA_MESSAGE\",\"owner\":");
@@ -119,40 +119,27 @@ impl Envelope {
         write_str(json, names::SUBSCRIPTION_FILTER);
         json.extend_from_slice(b"],\"logEvents\":[");
     }
+}
 
-    /// Writes the envelope of `logs` into `text`.
-    pub fn write<'a>(&self, logs: impl Iterator<Item = LogObject<'a>>, text: &mut Vec<u8>) {
-        text.clear();
-        self.write_head(text);
-        for (i, log) in logs.enumerate() {
-            if i > 0 {
-                text.push(b',');
-            }
-            write_log_event(text, i, log);
-        }
-        text.extend_from_slice(b"]}");
+/// The envelope's end, after its events.
+pub const ENVELOPE_TAIL: &[u8] = b"]}";
+
+/// What one CloudWatch Logs event of the envelope holds before its `message` string's text:
+/// `{"id":"<id>","timestamp":<ms>,"message":"`, after a comma unless it is the first (`id`
+/// 0).
+pub(super) fn write_log_event_head(json: &mut Vec<u8>, id: u64, time_ms: i64) {
+    if id > 0 {
+        json.push(b',');
     }
-}
-
-/// A rendered log and its time.
-#[derive(Debug, Clone)]
-pub struct LogObject<'a> {
-    /// As the renderer wrote it; for an envelope in [`Form::Escaped`](super::Form::Escaped),
-    /// the inside of its `message` string.
-    pub rendered: &'a [u8],
-    pub time_ms: i64,
-}
-
-/// One CloudWatch Logs event whose message is the rendered log object.
-fn write_log_event(json: &mut Vec<u8>, id: usize, log: LogObject<'_>) {
     json.extend_from_slice(b"{\"id\":\"");
-    write_uint(json, id as u64);
+    write_uint(json, id);
     json.extend_from_slice(b"\",\"timestamp\":");
-    write_int(json, log.time_ms);
+    write_int(json, time_ms);
     json.extend_from_slice(b",\"message\":\"");
-    json.extend_from_slice(log.rendered);
-    json.extend_from_slice(b"\"}");
 }
+
+/// What closes one CloudWatch Logs event after its `message` string's text.
+pub(super) const LOG_EVENT_TAIL: &[u8] = b"\"}";
 
 #[cfg(test)]
 mod tests {
@@ -171,25 +158,19 @@ mod tests {
                 String::from_utf8(o).unwrap()
             })
             .collect();
-        let escaped: Vec<Vec<u8>> = objects
-            .iter()
-            .map(|o| {
-                let mut e = Vec::new();
-                write_escaped(&mut e, o);
-                e
-            })
-            .collect();
         let envelope = Envelope {
             owner: "123456789012".into(),
             log_group: names::LOG_GROUP.into(),
             log_stream: "shop/a/app".into(),
         };
         let mut text = Vec::new();
-        let logs = escaped.iter().enumerate().map(|(i, e)| LogObject {
-            rendered: e,
-            time_ms: 1_000 + i as i64,
-        });
-        envelope.write(logs, &mut text);
+        envelope.write_head(&mut text);
+        for (i, o) in objects.iter().enumerate() {
+            write_log_event_head(&mut text, i as u64, 1_000 + i as i64);
+            write_escaped(&mut text, o);
+            text.extend_from_slice(LOG_EVENT_TAIL);
+        }
+        text.extend_from_slice(ENVELOPE_TAIL);
         let parsed: serde_json::Value = serde_json::from_slice(&text).unwrap();
         assert_eq!(parsed["logStream"], "shop/a/app");
         let events = parsed["logEvents"].as_array().unwrap();

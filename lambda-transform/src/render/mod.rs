@@ -93,7 +93,7 @@ pub enum Rendered {
 struct Prepared {
     tags: TagSet,
     /// `,"hostname":…,"ddtags":…,"kube_namespace":…` — everything after the message/time
-    /// (escaped when the renderer writes [`Form::Escaped`]).
+    /// (escaped when the renderer's form escapes).
     head: Vec<u8>,
     /// Keys the renderer owns; app fields with these names are written as `app.<key>`.
     reserved: HashSet<String>,
@@ -108,6 +108,19 @@ pub enum Form {
     /// Datadog log travels as its envelope's `message`. Written so directly, in one pass:
     /// writing the object and escaping it afterwards was a sixth of the transform's time.
     Escaped,
+    /// As one CloudWatch Logs event of a Datadog envelope, whose `message` is the object in
+    /// the escaped form: `{"id":"<n>","timestamp":<ms>,"message":"…"}`, after a comma but for
+    /// a record's first event (numbered from 0 after [`Renderer::begin_record`]). A record's
+    /// events back to back are then its envelope's `logEvents` as they are, not copied into
+    /// it one by one (which showed in `perf`).
+    LogEvent,
+}
+
+impl Form {
+    /// Whether strings are written escaped once more (as the inside of a JSON string).
+    fn escapes(self) -> bool {
+        !matches!(self, Form::Object)
+    }
 }
 
 /// Renders events for one destination, remembering the tags of the last pod seen (packed
@@ -127,6 +140,8 @@ pub struct Renderer<'c> {
     cache_at: Option<(usize, usize)>,
     /// Bumped whenever `cache` changes (what [`HeaderFields`] was written for).
     generation: u64,
+    /// The `id` of the next [`Form::LogEvent`] of this record.
+    next_id: u64,
     header_fields: HeaderFields,
 }
 
@@ -157,6 +172,7 @@ impl<'c> Renderer<'c> {
             record: None,
             cache_at: None,
             generation: 0,
+            next_id: 0,
             header_fields: HeaderFields::default(),
         }
     }
@@ -167,6 +183,7 @@ impl<'c> Renderer<'c> {
         let start = record.as_ptr() as usize;
         self.record = Some(start..start + record.len());
         self.cache_at = None;
+        self.next_id = 0;
     }
 
     /// The tags of the event rendered last (used to name CloudWatch-style envelopes).
@@ -215,11 +232,12 @@ impl<'c> Renderer<'c> {
             return Rendered::Filtered;
         }
         self.prepare("");
+        let id = self.take_id();
         let Some(prepared) = self.cache.as_ref() else {
             return Rendered::Filtered;
         };
         let time_ms = ctx.default_time_ms;
-        let mut w = ObjectWriter::start(out, self.form);
+        let mut w = ObjectWriter::start(out, self.form, id, time_ms);
         let message = Message::Text(Cow::Borrowed(message));
         write_message_and_time(&mut w, self.config.destination, &message, time_ms);
         w.members(&prepared.head);
@@ -387,11 +405,12 @@ impl<'c> Renderer<'c> {
         if let Some((stream, file)) = from_header {
             self.prepare_header_fields(stream, file);
         }
+        let id = self.take_id();
         let Some(prepared) = self.cache.as_ref() else {
             return Rendered::Filtered;
         };
         let destination = self.config.destination;
-        let mut w = ObjectWriter::start(out, self.form);
+        let mut w = ObjectWriter::start(out, self.form, id, time_ms);
         write_message_and_time(&mut w, destination, &message, time_ms);
         if destination == Destination::Datadog
             && let Some(level) = level
@@ -450,6 +469,12 @@ impl<'c> Renderer<'c> {
             .drop_regex
             .as_ref()
             .is_some_and(|re| re.is_match(message))
+    }
+
+    /// The next event's [`Form::LogEvent`] `id`.
+    fn take_id(&mut self) -> u64 {
+        self.next_id += 1;
+        self.next_id - 1
     }
 
     /// Makes `header_fields` hold the members of a header's `stream` and `file` (raw JSON),
@@ -533,7 +558,7 @@ fn prepare_tags(tags: TagSet, destination: Destination, form: Form) -> Prepared 
             write_member(&mut head, key, value);
         }
     }
-    if form == Form::Escaped {
+    if form.escapes() {
         // Built from `&str` pieces, so always UTF-8; escaped once per pod, not per event.
         let mut escaped = Vec::with_capacity(head.len() + head.len() / 4);
         write_escaped(&mut escaped, &String::from_utf8_lossy(&head));
@@ -645,13 +670,17 @@ pub(crate) struct ObjectWriter<'o> {
 
 impl<'o> ObjectWriter<'o> {
     /// `{"firetail_transform":1` — every object the transform writes starts with its marker
-    /// (see `firetail_wire::output`).
-    fn start(out: &'o mut Vec<u8>, form: Form) -> Self {
+    /// (see `firetail_wire::output`); in [`Form::LogEvent`], the event `id` at `time_ms`
+    /// around it.
+    fn start(out: &'o mut Vec<u8>, form: Form, id: u64, time_ms: i64) -> Self {
+        if form == Form::LogEvent {
+            datadog::write_log_event_head(out, id, time_ms);
+        }
         out.push(b'{');
         let mut w = ObjectWriter { out, form };
         match form {
             Form::Object => output::write_marker(w.out),
-            Form::Escaped => {
+            Form::Escaped | Form::LogEvent => {
                 // `\"firetail_transform\":1`: a name of ours, as in `key`.
                 w.out.extend_from_slice(b"\\\"");
                 w.out.extend_from_slice(output::MARKER_KEY.as_bytes());
@@ -672,12 +701,12 @@ impl<'o> ObjectWriter<'o> {
         );
         match self.form {
             Form::Object => self.out.extend_from_slice(b",\""),
-            Form::Escaped => self.out.extend_from_slice(b",\\\""),
+            Form::Escaped | Form::LogEvent => self.out.extend_from_slice(b",\\\""),
         }
         self.out.extend_from_slice(key.as_bytes());
         match self.form {
             Form::Object => self.out.extend_from_slice(b"\":"),
-            Form::Escaped => self.out.extend_from_slice(b"\\\":"),
+            Form::Escaped | Form::LogEvent => self.out.extend_from_slice(b"\\\":"),
         }
     }
 
@@ -692,7 +721,7 @@ impl<'o> ObjectWriter<'o> {
     pub fn string(&mut self, s: &str) {
         match self.form {
             Form::Object => write_str(self.out, s),
-            Form::Escaped => {
+            Form::Escaped | Form::LogEvent => {
                 self.out.extend_from_slice(b"\\\"");
                 write_escaped_twice(self.out, s);
                 self.out.extend_from_slice(b"\\\"");
@@ -704,7 +733,7 @@ impl<'o> ObjectWriter<'o> {
     pub fn json(&mut self, text: &str) {
         match self.form {
             Form::Object => self.out.extend_from_slice(text.as_bytes()),
-            Form::Escaped => write_escaped(self.out, text),
+            Form::Escaped | Form::LogEvent => write_escaped(self.out, text),
         }
     }
 
@@ -742,6 +771,9 @@ impl<'o> ObjectWriter<'o> {
 
     fn finish(self) {
         self.out.push(b'}');
+        if self.form == Form::LogEvent {
+            self.out.extend_from_slice(datadog::LOG_EVENT_TAIL);
+        }
     }
 }
 
@@ -945,9 +977,30 @@ mod tests {
             "{}",
             String::from_utf8_lossy(line)
         );
-        if matches!(a, Rendered::Written { .. }) {
+        if let Rendered::Written { time_ms } = a {
             // And the object form is valid JSON: the escaped form is the string of valid JSON.
             serde_json::from_slice::<serde_json::Value>(&object).unwrap();
+            // A log event is the escaped form inside its frame: the second of a record after
+            // a comma, with its id and the event's time.
+            let mut r = Renderer::with_form(config, Form::LogEvent);
+            let (mut first, mut second) = (Vec::new(), Vec::new());
+            assert_eq!(r.render(line, ctx, &mut first), a);
+            assert_eq!(r.render(line, ctx, &mut second), a);
+            for (id, framed) in [(0u64, first), (1, second)] {
+                let mut expected = Vec::new();
+                datadog::write_log_event_head(&mut expected, id, time_ms);
+                write_escaped(&mut expected, std::str::from_utf8(&object).unwrap());
+                expected.extend_from_slice(datadog::LOG_EVENT_TAIL);
+                assert_eq!(
+                    String::from_utf8_lossy(&framed),
+                    String::from_utf8_lossy(&expected)
+                );
+            }
+            // After `begin_record`, ids start again.
+            r.begin_record(b"");
+            let mut again = Vec::new();
+            r.render(line, ctx, &mut again);
+            assert!(again.starts_with(b"{\"id\":\"0\","));
         }
     }
 
@@ -1220,7 +1273,7 @@ mod tests {
         for tags in &rules {
             for mut config in configs(&all) {
                 config.tags = tags.clone();
-                for form in [Form::Object, Form::Escaped] {
+                for form in [Form::Object, Form::Escaped, Form::LogEvent] {
                     let mut fast = Renderer::with_form(&config, form);
                     let mut general = Renderer::with_form(&config, form);
                     for header_json in &headers {
@@ -1239,6 +1292,7 @@ mod tests {
                             header: Some(&header),
                         };
                         fast.begin_record(record.as_bytes());
+                        general.begin_record(b"");
                         for line in record[header_json.len() + 1..].split('\n') {
                             let explicit = format!("{{{carried}{}", &line[1..]);
                             let (mut a, mut b) = (Vec::new(), Vec::new());
