@@ -8,9 +8,6 @@
 //! <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>
 
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-
-use firetail_wire::json::write_str;
 
 /// One invocation from Firehose.
 #[derive(Debug, Default, Clone, Deserialize, Serialize)]
@@ -56,39 +53,6 @@ pub struct FirehoseResponse {
     pub records: Vec<OutputRecord>,
 }
 
-impl FirehoseResponse {
-    /// The response as JSON, written directly rather than by serde: nearly all of it is
-    /// `data`, base64 that needs no escaping, which serde's string writer checks a byte at a
-    /// time (4 % of an invocation's CPU in `perf`). The same text as `serde_json::to_string`
-    /// (tested), checked as JSON once by [`RawValue::from_string`], which scans a word at a
-    /// time; the Lambda runtime then copies it into the response as it is.
-    pub fn to_raw_json(&self) -> serde_json::Result<Box<RawValue>> {
-        let len: usize = self
-            .records
-            .iter()
-            .map(|r| OutputRecord::encoded_len(&r.record_id, r.result, r.data.len()))
-            .sum();
-        let mut json = Vec::with_capacity(len + 16);
-        json.extend_from_slice(b"{\"records\":[");
-        for (i, r) in self.records.iter().enumerate() {
-            if i > 0 {
-                json.push(b',');
-            }
-            json.extend_from_slice(b"{\"recordId\":");
-            write_str(&mut json, &r.record_id);
-            json.extend_from_slice(b",\"result\":\"");
-            json.extend_from_slice(r.result.name().as_bytes());
-            json.extend_from_slice(b"\",\"data\":");
-            write_str(&mut json, &r.data);
-            json.push(b'}');
-        }
-        json.extend_from_slice(b"]}");
-        // Only `&str` pieces and ASCII went in, so this cannot fail; checked all the same.
-        let text = String::from_utf8(json).map_err(serde::ser::Error::custom)?;
-        RawValue::from_string(text)
-    }
-}
-
 /// The outcome of one input record; Firehose requires every `recordId` exactly once.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "camelCase")]
@@ -113,17 +77,6 @@ pub enum RecordResult {
     ProcessingFailed,
 }
 
-impl RecordResult {
-    /// The name Firehose reads (serde's too).
-    pub fn name(self) -> &'static str {
-        match self {
-            RecordResult::Ok => "Ok",
-            RecordResult::Dropped => "Dropped",
-            RecordResult::ProcessingFailed => "ProcessingFailed",
-        }
-    }
-}
-
 impl OutputRecord {
     /// Bytes this record adds to the JSON response, including its separator.
     pub fn encoded_len(record_id: &str, result: RecordResult, data_b64_len: usize) -> usize {
@@ -134,74 +87,5 @@ impl OutputRecord {
         };
         // {"recordId":"…","result":"…","data":"…"} and a comma.
         40 + firetail_wire::json::escaped_len(record_id) + result_len + data_b64_len
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #![allow(clippy::unwrap_used)]
-    use super::*;
-
-    fn response(records: &[(&str, RecordResult, &str)]) -> FirehoseResponse {
-        FirehoseResponse {
-            records: records
-                .iter()
-                .map(|&(id, result, data)| OutputRecord {
-                    record_id: id.to_owned(),
-                    result,
-                    data: data.to_owned(),
-                })
-                .collect(),
-        }
-    }
-
-    #[test]
-    fn the_raw_response_is_what_serde_writes() {
-        for r in [
-            response(&[]),
-            response(&[(
-                "49546986683135544286507457936321625675700192471156785154",
-                RecordResult::Ok,
-                "eyJhIjoxfQ==",
-            )]),
-            response(&[
-                ("a\"b\\c\u{1}\u{1f}\u{7f}é🎉/", RecordResult::Dropped, ""),
-                (
-                    "",
-                    RecordResult::ProcessingFailed,
-                    "not base64: \"\n\t\u{8}\u{c}",
-                ),
-                ("x", RecordResult::Ok, "QUJD+/=="),
-            ]),
-        ] {
-            assert_eq!(
-                r.to_raw_json().unwrap().get(),
-                serde_json::to_string(&r).unwrap()
-            );
-        }
-    }
-
-    proptest::proptest! {
-        #[test]
-        fn any_raw_response_is_what_serde_writes(
-            records in proptest::collection::vec(
-                (".*", 0..3u8, ".*"),
-                0..8,
-            ),
-        ) {
-            let results = [RecordResult::Ok, RecordResult::Dropped, RecordResult::ProcessingFailed];
-            let r = FirehoseResponse {
-                records: records
-                    .into_iter()
-                    .map(|(id, result, data)| OutputRecord {
-                        record_id: id,
-                        result: results[usize::from(result)],
-                        data,
-                    })
-                    .collect(),
-            };
-            let raw = r.to_raw_json().unwrap();
-            proptest::prop_assert_eq!(raw.get(), serde_json::to_string(&r).unwrap());
-        }
     }
 }

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use firetail_firehose::{ClientSettings, SdkClient};
-use firetail_transform::{Config, FirehoseEvent, emf, handle, now_ms};
+use firetail_transform::{Config, FirehoseEvent, FirehoseResponse, emf, handle, now_ms};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
 
 #[tokio::main(flavor = "current_thread")]
@@ -29,7 +29,7 @@ async fn invoke(
     event: LambdaEvent<FirehoseEvent>,
     config: &Config,
     client: &SdkClient,
-) -> Result<Box<serde_json::value::RawValue>, Error> {
+) -> Result<FirehoseResponse, Error> {
     let (payload, context) = (event.payload, event.context);
     client.set_fallback_region(&payload.region);
     let deadline = deadline_instant(context.deadline);
@@ -43,7 +43,7 @@ async fn invoke(
     // EMF must be a line of its own on stdout, whatever the tracing format.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{line}");
-    Ok(response.to_raw_json()?)
+    Ok(response)
 }
 
 /// The invocation deadline (epoch ms from the Runtime API) on tokio's clock.
