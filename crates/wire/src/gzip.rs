@@ -127,30 +127,42 @@ impl Gzipper {
     /// transform's Datadog envelope is a head, its events and a tail; copying them into one
     /// buffer first showed in `perf`).
     pub fn gzip_parts_into(&mut self, parts: &[&[u8]], out: &mut Vec<u8>) {
-        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-        self.deflate.reset();
-        let last = parts.len().saturating_sub(1);
-        for (i, input) in parts.iter().enumerate() {
-            let flush = if i == last {
-                flate2::FlushCompress::Finish
-            } else {
-                flate2::FlushCompress::None
-            };
-            if !self.deflate_part(input, flush, out) {
-                break;
-            }
-        }
-        if parts.is_empty() {
-            self.deflate_part(b"", flate2::FlushCompress::Finish, out);
-        }
-        let mut crc = flate2::Crc::new();
-        for input in parts {
-            crc.update(input);
-        }
+        let crc = self.start_member(parts, flate2::FlushCompress::Finish, out);
         out.extend_from_slice(&crc.sum().to_le_bytes());
         // ISIZE is the input length modulo 2^32 (RFC 1952).
         let total: usize = parts.iter().map(|p| p.len()).sum();
         out.extend_from_slice(&(total as u32).to_le_bytes());
+    }
+
+    /// Appends a member's fixed header (no name, mtime 0 so equal input gives equal bytes, OS
+    /// unknown) and deflates `parts` in order, the last with `flush`; returns their CRC-32.
+    fn start_member(
+        &mut self,
+        parts: &[&[u8]],
+        flush: flate2::FlushCompress,
+        out: &mut Vec<u8>,
+    ) -> flate2::Crc {
+        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
+        self.deflate.reset();
+        let last = parts.len().saturating_sub(1);
+        for (i, part) in parts.iter().enumerate() {
+            let part_flush = if i == last {
+                flush
+            } else {
+                flate2::FlushCompress::None
+            };
+            if !self.deflate_part(part, part_flush, out) {
+                break;
+            }
+        }
+        if parts.is_empty() {
+            self.deflate_part(b"", flush, out);
+        }
+        let mut crc = flate2::Crc::new();
+        for part in parts {
+            crc.update(part);
+        }
+        crc
     }
 
     /// Deflates all of `input` into `out` with `flush`: for `Finish`, until the stream ends;
@@ -203,24 +215,9 @@ impl Gzipper {
         out: &mut Vec<u8>,
     ) -> bool {
         let start = out.len();
-        out.extend_from_slice(&[0x1f, 0x8b, 8, 0, 0, 0, 0, 0, 0, 0xff]);
-        self.deflate.reset();
         // A sync flush ends the compressed part on a byte boundary without ending the stream,
         // so stored blocks can follow (RFC 1951 §3.2.4).
-        let last = head.len().saturating_sub(1);
-        for (i, part) in head.iter().enumerate() {
-            let flush = if i == last {
-                flate2::FlushCompress::Sync
-            } else {
-                flate2::FlushCompress::None
-            };
-            if !self.deflate_part(part, flush, out) {
-                break;
-            }
-        }
-        if head.is_empty() {
-            self.deflate_part(b"", flate2::FlushCompress::Sync, out);
-        }
+        let mut crc = self.start_member(head, flate2::FlushCompress::Sync, out);
         const STORED_MAX: usize = 65_535;
         const TRAILER: usize = 8;
         let blocks = |stored: usize| stored.div_ceil(STORED_MAX).max(1);
@@ -232,10 +229,6 @@ impl Gzipper {
         let mut pad = rough.saturating_sub(5 * (blocks(rough + tail.len()) - 1));
         while size(pad) < min_len {
             pad += 1;
-        }
-        let mut crc = flate2::Crc::new();
-        for part in head {
-            crc.update(part);
         }
         // The stored part is the padding then the tail, cut into blocks of at most 64 KiB;
         // written piece by piece, never built whole.
