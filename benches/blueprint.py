@@ -154,6 +154,15 @@ def uncompressed_bytes(body):
     return sum(len(zlib.decompress(base64.b64decode(r["data"]), 31)) for r in json.loads(body)["records"])
 
 
+def transform_destination(path):
+    """The destination the `--bench runtime` run shaped records for (`Destination: ...`)."""
+    with open(path) as f:
+        for line in f:
+            if line.startswith("Destination: "):
+                return line.split(":", 1)[1].strip()
+    return "datadog"
+
+
 def transform_rows(path):
     """Rows of `cargo bench -p firetail-transform --bench runtime`'s table, by (records, invocation)."""
     rows = {}
@@ -197,6 +206,7 @@ def main():
     print(f"blueprint {args.blueprint} (sha256 {digest[:16]}...), CPython {sys.version.split()[0]}, pinned to CPU {cpu}\n")
 
     transform = transform_rows(args.transform_output) if args.transform_output else {}
+    destination = transform_destination(args.transform_output) if args.transform_output else "-"
     eks_blueprint_us = {}
     print("| events (CloudWatch Logs envelopes, 500 events/record) | invocation | records | events | uncompressed MB "
           "| blueprint handler ms | blueprint invoke ms | blueprint us/event | floor us/event (these records) "
@@ -245,7 +255,8 @@ def main():
                   f"| {f'{bp_us / fire_us:.2f}x' if fire_us else '-'} "
                   f"| {f'{fire_us / side_fl:.2f}x' if fire_us else '-'} |", flush=True)
     if transform:
-        print("\nfiretail-transform rows (`--bench runtime`, Datadog; us/event = 1e6 / events per CPU-second):\n")
+        print(f"\nfiretail-transform rows (`--bench runtime`, destination {destination}; "
+              "us/event = 1e6 / events per CPU-second):\n")
         for (records, label), row in transform.items():
             print(f"- {records}, {label}: {1e6 / row['events_per_sec']:.2f} us/event ({row['events_per_sec'] / 1000:.0f}k events/s per core)")
         print("\nThe EKS events per record format against the blueprint (blueprint: invoke us/event above; floor: the "

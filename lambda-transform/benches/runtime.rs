@@ -6,6 +6,7 @@
 //! work no transform of these records can skip), and the output floor (the same inputs
 //! decoded, but the bytes deflated and encoded are the outputs the transform delivered: the
 //! work no transform writing these outputs can skip). Prints Markdown for docs/BENCHMARKS.md.
+//! The function shapes records for Datadog, or for S3 with `FIRETAIL_BENCH_DESTINATION=s3`.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
 mod workload;
@@ -17,7 +18,7 @@ use firetail_testkit::aws::sdk_env;
 use firetail_testkit::procfs::{cpu_secs, peak_rss_mib};
 use firetail_testkit::runtime_api::{RuntimeApi, spawn_function};
 use firetail_testkit::{FaultPlan, FirehoseEndpoint};
-use firetail_transform::config::{Config, MALLOC_ENV};
+use firetail_transform::config::{Config, Destination, MALLOC_ENV};
 use workload::{Kind, invocation};
 
 const BIN: &str = env!("CARGO_BIN_EXE_firetail-transform");
@@ -146,6 +147,17 @@ async fn main() {
         starts.len()
     );
 
+    // FIRETAIL_BENCH_DESTINATION=datadog (default) or s3: where the function shapes records for.
+    let destination = std::env::var("FIRETAIL_BENCH_DESTINATION").unwrap_or("datadog".into());
+    let config = Config {
+        destination: match destination.as_str() {
+            "datadog" => Destination::Datadog,
+            "s3" => Destination::S3,
+            other => panic!("FIRETAIL_BENCH_DESTINATION={other}: datadog or s3"),
+        },
+        ..Config::default()
+    };
+    println!("Destination: {destination}\n");
     println!(
         "| records | invocation | records/inv | uncompressed MB | median ms (wall) | MB/s per core | events/s per core | re-ingested | peak RSS MiB | us/event | floor us/event | / floor | output floor us/event | / output floor |"
     );
@@ -162,11 +174,11 @@ async fn main() {
             }
             let event = invocation(kind, size);
             let body = serde_json::to_vec(&event).unwrap();
-            let plan = firetail_transform::plan::plan(&event, &Config::default(), 0);
+            let plan = firetail_transform::plan::plan(&event, &config, 0);
             // A fresh process per workload so its peak RSS is this workload's.
             let api = RuntimeApi::start().await.unwrap();
             let mut env = sdk_env(&endpoint.url());
-            env.push(("FIRETAIL_DESTINATION".into(), "datadog".into()));
+            env.push(("FIRETAIL_DESTINATION".into(), destination.clone()));
             // As template.yaml runs it.
             env.extend(MALLOC_ENV.map(|(k, v)| (k.to_owned(), v.to_owned())));
             let function = spawn_function(Path::new(BIN), &api, env).unwrap();
