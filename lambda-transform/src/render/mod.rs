@@ -140,7 +140,7 @@ pub struct Renderer<'c> {
     cache_at: Option<(usize, usize)>,
     /// Bumped whenever `cache` changes (what [`HeaderFields`] was written for).
     generation: u64,
-    /// The `id` of the next [`Form::LogEvent`] of this record.
+    /// The `id` of the next [`Form::LogEvent`] of this record: how many were written.
     next_id: u64,
     header_fields: HeaderFields,
 }
@@ -232,7 +232,8 @@ impl<'c> Renderer<'c> {
             return Rendered::Filtered;
         }
         self.prepare("");
-        let id = self.take_id();
+        // The next event's id; counted once it is written (below).
+        let id = self.next_id;
         let Some(prepared) = self.cache.as_ref() else {
             return Rendered::Filtered;
         };
@@ -247,6 +248,7 @@ impl<'c> Renderer<'c> {
         }
         write_cloudwatch(&mut w, ctx.cloudwatch);
         w.finish();
+        self.next_id += 1;
         Rendered::Written { time_ms }
     }
 
@@ -405,7 +407,8 @@ impl<'c> Renderer<'c> {
         if let Some((stream, file)) = from_header {
             self.prepare_header_fields(stream, file);
         }
-        let id = self.take_id();
+        // The next event's id; counted once it is written (below).
+        let id = self.next_id;
         let Some(prepared) = self.cache.as_ref() else {
             return Rendered::Filtered;
         };
@@ -461,6 +464,7 @@ impl<'c> Renderer<'c> {
             w.field(key, value, rename(key));
         }
         w.finish();
+        self.next_id += 1;
         Rendered::Written { time_ms }
     }
 
@@ -469,12 +473,6 @@ impl<'c> Renderer<'c> {
             .drop_regex
             .as_ref()
             .is_some_and(|re| re.is_match(message))
-    }
-
-    /// The next event's [`Form::LogEvent`] `id`.
-    fn take_id(&mut self) -> u64 {
-        self.next_id += 1;
-        self.next_id - 1
     }
 
     /// Makes `header_fields` hold the members of a header's `stream` and `file` (raw JSON),
