@@ -517,11 +517,10 @@ impl<'c> Renderer<'c> {
         if self.cache.is_some() && in_record && self.cache_at == Some(at) {
             return;
         }
+        self.cache_at = in_record.then_some(at);
         if self.cache.is_some() && self.cache_key == kube_raw {
-            self.cache_at = in_record.then_some(at);
             return;
         }
-        self.cache_at = in_record.then_some(at);
         let meta = KubeMeta::parse(kube_raw);
         let tags = tags::derive(&meta, &self.config.tags);
         self.cache = Some(prepare_tags(tags, self.config.destination, self.form));
@@ -679,10 +678,8 @@ impl<'o> ObjectWriter<'o> {
         match form {
             Form::Object => output::write_marker(w.out),
             Form::Escaped | Form::LogEvent => {
-                // `\"firetail_transform\":1`: a name of ours, as in `key`.
-                w.out.extend_from_slice(b"\\\"");
-                w.out.extend_from_slice(output::MARKER_KEY.as_bytes());
-                w.out.extend_from_slice(b"\\\":");
+                w.name(output::MARKER_KEY);
+                w.punct(b":");
                 w.uint(u64::from(output::MARKER_VERSION));
             }
         }
@@ -693,19 +690,21 @@ impl<'o> ObjectWriter<'o> {
     /// names need no escaping (checked in debug builds), so neither form escapes them per
     /// event (which showed in `perf`).
     pub fn key(&mut self, key: &'static str) {
+        self.out.push(b',');
+        self.name(key);
+        self.out.push(b':');
+    }
+
+    /// A name of ours as a JSON string in this writer's form, copied without escaping.
+    fn name(&mut self, name: &'static str) {
         debug_assert!(
-            key.bytes()
+            name.bytes()
                 .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
         );
-        match self.form {
-            Form::Object => self.out.extend_from_slice(b",\""),
-            Form::Escaped | Form::LogEvent => self.out.extend_from_slice(b",\\\""),
-        }
-        self.out.extend_from_slice(key.as_bytes());
-        match self.form {
-            Form::Object => self.out.extend_from_slice(b"\":"),
-            Form::Escaped | Form::LogEvent => self.out.extend_from_slice(b"\\\":"),
-        }
+        let quote: &[u8] = if self.form.escapes() { b"\\\"" } else { b"\"" };
+        self.out.extend_from_slice(quote);
+        self.out.extend_from_slice(name.as_bytes());
+        self.out.extend_from_slice(quote);
     }
 
     /// Starts a member named by the app (any text, escaped as its form needs).
