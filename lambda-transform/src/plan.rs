@@ -8,10 +8,13 @@
 //! `firetail_wire::output`: a redrive put a failed delivery back) passes through unchanged.
 //!
 //! # Passes
-//! 1. `shape_all`: decode and render every record into its destination's output.
-//! 2. `densify` (only if the outputs do not fit the response): re-compress gzip outputs at a
-//!    denser level. Cheaper than re-ingesting (a second Firehose ingest, a second invocation,
-//!    later delivery).
+//! 1. `shape_all`: decode and render every record into its destination's output; once the
+//!    outputs so far, projected over the invocation, would not fit the response, the rest are
+//!    deflated at a denser level as they are shaped, and shaping stops once the response is
+//!    full (the rest is re-ingested unshaped).
+//! 2. `densify` (only if the outputs still do not fit the response): re-compress the
+//!    fast-level gzip outputs at the denser level. Cheaper than re-ingesting (a second
+//!    Firehose ingest, a second invocation, later delivery).
 //! 3. `allot`: hand out the response budget in record order; what does not fit is
 //!    re-ingested (its original bytes), as AWS's CloudWatch Logs processor blueprint does.
 //!
@@ -179,18 +182,22 @@ fn data_budget(event: &FirehoseEvent, config: &Config) -> usize {
 
 /// Pass 1: every record decoded and rendered, until a response's worth of output is shaped
 /// ([`SHAPE_BUDGETS`] of what densify may shrink); the records after that are re-ingested
-/// unshaped.
+/// unshaped. Once the outputs so far, projected over the whole invocation's input, pass the
+/// budget, the rest are compressed at [`DENSE_GZIP_LEVEL`] as they are shaped: densifying
+/// them later would deflate them twice and inflate them once more.
 fn shape_all(
     event: &FirehoseEvent,
     shaper: &mut Shaper<'_>,
     now_ms: i64,
     budget: usize,
 ) -> Vec<Shaped> {
-    // Only fast-level gzip outputs can shrink in the densify pass; the rest (padded Datadog
+    // Only fast-level gzip outputs can shrink in the densify pass; the rest (dense or padded
     // records, plain or passed-through ones) already cost what they will, so shaping more
     // than a response of them would be work thrown away (it was half of a 6 MB invocation
     // of version 2 records, whose Datadog records are padded).
     let (mut shrinkable, mut fixed) = (0usize, 0usize);
+    let input_total: usize = event.records.iter().map(|r| r.data.len()).sum();
+    let mut input_seen = 0usize;
     event
         .records
         .iter()
@@ -218,21 +225,45 @@ fn shape_all(
                 }
                 _ => fixed += shaped.cost(),
             }
+            input_seen += record.data.len();
+            // Only fast-level outputs shrink (padded Datadog records are as large as their
+            // events must be at any level).
+            if shrinkable > 0
+                && !shaper.compresses_densely()
+                && projected(fixed + shrinkable, input_seen, input_total) > budget
+            {
+                shaper.compress_densely();
+            }
             shaped
         })
         .collect()
 }
 
+/// What `cost` for the first `seen` bytes of input comes to over all `total` of it, at the
+/// same rate (the records of one invocation are alike: one pod's sidecar, or a few).
+fn projected(cost: usize, seen: usize, total: usize) -> usize {
+    if seen == 0 {
+        return cost;
+    }
+    let at_rate = cost as u128 * total as u128 / seen as u128;
+    usize::try_from(at_rate).unwrap_or(usize::MAX)
+}
+
 /// The zstd level of a version 2 remainder: fast, as the gzip remainders are.
 const REMAINDER_ZSTD_LEVEL: i32 = 3;
 
-/// The gzip level used when the fastest one leaves a response over its budget.
-const DENSE_GZIP_LEVEL: u32 = 6;
+/// The gzip level used when the fastest one leaves a response over its budget. zlib-rs's
+/// level 4 is its first with lazy matching: on a 6 MB invocation's S3 documents it gave
+/// 0.677 of level 1's bytes at 1.6x its time, level 6 0.667 at 2.7x (docs/BENCHMARKS.md,
+/// "The S3 destination at 6 MB").
+const DENSE_GZIP_LEVEL: u32 = 4;
 
-/// Pass 2: gzip outputs re-compressed at [`DENSE_GZIP_LEVEL`], in record order, until the
-/// outputs fit. Our own fast-level output is inflated and deflated again; the source record
-/// is not decoded or rendered a second time. A Datadog record stays within its events'
-/// budget of bytes; padded and passed-through records are left as they are.
+/// Pass 2: fast-level gzip outputs re-compressed at [`DENSE_GZIP_LEVEL`], in record order,
+/// until the outputs fit or the records so far fill the response (those after them are
+/// re-ingested whatever their size). Our own fast-level output is inflated and deflated
+/// again; the source record is not decoded or rendered a second time. A Datadog record stays
+/// within its events' budget of bytes; dense, padded and passed-through records are left as
+/// they are.
 fn densify(shaped: &mut [Shaped], mut total: usize, budget: usize, config: &Config) {
     let mut dense = Gzipper::new(Compression::new(DENSE_GZIP_LEVEL));
     let bytes_per_event = datadog_bytes_per_event(config.datadog_buffer_mib);
@@ -242,28 +273,30 @@ fn densify(shaped: &mut [Shaped], mut total: usize, budget: usize, config: &Conf
         .max_output_record_bytes
         .max(config.max_decompressed_bytes)
         .saturating_mul(8);
+    let mut prefix = 0usize;
     for s in shaped.iter_mut() {
-        if total <= budget {
+        if total <= budget || prefix > budget {
             break;
         }
-        let Shaped::Output(out) = s else { continue };
-        if out.kind != OutputKind::Compressed || !is_gzip(&out.bytes) {
-            continue;
+        if let Shaped::Output(out) = s
+            && out.kind == OutputKind::Compressed
+            && is_gzip(&out.bytes)
+            && let Ok(text) = gunzip_capped(&out.bytes, cap)
+        {
+            let mut denser = Vec::with_capacity(out.bytes.len());
+            dense.gzip_into(&text, &mut denser);
+            let floor = match config.destination {
+                Destination::Datadog => out.events.saturating_mul(bytes_per_event),
+                Destination::OpenSearch | Destination::S3 => 0,
+            };
+            if denser.len() < out.bytes.len() && denser.len() >= floor {
+                total = total + base64_len(denser.len()) - base64_len(out.bytes.len());
+                denser.shrink_to_fit();
+                out.bytes = denser;
+                out.kind = OutputKind::DenselyCompressed;
+            }
         }
-        let Ok(text) = gunzip_capped(&out.bytes, cap) else {
-            continue;
-        };
-        let mut denser = Vec::with_capacity(out.bytes.len());
-        dense.gzip_into(&text, &mut denser);
-        let floor = match config.destination {
-            Destination::Datadog => out.events.saturating_mul(bytes_per_event),
-            Destination::OpenSearch | Destination::S3 => 0,
-        };
-        if denser.len() < out.bytes.len() && denser.len() >= floor {
-            total = total + base64_len(denser.len()) - base64_len(out.bytes.len());
-            denser.shrink_to_fit();
-            out.bytes = denser;
-        }
+        prefix += s.cost();
     }
 }
 
@@ -353,6 +386,8 @@ struct Output {
 enum OutputKind {
     /// Gzip at the fast level.
     Compressed,
+    /// Gzip at [`DENSE_GZIP_LEVEL`].
+    DenselyCompressed,
     /// Not compressed (OpenSearch, S3 without compression).
     Plain,
     /// A Datadog record padded to its events' budget of bytes.
@@ -374,8 +409,8 @@ enum Shaping {
 }
 
 /// Reused buffers: rendered events back to back (Datadog's already as its envelope's
-/// `logEvents`), with their ends and source indexes, the uncompressed text of an output record
-/// (for Datadog, its envelope's head only), and the gzip state.
+/// `logEvents`, S3's each ending with its newline), with their ends and source indexes, a
+/// Datadog envelope's head, and the gzip state.
 struct Scratch {
     buf: Vec<u8>,
     events: Vec<RenderedEvent>,
@@ -384,6 +419,7 @@ struct Scratch {
     gzipper: Gzipper,
     /// For the remainder of a zstd record (made on first use).
     zstder: Option<Zstder>,
+    /// A Datadog envelope's head.
     text: Vec<u8>,
     /// Whether the last Datadog record needed padding: the records of one invocation are
     /// alike, so the next one is deflated once, ready to pad, instead of twice.
@@ -440,6 +476,15 @@ struct Shaper<'c> {
     bytes_per_event: usize,
 }
 
+/// The kind of an output `gzipper` compressed.
+fn compressed_by(gzipper: &Gzipper) -> OutputKind {
+    if gzipper.level() == Compression::fast() {
+        OutputKind::Compressed
+    } else {
+        OutputKind::DenselyCompressed
+    }
+}
+
 impl<'c> Shaper<'c> {
     fn new(config: &'c Config, account: &'c str) -> Self {
         Shaper {
@@ -466,6 +511,16 @@ impl<'c> Shaper<'c> {
             inflated: Vec::new(),
             counts: ShapingCounts::default(),
         }
+    }
+
+    /// Compresses the records shaped from now on (and their remainders) at
+    /// [`DENSE_GZIP_LEVEL`].
+    fn compress_densely(&mut self) {
+        self.scratch.gzipper = Gzipper::new(Compression::new(DENSE_GZIP_LEVEL));
+    }
+
+    fn compresses_densely(&self) -> bool {
+        compressed_by(&self.scratch.gzipper) == OutputKind::DenselyCompressed
     }
 
     /// Renders the events of one decoded record and assembles its output.
@@ -628,6 +683,9 @@ impl<'c> Shaper<'c> {
             Destination::OpenSearch | Destination::S3 => usize::MAX,
         };
         let event_cap = max.saturating_mul(MAX_EVENT_RECORDS);
+        // An S3 object is the documents one per line: each is followed by its newline as it is
+        // rendered, so the first `count` of them are one slice to deflate, never copied.
+        let newline_delimited = self.config.destination == Destination::S3;
         let Shaper {
             renderer,
             scratch,
@@ -651,10 +709,15 @@ impl<'c> Shaper<'c> {
                 }
                 counts.events_in += 1;
                 match renderer.render(bytes, ctx, &mut scratch.buf) {
-                    Rendered::Written { .. } => scratch.events.push(RenderedEvent {
-                        end: scratch.buf.len(),
-                        source_pos: pos,
-                    }),
+                    Rendered::Written { .. } => {
+                        if newline_delimited {
+                            scratch.buf.push(b'\n');
+                        }
+                        scratch.events.push(RenderedEvent {
+                            end: scratch.buf.len(),
+                            source_pos: pos,
+                        });
+                    }
                     Rendered::Filtered => counts.events_filtered += 1,
                 }
                 None
@@ -767,7 +830,7 @@ impl<'c> Shaper<'c> {
                 if !*padding_expected {
                     gzipper.gzip_parts_into(&[text, log_events, ENVELOPE_TAIL], &mut out);
                     if out.len() >= floor {
-                        return (out, OutputKind::Compressed);
+                        return (out, compressed_by(gzipper));
                     }
                     out.clear();
                 }
@@ -785,26 +848,21 @@ impl<'c> Shaper<'c> {
                 let kind = if padded {
                     OutputKind::Padded
                 } else {
-                    OutputKind::Compressed
+                    compressed_by(gzipper)
                 };
                 (out, kind)
             }
             Destination::OpenSearch => (buf[..total_len].to_vec(), OutputKind::Plain),
             Destination::S3 => {
-                text.clear();
-                let mut start = 0;
-                for e in events {
-                    text.extend_from_slice(&buf[start..e.end]);
-                    text.push(b'\n');
-                    start = e.end;
-                }
+                // Every document already ends with its newline.
+                let text = &buf[..total_len];
                 match config.s3_compression {
                     S3Compression::Gzip => {
                         let mut out = Vec::new();
                         gzipper.gzip_into(text, &mut out);
-                        (out, OutputKind::Compressed)
+                        (out, compressed_by(gzipper))
                     }
-                    S3Compression::None => (text.clone(), OutputKind::Plain),
+                    S3Compression::None => (text.to_vec(), OutputKind::Plain),
                 }
             }
         }
@@ -900,5 +958,18 @@ fn remainder_payload(
                 out
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::projected;
+
+    #[test]
+    fn projection_scales_the_cost_so_far_to_the_whole_input() {
+        assert_eq!(projected(100, 10, 60), 600);
+        assert_eq!(projected(100, 60, 60), 100);
+        assert_eq!(projected(7, 0, 60), 7);
+        assert_eq!(projected(usize::MAX, 1, usize::MAX), usize::MAX);
     }
 }

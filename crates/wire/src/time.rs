@@ -120,6 +120,67 @@ pub fn epoch_number_to_ms(value: f64) -> Option<i64> {
     Some(ms as i64)
 }
 
+/// Length of [`rfc3339_ms_bytes`]'s text: `YYYY-MM-DDTHH:MM:SS.mmmZ`.
+pub const RFC3339_MS_LEN: usize = 24;
+
+/// The text [`format_rfc3339_ms`] gives, as fixed-size bytes without allocating, for the
+/// years 0000-9999 (every timestamp a log can carry); `None` outside them. The transform
+/// writes one per event, where the `format!` machinery showed in profiles.
+pub fn rfc3339_ms_bytes(ms: i64) -> Option<[u8; RFC3339_MS_LEN]> {
+    // -62_167_219_200_000 is 0000-01-01T00:00:00.000Z.
+    if !(-62_167_219_200_000..=253_402_300_799_999).contains(&ms) {
+        return None;
+    }
+    let secs = ms.div_euclid(1000);
+    let millis = ms.rem_euclid(1000);
+    let days = secs.div_euclid(86_400);
+    let sod = secs.rem_euclid(86_400);
+    let (y, m, d) = civil_from_days(days);
+    let mut out = *b"0000-00-00T00:00:00.000Z";
+    let mut put = |at: usize, width: usize, mut v: i64| {
+        for i in (at..at + width).rev() {
+            out[i] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+    };
+    put(0, 4, y);
+    put(5, 2, m);
+    put(8, 2, d);
+    put(11, 2, sod / 3600);
+    put(14, 2, (sod / 60) % 60);
+    put(17, 2, sod % 60);
+    put(20, 3, millis);
+    Some(out)
+}
+
+/// [`rfc3339_ms_bytes`] for a run of times that are mostly within the same second (the
+/// events of one record): the last second's text is kept, and a time in it costs its three
+/// millisecond digits.
+#[derive(Debug, Default, Clone)]
+pub struct Rfc3339MsWriter {
+    /// The second `text` is for.
+    secs: Option<i64>,
+    text: [u8; RFC3339_MS_LEN],
+}
+
+impl Rfc3339MsWriter {
+    /// The text of `ms`, as [`rfc3339_ms_bytes`] gives it.
+    pub fn format(&mut self, ms: i64) -> Option<&[u8; RFC3339_MS_LEN]> {
+        let secs = ms.div_euclid(1000);
+        if self.secs == Some(secs) {
+            // The range is whole seconds: a time in a second that formatted formats too.
+            let millis = ms.rem_euclid(1000);
+            self.text[20] = b'0' + (millis / 100) as u8;
+            self.text[21] = b'0' + (millis / 10 % 10) as u8;
+            self.text[22] = b'0' + (millis % 10) as u8;
+        } else {
+            self.text = rfc3339_ms_bytes(ms)?;
+            self.secs = Some(secs);
+        }
+        Some(&self.text)
+    }
+}
+
 /// Formats epoch milliseconds as RFC 3339 in UTC with millisecond precision.
 pub fn format_rfc3339_ms(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
@@ -291,6 +352,26 @@ mod tests {
     }
 
     #[test]
+    fn bytes_at_the_edges_of_four_digit_years() {
+        let first = -62_167_219_200_000;
+        let last = 253_402_300_799_999;
+        assert_eq!(
+            rfc3339_ms_bytes(first).as_ref(),
+            Some(b"0000-01-01T00:00:00.000Z")
+        );
+        assert_eq!(
+            rfc3339_ms_bytes(last).as_ref(),
+            Some(b"9999-12-31T23:59:59.999Z")
+        );
+        assert_eq!(rfc3339_ms_bytes(first - 1), None);
+        assert_eq!(rfc3339_ms_bytes(last + 1), None);
+        assert_eq!(
+            rfc3339_ms_bytes(-1).as_ref(),
+            Some(b"1969-12-31T23:59:59.999Z")
+        );
+    }
+
+    #[test]
     fn epoch_numbers() {
         assert_eq!(
             epoch_number_to_ms(1_700_000_000.25),
@@ -310,6 +391,41 @@ mod tests {
         fn format_then_parse_round_trips(ms in 0i64..253_402_300_799_999) {
             let text = format_rfc3339_ms(ms);
             prop_assert_eq!(parse_rfc3339_ms(&text), Some(ms));
+        }
+
+        #[test]
+        fn bytes_are_the_formatted_text(ms in any::<i64>()) {
+            let text = format_rfc3339_ms(ms);
+            match rfc3339_ms_bytes(ms) {
+                Some(bytes) => prop_assert_eq!(&bytes[..], text.as_bytes()),
+                None => prop_assert!(!(text.len() == RFC3339_MS_LEN && text.as_bytes()[0].is_ascii_digit())),
+            }
+        }
+
+        #[test]
+        fn the_writer_gives_the_same_text_in_any_order(
+            times in proptest::collection::vec(
+                prop_oneof![
+                    any::<i64>(),
+                    -62_167_219_202_000i64..-62_167_219_198_000,
+                    253_402_300_798_000i64..253_402_300_802_000,
+                    1_700_000_000_000i64..1_700_000_003_000,
+                ],
+                1..40,
+            )
+        ) {
+            let mut writer = Rfc3339MsWriter::default();
+            for ms in times {
+                prop_assert_eq!(writer.format(ms).copied(), rfc3339_ms_bytes(ms), "at {}", ms);
+            }
+        }
+
+        #[test]
+        fn bytes_cover_every_four_digit_year(ms in -62_167_219_200_000i64..=253_402_300_799_999) {
+            prop_assert_eq!(
+                rfc3339_ms_bytes(ms).map(|b| b.to_vec()),
+                Some(format_rfc3339_ms(ms).into_bytes())
+            );
         }
 
         #[test]

@@ -25,9 +25,13 @@ pub(super) fn write_message_and_time(
     w: &mut ObjectWriter<'_>,
     message: &super::Message<'_>,
     time_ms: i64,
+    timestamps: &mut time::Rfc3339MsWriter,
 ) {
     w.key("@timestamp");
-    w.string(&time::format_rfc3339_ms(time_ms));
+    match timestamps.format(time_ms) {
+        Some(text) => w.plain_string(text),
+        None => w.string(&time::format_rfc3339_ms(time_ms)),
+    }
     w.key("message");
     message.write(w);
 }

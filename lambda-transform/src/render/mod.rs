@@ -143,6 +143,8 @@ pub struct Renderer<'c> {
     /// The `id` of the next [`Form::LogEvent`] of this record: how many were written.
     next_id: u64,
     header_fields: HeaderFields,
+    /// A document's `@timestamp`, kept for the next event of the same second.
+    timestamps: firetail_wire::time::Rfc3339MsWriter,
 }
 
 /// A version 2 header's `stream` and `file` as the members of an event that carries neither
@@ -174,6 +176,7 @@ impl<'c> Renderer<'c> {
             generation: 0,
             next_id: 0,
             header_fields: HeaderFields::default(),
+            timestamps: Default::default(),
         }
     }
 
@@ -240,7 +243,13 @@ impl<'c> Renderer<'c> {
         let time_ms = ctx.default_time_ms;
         let mut w = ObjectWriter::start(out, self.form, id, time_ms);
         let message = Message::Text(Cow::Borrowed(message));
-        write_message_and_time(&mut w, self.config.destination, &message, time_ms);
+        write_message_and_time(
+            &mut w,
+            self.config.destination,
+            &message,
+            time_ms,
+            &mut self.timestamps,
+        );
         w.members(&prepared.head);
         if let Some(b64) = exact_base64 {
             w.key(MESSAGE_BASE64);
@@ -414,7 +423,7 @@ impl<'c> Renderer<'c> {
         };
         let destination = self.config.destination;
         let mut w = ObjectWriter::start(out, self.form, id, time_ms);
-        write_message_and_time(&mut w, destination, &message, time_ms);
+        write_message_and_time(&mut w, destination, &message, time_ms, &mut self.timestamps);
         if destination == Destination::Datadog
             && let Some(level) = level
         {
@@ -613,11 +622,12 @@ fn write_message_and_time(
     destination: Destination,
     message: &Message<'_>,
     time_ms: i64,
+    timestamps: &mut firetail_wire::time::Rfc3339MsWriter,
 ) {
     match destination {
         Destination::Datadog => datadog::write_message_and_time(w, message, time_ms),
         Destination::OpenSearch | Destination::S3 => {
-            document::write_message_and_time(w, message, time_ms);
+            document::write_message_and_time(w, message, time_ms, timestamps);
         }
     }
 }
@@ -697,14 +707,7 @@ impl<'o> ObjectWriter<'o> {
 
     /// A name of ours as a JSON string in this writer's form, copied without escaping.
     fn name(&mut self, name: &'static str) {
-        debug_assert!(
-            name.bytes()
-                .all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
-        );
-        let quote: &[u8] = if self.form.escapes() { b"\\\"" } else { b"\"" };
-        self.out.extend_from_slice(quote);
-        self.out.extend_from_slice(name.as_bytes());
-        self.out.extend_from_slice(quote);
+        self.plain_string(name.as_bytes());
     }
 
     /// Starts a member named by the app (any text, escaped as its form needs).
@@ -724,6 +727,19 @@ impl<'o> ObjectWriter<'o> {
                 self.out.extend_from_slice(b"\\\"");
             }
         }
+    }
+
+    /// A JSON string of ASCII text that needs no escaping in either form (our names, a
+    /// formatted timestamp), copied without the escaper's per-byte scan (checked in debug builds).
+    pub fn plain_string(&mut self, text: &[u8]) {
+        debug_assert!(
+            text.iter()
+                .all(|&b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+        );
+        let quote: &[u8] = if self.form.escapes() { b"\\\"" } else { b"\"" };
+        self.out.extend_from_slice(quote);
+        self.out.extend_from_slice(text);
+        self.out.extend_from_slice(quote);
     }
 
     /// JSON text copied as it came (a value of the event, a string literal).

@@ -535,6 +535,59 @@ async fn packed_outputs_are_recompressed_before_anything_is_reingested() {
 }
 
 #[tokio::test]
+async fn an_invocation_twice_the_response_delivers_dense_records_and_reingests_the_rest() {
+    let s3 = Config {
+        destination: Destination::S3,
+        ..Config::default()
+    };
+    let event = packed_event(40, 300);
+    let fast = run(&event, &s3).await;
+    let fast_size = serde_json::to_vec(&fast).unwrap().len();
+    let fast_record = STANDARD.decode(data(&fast, 0)).unwrap().len();
+    // Room for about half of the records at the fastest level: the first record shows the
+    // rest will not fit, so they are deflated densely from the start and more of them fit.
+    let config = Config {
+        response_limit_bytes: fast_size / 2,
+        ..s3
+    };
+    let sink = Recorder::accepting();
+    let (response, stats) = handle(&event, &config, &sink, None).await;
+    assert!(serde_json::to_vec(&response).unwrap().len() <= config.response_limit_bytes);
+    let ok: Vec<usize> = (0..40)
+        .filter(|&i| response.records[i].result == RecordResult::Ok)
+        .collect();
+    assert!(ok.len() > 20, "{} of 40 delivered", ok.len());
+    for &i in &ok {
+        let bytes = STANDARD.decode(data(&response, i)).unwrap();
+        assert!(
+            bytes.len() < fast_record,
+            "record {i}: {} bytes",
+            bytes.len()
+        );
+    }
+    assert!(stats.records_reingested > 0);
+    // Every event exactly once, delivered or back in the stream.
+    let mut seqs = Vec::new();
+    for &i in &ok {
+        for log in output_logs(&config, data(&response, i)) {
+            seqs.push(
+                log["message"].as_str().unwrap()[4..12]
+                    .parse::<usize>()
+                    .unwrap(),
+            );
+        }
+    }
+    for r in sink.accepted() {
+        for line in gunzip(&r).split(|&b| b == b'\n').filter(|l| !l.is_empty()) {
+            let v: Value = serde_json::from_slice(line).unwrap();
+            seqs.push(v["log"].as_str().unwrap()[4..12].parse::<usize>().unwrap());
+        }
+    }
+    seqs.sort_unstable();
+    assert_eq!(seqs, (0..12_000).collect::<Vec<_>>());
+}
+
+#[tokio::test]
 async fn densifying_a_datadog_record_never_passes_its_event_budget() {
     // These lines compress to under 65 bytes an event: the fast level already has to pad.
     let event = packed_event(6, 300);
