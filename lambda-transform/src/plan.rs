@@ -252,10 +252,10 @@ fn projected(cost: usize, seen: usize, total: usize) -> usize {
 /// The zstd level of a version 2 remainder: fast, as the gzip remainders are.
 const REMAINDER_ZSTD_LEVEL: i32 = 3;
 
-/// The gzip level used when the fastest one leaves a response over its budget. zlib-rs's
-/// level 4 is its first with lazy matching: on a 6 MB invocation's S3 documents it gave
-/// 0.677 of level 1's bytes at 1.6x its time, level 6 0.667 at 2.7x (docs/BENCHMARKS.md,
-/// "The S3 destination at 6 MB").
+/// The gzip level used when the fastest one leaves a response over its budget. On a 6 MB
+/// invocation's S3 documents zlib-rs's level 4 gave 0.677 of level 1's bytes at 1.6x its
+/// time, level 3 0.685 at 2.1x, level 6 0.667 at 2.7x (docs/BENCHMARKS.md, "S3 at 6 MB:
+/// shaped once at the dense level").
 const DENSE_GZIP_LEVEL: u32 = 4;
 
 /// Pass 2: fast-level gzip outputs re-compressed at [`DENSE_GZIP_LEVEL`], in record order,
