@@ -27,7 +27,7 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
-use firetail_wire::codec::{self as wire_codec, Codec, Zstder};
+use firetail_wire::codec::{Codec, Decompressor, Zstder};
 use firetail_wire::gzip::{Gzipper, gunzip_capped, is_gzip};
 use firetail_wire::output::{self, datadog_bytes_per_event};
 use flate2::Compression;
@@ -469,6 +469,8 @@ struct Shaper<'c> {
     scratch: Scratch,
     /// The inflated payload of the record being shaped (reused).
     inflated: Vec<u8>,
+    /// Decompresses every record's payload (keeps its zstd context).
+    decompressor: Decompressor,
     counts: ShapingCounts,
     /// The AWS account of the delivery stream (a Datadog envelope's `owner`).
     account: &'c str,
@@ -509,6 +511,7 @@ impl<'c> Shaper<'c> {
                 padding_expected: false,
             },
             inflated: Vec::new(),
+            decompressor: Decompressor::default(),
             counts: ShapingCounts::default(),
         }
     }
@@ -530,7 +533,7 @@ impl<'c> Shaper<'c> {
         let mut inflated = std::mem::take(&mut self.inflated);
         let codec = Codec::of(&raw);
         let payload: &[u8] = if let Some(codec) = codec {
-            if let Err(error) = wire_codec::decompress_into(
+            if let Err(error) = self.decompressor.decompress_into(
                 codec,
                 &raw,
                 self.config.max_decompressed_bytes,
