@@ -205,6 +205,10 @@ async fn main() {
     let min_cpu = if quick { 0.3 } else { 2.0 };
     // FIRETAIL_BENCH_FILTER=<substring of "<records> <invocation>"> runs only matching rows.
     let filter = std::env::var("FIRETAIL_BENCH_FILTER").unwrap_or_default();
+    // FIRETAIL_BENCH_LEVELS=1: also every zlib-rs level on each row's delivered texts (the
+    // figures behind the transform's dense level), printed after the table.
+    let levels = std::env::var_os("FIRETAIL_BENCH_LEVELS").is_some();
+    let mut sweeps = Vec::new();
     for kind in Kind::ALL {
         for (label, size) in [("1 MB", 1_000_000), ("6 MB", 6_000_000)] {
             if !format!("{} {label}", kind.name()).contains(&filter) {
@@ -263,7 +267,66 @@ async fn main() {
                 as_small_floor * 1e6 / events,
                 cpu / as_small_floor,
             );
+            if levels {
+                sweeps.push((format!("{} {label}", kind.name()), level_sweep(&delivered)));
+            }
         }
     }
     endpoint.shutdown().await;
+    for (row, sweep) in sweeps {
+        println!(
+            "\nzlib-rs levels on the texts of the {} outputs delivered in {row}:\n",
+            sweep.outputs
+        );
+        println!("| level | bytes per output | of level 1's | CPU ms per output | of level 1's |");
+        println!("|---|---|---|---|---|");
+        let (bytes1, secs1) = sweep.levels[0];
+        for (level, (bytes, secs)) in (1..).zip(sweep.levels) {
+            println!(
+                "| {level} | {bytes:.0} | {:.3} | {:.3} | {:.2}x |",
+                bytes / bytes1,
+                secs * 1e3,
+                secs / secs1
+            );
+        }
+    }
+}
+
+/// What each zlib-rs level makes of a row's delivered texts: mean bytes and CPU-seconds per
+/// output, levels 1 to 9.
+struct LevelSweep {
+    outputs: usize,
+    levels: Vec<(f64, f64)>,
+}
+
+/// Every delivered text gzipped at levels 1 to 9, the levels taking turns pass by pass so a
+/// slow spell of this machine falls on all of them, for at least a CPU-second per level.
+fn level_sweep(delivered: &[Delivered]) -> LevelSweep {
+    let mut gzippers: Vec<_> = (1..=9)
+        .map(|level| firetail_wire::gzip::Gzipper::new(flate2::Compression::new(level)))
+        .collect();
+    let (mut bytes, mut secs) = (vec![0usize; 9], vec![0.0f64; 9]);
+    let mut gz = Vec::new();
+    let mut passes = 0usize;
+    while passes < 3 || secs.iter().any(|&s| s < 1.0) {
+        for (i, gzipper) in gzippers.iter_mut().enumerate() {
+            let start = thread_cpu_secs();
+            for out in delivered {
+                gz.clear();
+                gzipper.gzip_into(&out.text, &mut gz);
+                bytes[i] += gz.len();
+            }
+            secs[i] += thread_cpu_secs() - start;
+        }
+        passes += 1;
+    }
+    let per = (passes * delivered.len().max(1)) as f64;
+    LevelSweep {
+        outputs: delivered.len(),
+        levels: bytes
+            .iter()
+            .zip(&secs)
+            .map(|(&b, &s)| (b as f64 / per, s / per))
+            .collect(),
+    }
 }

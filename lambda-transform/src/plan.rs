@@ -252,10 +252,16 @@ fn projected(cost: usize, seen: usize, total: usize) -> usize {
 /// The zstd level of a version 2 remainder: fast, as the gzip remainders are.
 const REMAINDER_ZSTD_LEVEL: i32 = 3;
 
-/// The gzip level used when the fastest one leaves a response over its budget. On a 6 MB
-/// invocation's S3 documents zlib-rs's level 4 gave 0.677 of level 1's bytes at 1.6x its
-/// time, level 3 0.685 at 2.1x, level 6 0.667 at 2.7x (docs/BENCHMARKS.md, "S3 at 6 MB:
-/// shaped once at the dense level").
+/// The gzip level used when the fastest one leaves a response over its budget. On the S3
+/// documents delivered from a 6 MB invocation (`FIRETAIL_BENCH_LEVELS=1 cargo bench --bench
+/// runtime`), zlib-rs's level 2 writes 0.761 of level 1's bytes at 1.35x its CPU, level 3
+/// 0.686 at 2.13x, level 4 0.678 at 2.16x, level 6 0.669 at 3.53x, level 7 0.630 at 5.97x.
+/// Every record that does not fit is re-ingested, and Firehose bills its ingestion again: in
+/// an interleaved A/B, level 2 re-ingested 369 of 700 records where level 4 re-ingests 329,
+/// 12 % more Firehose ingestion per delivered event, about 17 times the Lambda CPU it saves.
+/// By the bill alone level 7 would be ~4 % cheaper still on such invocations, at more than
+/// twice the CPU per event, which would take the transform under 3x the blueprint's speed at
+/// 6 MB (docs/BENCHMARKS.md, "The dense level's trade, measured").
 const DENSE_GZIP_LEVEL: u32 = 4;
 
 /// Pass 2: fast-level gzip outputs re-compressed at [`DENSE_GZIP_LEVEL`], in record order,
