@@ -97,7 +97,8 @@ impl Floors {
     /// decompressed as in [`Floors::byte_pass`], every delivered output's text deflated and its
     /// bytes base64 encoded. `as_small` deflates each text at the lowest level that writes it
     /// as small as it was delivered (the work no transform delivering outputs this small with
-    /// zlib-rs can skip); otherwise at level 1 (the fastest, whatever the size).
+    /// zlib-rs can skip), and outputs that are not gzip not at all; otherwise every text at
+    /// level 1 (the fastest, whatever the size).
     fn output_pass(
         &mut self,
         records: &[firetail_transform::invocation::InputRecord],
@@ -112,10 +113,16 @@ impl Floors {
             std::hint::black_box(&self.raw);
         }
         for out in outputs {
-            let level = if as_small { out.level_as_small } else { 1 };
-            self.gz.clear();
-            self.gzippers[level as usize].gzip_into(&out.text, &mut self.gz);
-            std::hint::black_box(&self.gz);
+            let level = if as_small {
+                out.level_as_small
+            } else {
+                Some(1)
+            };
+            if let Some(level) = level {
+                self.gz.clear();
+                self.gzippers[level as usize].gzip_into(&out.text, &mut self.gz);
+                std::hint::black_box(&self.gz);
+            }
             std::hint::black_box(b64.encode(&out.bytes));
         }
         thread_cpu_secs() - start
@@ -129,11 +136,12 @@ fn median(mut v: Vec<f64>) -> f64 {
 
 /// An output the plan delivered: its uncompressed text, its bytes, and the lowest zlib-rs
 /// level whose gzip of the text is no larger than those bytes (1 for the transform's
-/// fast-level outputs; the dense level for those it compressed densely to fit the response).
+/// fast-level outputs; the dense level for those it compressed densely to fit the response;
+/// `None` for an output that is not gzip, which the as-small floor does not deflate).
 struct Delivered {
     text: Vec<u8>,
     bytes: Vec<u8>,
-    level_as_small: u32,
+    level_as_small: Option<u32>,
 }
 
 fn delivered_outputs(plan: &firetail_transform::plan::Plan) -> Vec<Delivered> {
@@ -147,12 +155,14 @@ fn delivered_outputs(plan: &firetail_transform::plan::Plan) -> Vec<Delivered> {
             let text = firetail_wire::gzip::maybe_gunzip(&bytes, usize::MAX)
                 .unwrap()
                 .into_owned();
-            let level_as_small = (1..=9)
-                .find(|&level| {
-                    firetail_wire::gzip::gzip(&text, flate2::Compression::new(level)).len()
-                        <= bytes.len()
-                })
-                .unwrap_or(9);
+            let level_as_small = firetail_wire::gzip::is_gzip(&bytes).then(|| {
+                (1..=9)
+                    .find(|&level| {
+                        firetail_wire::gzip::gzip(&text, flate2::Compression::new(level)).len()
+                            <= bytes.len()
+                    })
+                    .unwrap_or(9)
+            });
             Delivered {
                 text,
                 bytes,
