@@ -10,9 +10,7 @@
 //! frame also names the window the decoder must hold; [`ZSTD_WINDOW_LOG_MAX`] bounds that
 //! allocation, whatever the frame asks for.
 
-use std::io::Read as _;
-
-use crate::gzip::{InflateError, gunzip_into, is_gzip};
+use crate::gzip::{InflateError, gunzip_into, is_gzip, read_capped};
 
 /// The first four bytes of every zstd frame (RFC 8878 §3.1.1).
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -111,23 +109,15 @@ impl Decompressor {
         max_bytes: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
-        out.clear();
-        let limit = u64::try_from(max_bytes)
-            .unwrap_or(u64::MAX)
-            .saturating_add(1);
         // `with_context` resets the context's session first, so an earlier corrupt or
         // capped payload leaves nothing behind; the window limit is a parameter and stays.
-        zstd::stream::read::Decoder::with_context(bytes, &mut self.zstd)
-            .take(limit)
-            .read_to_end(out)
-            .map_err(InflateError::ZstdCorrupt)?;
-        if out.len() > max_bytes {
-            out.clear();
-            return Err(InflateError::ZstdTooLarge {
-                limit_bytes: max_bytes,
-            });
-        }
-        Ok(())
+        read_capped(
+            zstd::stream::read::Decoder::with_context(bytes, &mut self.zstd),
+            max_bytes,
+            out,
+            InflateError::ZstdCorrupt,
+            |limit_bytes| InflateError::ZstdTooLarge { limit_bytes },
+        )
     }
 }
 

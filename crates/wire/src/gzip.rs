@@ -52,19 +52,33 @@ pub fn gunzip_capped(bytes: &[u8], max_bytes: usize) -> Result<Vec<u8>, InflateE
 
 /// [`gunzip_capped`] into `out` (cleared first), so one buffer can serve many payloads.
 pub fn gunzip_into(bytes: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<(), InflateError> {
+    read_capped(
+        MultiGzDecoder::new(bytes),
+        max_bytes,
+        out,
+        InflateError::Corrupt,
+        |limit_bytes| InflateError::TooLarge { limit_bytes },
+    )
+}
+
+/// Reads `decoder` to its end into `out` (cleared first), never holding more than one byte
+/// past `max_bytes`: that byte is an error (`too_large`), and `out` is left empty. Every codec
+/// decodes through this, so none is a cheaper bomb than another.
+pub(crate) fn read_capped(
+    decoder: impl std::io::Read,
+    max_bytes: usize,
+    out: &mut Vec<u8>,
+    corrupt: fn(std::io::Error) -> InflateError,
+    too_large: fn(usize) -> InflateError,
+) -> Result<(), InflateError> {
     out.clear();
     let limit = u64::try_from(max_bytes)
         .unwrap_or(u64::MAX)
         .saturating_add(1);
-    MultiGzDecoder::new(bytes)
-        .take(limit)
-        .read_to_end(out)
-        .map_err(InflateError::Corrupt)?;
+    decoder.take(limit).read_to_end(out).map_err(corrupt)?;
     if out.len() > max_bytes {
         out.clear();
-        return Err(InflateError::TooLarge {
-            limit_bytes: max_bytes,
-        });
+        return Err(too_large(max_bytes));
     }
     Ok(())
 }
