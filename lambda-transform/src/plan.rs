@@ -253,12 +253,14 @@ fn projected(cost: usize, seen: usize, total: usize) -> usize {
 const REMAINDER_ZSTD_LEVEL: i32 = 3;
 
 /// The gzip level used when the fastest one leaves a response over its budget. On the S3
-/// documents delivered from a 6 MB invocation (`FIRETAIL_BENCH_LEVELS=1 cargo bench --bench
-/// runtime`), zlib-rs's level 2 writes 0.761 of level 1's bytes at 1.35x its CPU, level 3
+/// documents delivered from a 6 MB invocation (`FIRETAIL_BENCH_LEVELS=1
+/// FIRETAIL_BENCH_DESTINATION=s3 cargo bench -p firetail-transform --bench runtime`),
+/// zlib-rs's level 2 writes 0.761 of level 1's bytes at 1.35x its CPU, level 3
 /// 0.686 at 2.13x, level 4 0.678 at 2.16x, level 6 0.669 at 3.53x, level 7 0.630 at 5.97x.
 /// Every record that does not fit is re-ingested, and Firehose bills its ingestion again: in
 /// an interleaved A/B, level 2 re-ingested 369 of 700 records where level 4 re-ingests 329,
-/// 12 % more Firehose ingestion per delivered event, about 17 times the Lambda CPU it saves.
+/// 12 % more Firehose ingestion per delivered event, costing about 17 times what the Lambda
+/// CPU it saves is worth.
 /// By the bill alone level 7 would be ~4 % cheaper still on such invocations, at more than
 /// twice the CPU per event, which would take the transform under 3x the blueprint's speed at
 /// 6 MB (docs/BENCHMARKS.md, "The dense level's trade, measured").

@@ -10,7 +10,9 @@
 //! frame also names the window the decoder must hold; [`ZSTD_WINDOW_LOG_MAX`] bounds that
 //! allocation, whatever the frame asks for.
 
-use crate::gzip::{InflateError, gunzip_into, is_gzip, read_capped};
+use std::io::Read as _;
+
+use crate::gzip::{InflateError, gunzip_into, is_gzip};
 
 /// The first four bytes of every zstd frame (RFC 8878 §3.1.1).
 pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
@@ -20,6 +22,28 @@ pub const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 /// reference library on a record, and the cap keeps a hostile frame from making the transform
 /// allocate zstd's 128 MiB default limit.
 pub const ZSTD_WINDOW_LOG_MAX: u32 = 23;
+
+/// Reads `decoder` to its end into `out` (cleared first), its length never more than one byte
+/// past `max_bytes`: that byte is an error (`too_large`), and `out` is left empty. Every codec
+/// decodes through this, so none is a cheaper bomb than another.
+pub(crate) fn read_capped(
+    decoder: impl std::io::Read,
+    max_bytes: usize,
+    out: &mut Vec<u8>,
+    corrupt: fn(std::io::Error) -> InflateError,
+    too_large: fn(usize) -> InflateError,
+) -> Result<(), InflateError> {
+    out.clear();
+    let limit = u64::try_from(max_bytes)
+        .unwrap_or(u64::MAX)
+        .saturating_add(1);
+    decoder.take(limit).read_to_end(out).map_err(corrupt)?;
+    if out.len() > max_bytes {
+        out.clear();
+        return Err(too_large(max_bytes));
+    }
+    Ok(())
+}
 
 /// A record codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -59,12 +83,16 @@ pub fn decompress_into(
     max_bytes: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), InflateError> {
-    Decompressor::default().decompress_into(codec, bytes, max_bytes, out)
+    match codec {
+        Codec::Gzip => gunzip_into(bytes, max_bytes, out),
+        Codec::Zstd => unzstd_into(bytes, max_bytes, out),
+    }
 }
 
 /// [`decompress_into`] for many payloads: keeps its zstd decompression context between them
 /// (creating one per record was 2 % of a 6 MB invocation of `v2-zstd` records in `perf`).
-/// Its window is bounded by [`ZSTD_WINDOW_LOG_MAX`], so keeping it holds at most 8 MiB.
+/// Its window is bounded by [`ZSTD_WINDOW_LOG_MAX`], so keeping it holds about 8 MiB at most
+/// (the window and its block buffers).
 pub struct Decompressor {
     zstd: zstd::zstd_safe::DCtx<'static>,
 }
@@ -109,8 +137,16 @@ impl Decompressor {
         max_bytes: usize,
         out: &mut Vec<u8>,
     ) -> Result<(), InflateError> {
-        // `with_context` resets the context's session first, so an earlier corrupt or
-        // capped payload leaves nothing behind; the window limit is a parameter and stays.
+        // A session reset first, so an earlier corrupt or capped payload leaves nothing
+        // behind (`Decoder::with_context` resets too; this does not rely on it); the window
+        // limit is a parameter, which a session reset keeps.
+        self.zstd
+            .reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+            .map_err(|code| {
+                InflateError::ZstdCorrupt(std::io::Error::other(zstd::zstd_safe::get_error_name(
+                    code,
+                )))
+            })?;
         read_capped(
             zstd::stream::read::Decoder::with_context(bytes, &mut self.zstd),
             max_bytes,
@@ -396,8 +432,9 @@ mod tests {
 
         let mut d = Decompressor::default();
         let mut out = Vec::new();
-        // Each failure is stopped part-way through a frame; the payload after it must not
-        // see what was left of that frame, and the window limit must hold on reuse.
+        // The bomb is stopped at the cap and the cut frame at its end, both part-way through
+        // a frame: the payload after each must not see what was left of it. The wide frame is
+        // refused at its header: the window limit must hold on reuse.
         for _ in 0..3 {
             assert!(matches!(
                 d.decompress_into(Codec::Zstd, &bomb, 999_999, &mut out),

@@ -1,9 +1,9 @@
 //! Gzip as both halves use it: the sidecar's `ndjson-gzip` records, the transform's inflating
 //! of them (and of CloudWatch Logs envelopes) with a cap, and its gzip outputs.
 
-use std::io::Read as _;
-
 use flate2::read::MultiGzDecoder;
+
+use crate::codec::read_capped;
 
 /// The first two bytes of every gzip member (RFC 1952).
 pub const GZIP_MAGIC: [u8; 2] = [0x1f, 0x8b];
@@ -59,28 +59,6 @@ pub fn gunzip_into(bytes: &[u8], max_bytes: usize, out: &mut Vec<u8>) -> Result<
         InflateError::Corrupt,
         |limit_bytes| InflateError::TooLarge { limit_bytes },
     )
-}
-
-/// Reads `decoder` to its end into `out` (cleared first), never holding more than one byte
-/// past `max_bytes`: that byte is an error (`too_large`), and `out` is left empty. Every codec
-/// decodes through this, so none is a cheaper bomb than another.
-pub(crate) fn read_capped(
-    decoder: impl std::io::Read,
-    max_bytes: usize,
-    out: &mut Vec<u8>,
-    corrupt: fn(std::io::Error) -> InflateError,
-    too_large: fn(usize) -> InflateError,
-) -> Result<(), InflateError> {
-    out.clear();
-    let limit = u64::try_from(max_bytes)
-        .unwrap_or(u64::MAX)
-        .saturating_add(1);
-    decoder.take(limit).read_to_end(out).map_err(corrupt)?;
-    if out.len() > max_bytes {
-        out.clear();
-        return Err(too_large(max_bytes));
-    }
-    Ok(())
 }
 
 /// `bytes` inflated when it is gzip, else as it is.
