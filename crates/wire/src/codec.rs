@@ -83,18 +83,17 @@ pub fn decompress_into(
     max_bytes: usize,
     out: &mut Vec<u8>,
 ) -> Result<(), InflateError> {
-    match codec {
-        Codec::Gzip => gunzip_into(bytes, max_bytes, out),
-        Codec::Zstd => unzstd_into(bytes, max_bytes, out),
-    }
+    Decompressor::default().decompress_into(codec, bytes, max_bytes, out)
 }
 
 /// [`decompress_into`] for many payloads: keeps its zstd decompression context between them
 /// (creating one per record was 2 % of a 6 MB invocation of `v2-zstd` records in `perf`).
 /// Its window is bounded by [`ZSTD_WINDOW_LOG_MAX`], so keeping it holds about 8 MiB at most
 /// (the window and its block buffers).
+#[derive(Default)]
 pub struct Decompressor {
-    zstd: zstd::zstd_safe::DCtx<'static>,
+    /// Made at the first zstd payload: a one-off gzip read pays nothing for it.
+    zstd: Option<zstd::zstd_safe::DCtx<'static>>,
 }
 
 impl std::fmt::Debug for Decompressor {
@@ -103,15 +102,14 @@ impl std::fmt::Debug for Decompressor {
     }
 }
 
-impl Default for Decompressor {
-    fn default() -> Self {
-        let mut zstd = zstd::zstd_safe::DCtx::create();
-        zstd.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
-            ZSTD_WINDOW_LOG_MAX,
-        ))
-        .expect("zstd accepts window logs from 10 to 31");
-        Decompressor { zstd }
-    }
+/// A zstd decompression context that refuses windows past [`ZSTD_WINDOW_LOG_MAX`].
+fn zstd_context() -> zstd::zstd_safe::DCtx<'static> {
+    let mut zstd = zstd::zstd_safe::DCtx::create();
+    zstd.set_parameter(zstd::zstd_safe::DParameter::WindowLogMax(
+        ZSTD_WINDOW_LOG_MAX,
+    ))
+    .expect("zstd accepts window logs from 10 to 31");
+    zstd
 }
 
 impl Decompressor {
@@ -140,15 +138,15 @@ impl Decompressor {
         // A session reset first, so an earlier corrupt or capped payload leaves nothing
         // behind (`Decoder::with_context` resets too; this does not rely on it); the window
         // limit is a parameter, which a session reset keeps.
-        self.zstd
-            .reset(zstd::zstd_safe::ResetDirective::SessionOnly)
+        let zstd = self.zstd.get_or_insert_with(zstd_context);
+        zstd.reset(zstd::zstd_safe::ResetDirective::SessionOnly)
             .map_err(|code| {
                 InflateError::ZstdCorrupt(std::io::Error::other(zstd::zstd_safe::get_error_name(
                     code,
                 )))
             })?;
         read_capped(
-            zstd::stream::read::Decoder::with_context(bytes, &mut self.zstd),
+            zstd::stream::read::Decoder::with_context(bytes, zstd),
             max_bytes,
             out,
             InflateError::ZstdCorrupt,
