@@ -101,11 +101,26 @@ fn gzip(bytes: &[u8]) -> Vec<u8> {
 }
 
 /// An invocation of about `target_bytes` of JSON request, as Firehose would send it.
+#[allow(dead_code)] // not every benchmark or test that includes this module calls it
 pub fn invocation(kind: Kind, target_bytes: usize) -> FirehoseEvent {
+    invocation_while(kind, |request, _| request <= target_bytes)
+}
+
+/// An invocation of as many records as fit `buffer_bytes` of record data (decoded, as
+/// Firehose's processor buffer counts it), at least one.
+#[allow(dead_code)] // not every benchmark or test that includes this module calls it
+pub fn invocation_of_buffer(kind: Kind, buffer_bytes: usize) -> FirehoseEvent {
+    invocation_while(kind, |_, data| data <= buffer_bytes)
+}
+
+/// Records appended while `fits(request bytes, record data bytes)` holds for the invocation
+/// with the next one (the first always goes in).
+fn invocation_while(kind: Kind, fits: impl Fn(usize, usize) -> bool) -> FirehoseEvent {
     let mut records = Vec::new();
     let mut size = 200;
+    let mut data_bytes = 0usize;
     let mut seq = 0u64;
-    while size < target_bytes {
+    loop {
         let data = match kind {
             Kind::SidecarSingle => {
                 seq += 1;
@@ -163,7 +178,8 @@ pub fn invocation(kind: Kind, target_bytes: usize) -> FirehoseEvent {
             data: STANDARD.encode(&data),
         };
         size += record.data.len() + record.record_id.len() + 80;
-        if size > target_bytes && !records.is_empty() {
+        data_bytes += data.len();
+        if !fits(size, data_bytes) && !records.is_empty() {
             break;
         }
         records.push(record);

@@ -648,7 +648,11 @@ pub struct CostArgs {
     #[arg(long, env = "FIRETAIL_COST_V2_GZIP_RATIO", default_value_t = MEASURED_V2_GZIP_RATIO)]
     pub v2_gzip_ratio: f64,
     /// Firehose processor buffer size (the template's ProcessorBufferSizeMBs), MB.
-    #[arg(long, env = "FIRETAIL_COST_PROCESSOR_BUFFER_MB", default_value_t = 1.0)]
+    #[arg(
+        long,
+        env = "FIRETAIL_COST_PROCESSOR_BUFFER_MB",
+        default_value_t = firetail_sidecar::cmd::cost::TEMPLATE_PROCESSOR_BUFFER_MB
+    )]
     pub processor_buffer_mb: f64,
     /// Firehose processor buffer interval (ProcessorBufferIntervalSecs), seconds.
     #[arg(

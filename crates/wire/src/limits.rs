@@ -38,6 +38,14 @@ pub const LAMBDA_REQUEST_LIMIT_BYTES: usize = 6_000_000;
 /// <https://docs.aws.amazon.com/firehose/latest/dev/data-transformation.html>
 pub const PROCESSOR_DEFAULT_BUFFER_BYTES: usize = 1024 * 1024;
 
+/// The processor buffer template.yaml sets (`ProcessorBufferSizeMBs`' default, 0.5 MB): half of
+/// Firehose's default. One response carries at most ~69,000 Datadog events (6 MB, less base64,
+/// at [`crate::output::datadog_bytes_per_event`] each), and a 1 MB buffer of version 2 records
+/// of short repetitive lines holds more, so some of them were re-ingested and billed again;
+/// at 0.5 MB they fit with room for Firehose's buffer to overshoot. Smaller invocations cost
+/// only the per-invocation overhead (docs/BENCHMARKS.md, "What one invocation can deliver").
+pub const TEMPLATE_PROCESSOR_BUFFER_BYTES: usize = 512 * 1024;
+
 /// Bytes Firehose bills for a record of `len` bytes: rounded up to the next
 /// [`BILLING_INCREMENT_BYTES`], and never less than one increment.
 pub fn billed_bytes(len: usize) -> usize {

@@ -1,5 +1,6 @@
 //! The transform through its library and its real binary, one test binary.
 //!
+//! - `buffer`: an invocation of the template's processor buffer fits one response.
 //! - `datadog_limit`: at the worst density, no Datadog request over the intake's event limit.
 //! - `datadog_pipeline`: the generated Datadog log pipeline against the logs the renderer
 //!   writes; the committed `lambda-transform/datadog/` files kept in sync.
@@ -12,6 +13,7 @@
 //!   endpoint.
 #![allow(clippy::unwrap_used)]
 
+mod buffer;
 mod common;
 mod datadog_limit;
 mod datadog_pipeline;

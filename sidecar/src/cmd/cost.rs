@@ -44,11 +44,15 @@ use std::fmt::Write as _;
 
 use firetail_wire::RecordFormat;
 use firetail_wire::limits::{
-    FIREHOSE_MAX_RECORD_BYTES, NDJSON_MAX_EVENTS_PER_RECORD, billed_bytes_avg,
+    FIREHOSE_MAX_RECORD_BYTES, NDJSON_MAX_EVENTS_PER_RECORD, TEMPLATE_PROCESSOR_BUFFER_BYTES,
+    billed_bytes_avg,
 };
 
 const GIB: f64 = (1u64 << 30) as f64;
 const MIB: f64 = (1u64 << 20) as f64;
+
+/// template.yaml's `ProcessorBufferSizeMBs` (Firehose's MB are MiB).
+pub const TEMPLATE_PROCESSOR_BUFFER_MB: f64 = TEMPLATE_PROCESSOR_BUFFER_BYTES as f64 / MIB;
 const SECS_PER_DAY: f64 = 86_400.0;
 /// AWS price examples use 730 hours per month.
 pub const DAYS_PER_MONTH: f64 = 730.0 / 24.0;
@@ -167,7 +171,7 @@ impl Inputs {
             zstd_ratio: MEASURED_ZSTD_RATIO,
             v2_gzip_ratio: MEASURED_V2_GZIP_RATIO,
             flush_interval_secs: 1.0,
-            processor_buffer_mb: 1.0,
+            processor_buffer_mb: TEMPLATE_PROCESSOR_BUFFER_MB,
             processor_interval_secs: 60.0,
             lambda_memory_mb: 256.0,
             lambda_mb_per_vcpu_sec: 100.0,
@@ -534,8 +538,8 @@ mod tests {
         let gzip = estimate(&inputs)[2];
         // 536,870,912 events x 512 bytes = 256 GiB uncompressed -> 2,621.44 s at 100 MiB/s.
         let busy = 536_870_912.0 * 512.0 / (100.0 * MIB);
-        // Invocations: record bytes / 1 MiB buffer (well above one per minute).
-        let invocations = gzip.record_bytes_per_day / MIB;
+        // Invocations: record bytes / the 0.5 MiB buffer (well above one per minute).
+        let invocations = gzip.record_bytes_per_day / (0.5 * MIB);
         assert!(close(gzip.lambda_invocations_per_day, invocations));
         let gb_secs = (invocations * 0.005 + busy) * 1_769.0 / 1_024.0;
         assert!(close(gzip.lambda_gb_secs_per_day, gb_secs));
