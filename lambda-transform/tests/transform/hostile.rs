@@ -261,3 +261,62 @@ async fn the_binary_answers_hostile_records_and_counts_them_in_its_metrics() {
     assert!(logs.contains("gzip bomb"), "{logs}");
     assert!(logs.contains("zstd bomb"), "{logs}");
 }
+
+/// Every codec decodes under the one `max_decompressed_bytes`, to the byte: a record that
+/// inflates to exactly the cap is delivered, one byte more is `ProcessingFailed`, for gzip and
+/// zstd alike (so neither is a cheaper bomb than the other).
+#[test]
+fn gzip_and_zstd_records_meet_the_same_inflate_cap_to_the_byte() {
+    use firetail_wire::codec::Zstder;
+    use firetail_wire::gzip::gzip;
+
+    /// NDJSON of sidecar events inflating to exactly `len` bytes.
+    fn text_of_len(len: usize) -> Vec<u8> {
+        let head = br#"{"log":""#;
+        let tail = b"\",\"kubernetes\":{\"namespace_name\":\"shop\",\"pod_name\":\"web-1\",\"container_name\":\"app\"}}\n";
+        let mut text = head.to_vec();
+        text.resize(len - tail.len(), b'x');
+        text.extend_from_slice(tail);
+        assert_eq!(text.len(), len);
+        text
+    }
+    let cap = 200_000;
+    let config = Config {
+        destination: Destination::S3,
+        max_decompressed_bytes: cap,
+        ..Config::default()
+    };
+    let mut zstd = Zstder::new(19);
+    for (len, expect) in [
+        (cap, RecordResult::Ok),
+        (cap + 1, RecordResult::ProcessingFailed),
+    ] {
+        let text = text_of_len(len);
+        let mut zstd_bytes = Vec::new();
+        zstd.zstd_into(&text, &mut zstd_bytes);
+        let gzip_bytes = gzip(&text, flate2::Compression::best());
+        for (codec, bytes) in [("gzip", gzip_bytes), ("zstd", zstd_bytes)] {
+            assert!(
+                bytes.len() < 2_000,
+                "{codec}: a bomb, {} bytes",
+                bytes.len()
+            );
+            let event = FirehoseEvent {
+                invocation_id: "cap".into(),
+                delivery_stream_arn: "arn:aws:firehose:us-east-1:123456789012:deliverystream/logs"
+                    .into(),
+                region: "us-east-1".into(),
+                records: vec![InputRecord {
+                    record_id: format!("{codec}-{len}"),
+                    approximate_arrival_timestamp: Some(1_795_341_600_000u64.into()),
+                    data: STANDARD.encode(&bytes),
+                }],
+            };
+            let plan = firetail_transform::plan::plan(&event, &config, 0);
+            assert_eq!(
+                plan.records[0].result, expect,
+                "{codec}, {len} bytes, cap {cap}"
+            );
+        }
+    }
+}
