@@ -1,8 +1,8 @@
 //! What one invocation can deliver, by Firehose's processor buffer size
 //! (`cargo bench -p firetail-transform --bench buffer`): for each destination and payload
 //! kind, invocations of 0.2-3 MiB of record data (Firehose's `BufferSizeInMBs` range; it
-//! counts the records' decoded bytes, so the request is ~1.4x larger), planned by the
-//! transform's own planner. Records that do not fit the 6 MB response are re-ingested and
+//! counts, by the plain reading of its docs, the records' bytes as put, so the request is
+//! ~1.4x larger), planned by the transform's own planner. Records that do not fit the 6 MB response are re-ingested and
 //! billed again, so the table gives what that costs in steady state, and the largest buffer
 //! at which nothing is re-ingested. Counts, not timings: the same on any machine. Prints
 //! Markdown for docs/BENCHMARKS.md.

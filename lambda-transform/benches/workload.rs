@@ -106,8 +106,8 @@ pub fn invocation(kind: Kind, target_bytes: usize) -> FirehoseEvent {
     invocation_while(kind, |request, _| request <= target_bytes)
 }
 
-/// An invocation of as many records as fit `buffer_bytes` of record data (decoded, as
-/// Firehose's processor buffer counts it), at least one.
+/// An invocation of as many records as fit `buffer_bytes` of record data (the records' bytes
+/// as put, which is how we read Firehose's processor buffer), at least one.
 #[allow(dead_code)] // not every benchmark or test that includes this module calls it
 pub fn invocation_of_buffer(kind: Kind, buffer_bytes: usize) -> FirehoseEvent {
     invocation_while(kind, |_, data| data <= buffer_bytes)
