@@ -2,9 +2,9 @@
 //! (`cargo bench -p firetail-transform --bench buffer`): for each destination and payload
 //! kind, invocations of 0.2-3 MiB of record data (Firehose's `BufferSizeInMBs` range; it
 //! counts, by the plain reading of its docs, the records' bytes as put, so the request is
-//! ~1.4x larger), planned by the transform's own planner. Records that do not fit the 6 MB response are re-ingested and
-//! billed again, so the table gives what that costs in steady state, and the largest buffer
-//! at which nothing is re-ingested. Counts, not timings: the same on any machine. Prints
+//! ~1.4x larger), planned by the transform's own planner. Records that do not fit the 6 MB
+//! response are re-ingested and billed again, so the table gives what that costs in steady
+//! state, and the largest buffer at which nothing is re-ingested. Counts, not timings: the same on any machine. Prints
 //! Markdown for docs/BENCHMARKS.md.
 #![allow(clippy::unwrap_used, clippy::print_stdout)]
 
@@ -59,7 +59,7 @@ fn outcome(kind: Kind, destination: Destination, buffer_bytes: usize) -> Outcome
 /// Whether this destination takes this kind at all (OpenSearch takes one event per record;
 /// packed records are `ProcessingFailed` there by design).
 fn applies(kind: Kind, destination: Destination) -> bool {
-    destination != Destination::OpenSearch || matches!(kind, Kind::SidecarSingle | Kind::FluentBit)
+    destination != Destination::OpenSearch || kind.events_per_record() == 1
 }
 
 /// The largest buffer, in steps of 0.05 MiB up to 3 MiB, at which nothing is re-ingested

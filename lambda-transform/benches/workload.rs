@@ -29,6 +29,15 @@ impl Kind {
         Kind::FluentBit,
     ];
 
+    /// Events in each record of this kind.
+    #[allow(dead_code)] // not every benchmark or test that includes this module calls it
+    pub fn events_per_record(self) -> usize {
+        match self {
+            Kind::SidecarSingle | Kind::FluentBit => 1,
+            Kind::SidecarPackedGzip | Kind::SidecarV2Zstd => PACKED_EVENTS,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             Kind::SidecarSingle => "sidecar json (1 event/record)",
@@ -38,6 +47,9 @@ impl Kind {
         }
     }
 }
+
+/// Events in each packed record (the names above say so too).
+const PACKED_EVENTS: usize = 500;
 
 const KUBE: &str = r#"{"pod_name":"checkout-7d4b9c8f6d-x2x9k","namespace_name":"shop","pod_id":"0b7c9a52-5f3e-4d1c-9a4e-6a1c2d3e4f50","labels":{"app.kubernetes.io/name":"checkout","pod-template-hash":"7d4b9c8f6d","tags.datadoghq.com/env":"prod","tags.datadoghq.com/service":"checkout","tags.datadoghq.com/version":"2.3.1"},"annotations":{"CapacityProvisioned":"0.25vCPU 0.5GB","Logging":"LoggingEnabled"},"host":"fargate-ip-10-0-12-34.ec2.internal","container_name":"app","docker_id":"5b1d3c0e9f7a4b2d8c6e0f1a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e","container_image":"123456789012.dkr.ecr.us-east-1.amazonaws.com/shop/checkout:2.3.1"}"#;
 
@@ -134,7 +146,7 @@ fn invocation_while(kind: Kind, fits: impl Fn(usize, usize) -> bool) -> Firehose
             }
             Kind::SidecarPackedGzip => {
                 let mut ndjson = String::new();
-                for _ in 0..500 {
+                for _ in 0..PACKED_EVENTS {
                     seq += 1;
                     ndjson.push_str(&sidecar_event(seq));
                     ndjson.push('\n');
@@ -151,7 +163,7 @@ fn invocation_while(kind: Kind, fits: impl Fn(usize, usize) -> bool) -> Firehose
                 let mut text = Vec::new();
                 firetail_wire::v2::write_header(&header, &mut text);
                 text.push(b'\n');
-                for _ in 0..500 {
+                for _ in 0..PACKED_EVENTS {
                     seq += 1;
                     let line = app_line(seq);
                     let ev = firetail_wire::event::EventRef {
@@ -165,7 +177,7 @@ fn invocation_while(kind: Kind, fits: impl Fn(usize, usize) -> bool) -> Firehose
                 }
                 let mut out = Vec::new();
                 firetail_wire::codec::Zstder::with_profile(firetail_wire::codec::ZstdProfile::Auto)
-                    .zstd_record_into(&text, 500, &mut out);
+                    .zstd_record_into(&text, PACKED_EVENTS, &mut out);
                 out
             }
         };
